@@ -1,0 +1,122 @@
+"""The ``slm-deploy`` command line: validate, plan, render (and the policy commands).
+
+Exit status: 0 success, 1 a check found something (policy violations, invalid manifests),
+2 bad input (stack file, arguments) — always one clear line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+app = typer.Typer(
+    name="slm-deploy",
+    help="Small language models on Kubernetes: validate, plan and render Pulumi stacks offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+StackOption = Annotated[str, typer.Option("--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml.")]
+RootOption = Annotated[
+    Path, typer.Option("--root", help="Project directory (holds stacks/).", file_okay=False, exists=True)
+]
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class Mode(str, Enum):
+    preview = "preview"
+    update = "update"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, then exit: bad input is 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guarded_plan(stack: str, root: Path, preview: bool) -> Any:
+    from infra.config.loader import StackConfigError
+    from infra.plan.stack import plan_stack
+
+    try:
+        return plan_stack(stack, root, preview=preview)
+    except StackConfigError as error:
+        fail(str(error))
+
+
+@app.command()
+def validate(stack: StackOption, root: RootOption = Path(".")) -> None:
+    """Check a stack file alone: types, keys, names, quantities, combinations."""
+    from infra.config.loader import StackConfigError
+    from infra.plan.stack import load_stack
+
+    try:
+        path, config = load_stack(stack, root)
+    except StackConfigError as error:
+        fail(str(error))
+    typer.echo(f"{path}: valid ({len(config.models)} model(s), environment {config.environment})")
+
+
+@app.command()
+def plan(
+    stack: StackOption,
+    root: RootOption = Path("."),
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+    mode: Annotated[Mode, typer.Option(help="preview: outputs unknown, as `pulumi preview`.")] = Mode.preview,
+) -> None:
+    """Run the program offline under the mock engine and show every resource it declares."""
+    from infra.plan.report import plan_json, print_plan
+
+    result = _guarded_plan(stack, root, preview=mode is Mode.preview)
+    if output_format is OutputFormat.json:
+        typer.echo(json.dumps(plan_json(result), indent=2, sort_keys=True))
+    else:
+        print_plan(result)
+
+
+@app.command()
+def render(
+    stack: StackOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the manifests (replaced).")],
+    root: RootOption = Path("."),
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+) -> None:
+    """Write every Kubernetes object as YAML (one file each) and validate it against the schemas."""
+    from infra.plan.render import RenderError, manifests, write_render
+    from infra.plan.report import print_schema_results, schema_json
+    from infra.plan.schema import validate_manifests
+
+    result = _guarded_plan(stack, root, preview=False)
+    items = manifests(result.run.resources)
+    checks = validate_manifests(items, result.config.kubernetes_version)
+    try:
+        write_render(items, out)
+    except (RenderError, OSError) as error:
+        fail(str(error))
+    if output_format is OutputFormat.json:
+        typer.echo(json.dumps(schema_json(checks, out), indent=2, sort_keys=True))
+    else:
+        print_schema_results(checks, out, result.config.kubernetes_version)
+    if any(c.status == "invalid" for c in checks):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Pulumi components, one concern each, composed per stack by :mod:`infra.platform`."""

@@ -1,0 +1,331 @@
+"""One model behind an OpenAI-compatible API: namespace, identity, cache, server, service, budget, policies."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import (
+    DeploymentSpecArgs,
+    DeploymentStrategyArgs,
+    RollingUpdateDeploymentArgs,
+)
+from pulumi_kubernetes.core.v1 import (
+    CapabilitiesArgs,
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    HTTPGetActionArgs,
+    PersistentVolumeClaimSpecArgs,
+    PersistentVolumeClaimVolumeSourceArgs,
+    PodSecurityContextArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ProbeArgs,
+    ResourceRequirementsArgs,
+    SeccompProfileArgs,
+    SecretKeySelectorArgs,
+    SecurityContextArgs,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    TolerationArgs,
+    TopologySpreadConstraintArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+    VolumeResourceRequirementsArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
+
+from infra import gpu
+from infra.components.labels import ModelLabels
+from infra.components.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
+from infra.config.stack import ModelConfig, StackConfig
+from infra.engines.base import EngineSpec
+from infra.hardening import Hardening
+
+CACHE_VOLUME = "model-cache"
+HF_TOKEN_KEY = "token"
+#: Pod Security Admission: enforce, audit and warn all at `restricted`.
+PSA_LABELS = {
+    **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
+    **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
+}
+
+
+@dataclass
+class ModelServerArgs:
+    model: ModelConfig
+    engine: EngineSpec
+    stack: StackConfig
+    #: Secret values by config name (Pulumi secret outputs); only those the model references are used.
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+class ModelServer(pulumi.ComponentResource):
+    """Serves one model. Children are exposed as attributes as an escape hatch."""
+
+    namespace: k8s.core.v1.Namespace
+    service_account: k8s.core.v1.ServiceAccount
+    cache: k8s.core.v1.PersistentVolumeClaim
+    hf_token: k8s.core.v1.Secret | None
+    deployment: k8s.apps.v1.Deployment
+    service: k8s.core.v1.Service
+    disruption_budget: k8s.policy.v1.PodDisruptionBudget
+    network_policy: ModelNetworkPolicy
+
+    def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm-deploy:serving:ModelServer", name, None, opts)
+        model, engine, stack = args.model, args.engine, args.stack
+        labels = ModelLabels(
+            app_name=engine.app_name,
+            instance=model.name,
+            version=engine.image.tag,
+            extra=tuple(sorted({**stack.labels, **model.labels}.items())),
+        )
+        self.labels = labels
+        child = pulumi.ResourceOptions(parent=self)
+        ns_name = model.k8s_namespace
+
+        def meta(object_name: str, extra: dict[str, str] | None = None) -> ObjectMetaArgs:
+            return ObjectMetaArgs(name=object_name, namespace=ns_name, labels={**labels.all, **(extra or {})})
+
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=ObjectMetaArgs(name=ns_name, labels={**labels.all, **PSA_LABELS}),
+            opts=child,
+        )
+        # Everything below lives in the namespace: create it first.
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-serviceaccount",
+            metadata=meta(model.name),
+            automount_service_account_token=model.hardening.automount_service_account_token,
+            opts=in_ns,
+        )
+        self.cache = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-cache",
+            metadata=meta(f"{model.name}-cache"),
+            spec=PersistentVolumeClaimSpecArgs(
+                access_modes=[model.cache.access_mode],
+                storage_class_name=model.cache.storage_class,
+                resources=VolumeResourceRequirementsArgs(requests={"storage": model.cache.size}),
+            ),
+            # Weights take long to fetch: a prod stack never deletes its cache by accident.
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(protect=stack.protect)),
+        )
+
+        self.hf_token = None
+        env = [EnvVarArgs(name=key, value=value) for key, value in sorted(engine.env.items())]
+        if model.hf_token_secret:
+            self.hf_token = k8s.core.v1.Secret(
+                f"{name}-hf-token",
+                metadata=meta(f"{model.name}-hf-token"),
+                type="Opaque",
+                string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.secrets[model.hf_token_secret])},
+                opts=in_ns,
+            )
+            env += [
+                EnvVarArgs(
+                    name=var,
+                    value_from=EnvVarSourceArgs(
+                        secret_key_ref=SecretKeySelectorArgs(name=f"{model.name}-hf-token", key=HF_TOKEN_KEY)
+                    ),
+                )
+                for var in engine.hf_token_env
+            ]
+
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(model.name),
+            spec=DeploymentSpecArgs(
+                replicas=model.replicas,
+                selector=LabelSelectorArgs(match_labels=labels.selector),
+                # Bring a new replica up before an old one goes: model start-up takes minutes.
+                strategy=DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=RollingUpdateDeploymentArgs(max_surge=1, max_unavailable=0),
+                ),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=labels.all),
+                    spec=_pod_spec(model, engine, labels, env),
+                ),
+            ),
+            opts=in_ns,
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(model.name),
+            spec=ServiceSpecArgs(
+                type="ClusterIP",
+                selector=labels.selector,
+                ports=_service_ports(engine),
+            ),
+            opts=in_ns,
+        )
+        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta(model.name),
+            # maxUnavailable, not minAvailable: a single replica must not block node drains forever.
+            spec=PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=LabelSelectorArgs(match_labels=labels.selector)
+            ),
+            opts=in_ns,
+        )
+        self.network_policy = ModelNetworkPolicy(
+            f"{name}-network",
+            ModelNetworkPolicyArgs(
+                namespace=ns_name,
+                pod_selector=labels.selector,
+                labels=labels.all,
+                serving_port=engine.port,
+                metrics_port=engine.metrics_port,
+                network=stack.network,
+            ),
+            opts=in_ns,
+        )
+        self.register_outputs(
+            {
+                "namespace": ns_name,
+                "service": self.service.metadata.name,
+                "url": f"http://{model.name}.{ns_name}.svc.cluster.local:{engine.port}{engine.api_base_path}",
+            }
+        )
+
+
+def _service_ports(engine: EngineSpec) -> list[ServicePortArgs]:
+    ports = [ServicePortArgs(name=engine.port_name, port=engine.port, target_port=engine.port_name, protocol="TCP")]
+    if engine.metrics_port is not None and engine.metrics_port != engine.port:
+        ports.append(ServicePortArgs(name="metrics", port=engine.metrics_port, target_port="metrics", protocol="TCP"))
+    return ports
+
+
+def _seccomp(hardening: Hardening) -> SeccompProfileArgs:
+    return SeccompProfileArgs(
+        type=hardening.seccomp_profile,
+        localhost_profile=hardening.seccomp_localhost_profile if hardening.seccomp_profile == "Localhost" else None,
+    )
+
+
+def container_security_context(hardening: Hardening) -> SecurityContextArgs:
+    """The container-level half of the secure defaults (see :class:`infra.hardening.Hardening`)."""
+    return SecurityContextArgs(
+        privileged=False,
+        allow_privilege_escalation=hardening.allow_privilege_escalation,
+        read_only_root_filesystem=hardening.read_only_root_filesystem,
+        run_as_non_root=True,
+        run_as_user=hardening.run_as_user,
+        run_as_group=hardening.run_as_group,
+        capabilities=CapabilitiesArgs(drop=["ALL"]) if hardening.drop_all_capabilities else None,
+        seccomp_profile=_seccomp(hardening),
+    )
+
+
+def pod_security_context(hardening: Hardening) -> PodSecurityContextArgs:
+    """The pod-level half of the secure defaults."""
+    return PodSecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=hardening.run_as_user,
+        run_as_group=hardening.run_as_group,
+        fs_group=hardening.fs_group,
+        # Re-own the cache only when needed: a recursive chown of many GB delays every start.
+        fs_group_change_policy="OnRootMismatch",
+        seccomp_profile=_seccomp(hardening),
+    )
+
+
+def _resources(model: ModelConfig) -> ResourceRequirementsArgs:
+    requests = {"cpu": model.resources.requests.cpu, "memory": model.resources.requests.memory}
+    limits = {"cpu": model.resources.limits.cpu, "memory": model.resources.limits.memory}
+    if model.gpu.count:
+        # Extended resources cannot be overcommitted: request and limit are equal.
+        requests[model.gpu.resource] = str(model.gpu.count)
+        limits[model.gpu.resource] = str(model.gpu.count)
+    return ResourceRequirementsArgs(requests=requests, limits=limits)
+
+
+def _probes(model: ModelConfig, engine: EngineSpec) -> dict[str, ProbeArgs]:
+    http = HTTPGetActionArgs(path=engine.health_path, port=engine.port_name)
+    period = 10
+    return {
+        # Download and load may take many minutes; liveness only starts once this succeeds.
+        "startup": ProbeArgs(
+            http_get=http,
+            period_seconds=period,
+            timeout_seconds=5,
+            failure_threshold=math.ceil(model.startup_timeout_seconds / period),
+        ),
+        "readiness": ProbeArgs(http_get=http, period_seconds=period, timeout_seconds=5, failure_threshold=3),
+        "liveness": ProbeArgs(http_get=http, period_seconds=15, timeout_seconds=5, failure_threshold=4),
+    }
+
+
+def _pod_spec(model: ModelConfig, engine: EngineSpec, labels: ModelLabels, env: list[EnvVarArgs]) -> PodSpecArgs:
+    hardening = model.hardening
+    volumes = [
+        VolumeArgs(
+            name=CACHE_VOLUME,
+            persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=f"{model.name}-cache"),
+        )
+    ]
+    mounts = [VolumeMountArgs(name=CACHE_VOLUME, mount_path=engine.cache_mount_path)]
+    for path in engine.writable_paths:
+        volumes.append(
+            VolumeArgs(
+                name=path.name,
+                empty_dir=EmptyDirVolumeSourceArgs(medium=path.medium, size_limit=path.size_limit),
+            )
+        )
+        mounts.append(VolumeMountArgs(name=path.name, mount_path=path.mount_path))
+    ports = [ContainerPortArgs(name=engine.port_name, container_port=engine.port, protocol="TCP")]
+    if engine.metrics_port is not None and engine.metrics_port != engine.port:
+        ports.append(ContainerPortArgs(name="metrics", container_port=engine.metrics_port, protocol="TCP"))
+    probes = _probes(model, engine)
+    container = ContainerArgs(
+        name=engine.container_name,
+        image=engine.image.reference,
+        image_pull_policy="IfNotPresent",
+        command=engine.command,
+        args=engine.args,
+        env=env,
+        ports=ports,
+        resources=_resources(model),
+        security_context=container_security_context(hardening),
+        startup_probe=probes["startup"],
+        readiness_probe=probes["readiness"],
+        liveness_probe=probes["liveness"],
+        volume_mounts=mounts,
+    )
+    on_gpu = model.gpu.count > 0
+    return PodSpecArgs(
+        service_account_name=model.name,
+        automount_service_account_token=hardening.automount_service_account_token,
+        # Service environment variables leak the names and addresses of everything in the namespace.
+        enable_service_links=False,
+        security_context=pod_security_context(hardening),
+        containers=[container],
+        volumes=volumes,
+        node_selector=gpu.node_selector(model.gpu.pool) if on_gpu else None,
+        tolerations=[
+            TolerationArgs(key=t.key, operator=t.operator, value=t.value, effect=t.effect) for t in gpu.tolerations()
+        ]
+        if on_gpu
+        else None,
+        topology_spread_constraints=[
+            TopologySpreadConstraintArgs(
+                max_skew=1,
+                topology_key=key,
+                # Prefer spreading; a single-zone dev cluster must still schedule.
+                when_unsatisfiable="ScheduleAnyway",
+                label_selector=LabelSelectorArgs(match_labels=labels.selector),
+            )
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ],
+        termination_grace_period_seconds=120,
+    )

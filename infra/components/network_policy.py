@@ -1,0 +1,173 @@
+"""Default-deny network isolation for one model namespace, plus the allow-rules the server needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    IPBlockArgs,
+    NetworkPolicyEgressRuleArgs,
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPeerArgs,
+    NetworkPolicyPortArgs,
+    NetworkPolicySpecArgs,
+)
+
+from infra.config.stack import NetworkConfig
+
+#: Namespaces carry this label with their own name (Kubernetes sets it since 1.22).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+#: kube-prometheus-stack's Prometheus pods.
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+KUBE_DNS_LABELS = {"k8s-app": "kube-dns"}
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One allowed connection, as a reviewer reads it."""
+
+    direction: str
+    peer: str
+    port: str
+    policy: str
+
+
+@dataclass
+class ModelNetworkPolicyArgs:
+    namespace: pulumi.Input[str]
+    #: Labels that select the model server's pods.
+    pod_selector: dict[str, str]
+    #: Labels put on each NetworkPolicy.
+    labels: dict[str, str]
+    serving_port: int
+    metrics_port: int | None
+    network: NetworkConfig
+    #: Private CIDRs never reachable by the download rule even when the configured block covers them.
+    download_except: list[str] = field(default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
+
+
+class ModelNetworkPolicy(pulumi.ComponentResource):
+    """Deny all traffic of a model namespace, then allow only what serving needs, one policy per flow."""
+
+    policies: dict[str, k8s.networking.v1.NetworkPolicy]
+    flows: list[Flow]
+
+    def __init__(self, name: str, args: ModelNetworkPolicyArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm-deploy:network:ModelNetworkPolicy", name, None, opts)
+        self._name = name
+        self._args = args
+        self.policies = {}
+        self.flows = []
+        pods = LabelSelectorArgs(match_labels=args.pod_selector)
+
+        self._policy("default-deny", LabelSelectorArgs(), ["Ingress", "Egress"])
+        dns_ports = [NetworkPolicyPortArgs(protocol=p, port=53) for p in ("UDP", "TCP")]
+        self._policy(
+            "allow-dns-egress",
+            pods,
+            ["Egress"],
+            egress=[
+                NetworkPolicyEgressRuleArgs(
+                    to=[
+                        NetworkPolicyPeerArgs(
+                            namespace_selector=LabelSelectorArgs(match_labels={NAMESPACE_NAME_LABEL: "kube-system"}),
+                            pod_selector=LabelSelectorArgs(match_labels=KUBE_DNS_LABELS),
+                        )
+                    ],
+                    ports=dns_ports,
+                )
+            ],
+        )
+        self.flows += [Flow("egress", "kube-system/kube-dns", f"{p}/53", "allow-dns-egress") for p in ("UDP", "TCP")]
+
+        if args.network.ingress_from_namespaces:
+            self._policy(
+                "allow-serving-ingress",
+                pods,
+                ["Ingress"],
+                ingress=[
+                    NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            NetworkPolicyPeerArgs(
+                                namespace_selector=LabelSelectorArgs(match_labels={NAMESPACE_NAME_LABEL: ns})
+                            )
+                            for ns in args.network.ingress_from_namespaces
+                        ],
+                        ports=[NetworkPolicyPortArgs(protocol="TCP", port=args.serving_port)],
+                    )
+                ],
+            )
+            self.flows += [
+                Flow("ingress", f"{ns}/*", f"TCP/{args.serving_port}", "allow-serving-ingress")
+                for ns in args.network.ingress_from_namespaces
+            ]
+
+        if args.metrics_port is not None:
+            monitoring = args.network.monitoring_namespace
+            self._policy(
+                "allow-metrics-ingress",
+                pods,
+                ["Ingress"],
+                ingress=[
+                    NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            NetworkPolicyPeerArgs(
+                                namespace_selector=LabelSelectorArgs(match_labels={NAMESPACE_NAME_LABEL: monitoring}),
+                                pod_selector=LabelSelectorArgs(match_labels=PROMETHEUS_POD_LABELS),
+                            )
+                        ],
+                        ports=[NetworkPolicyPortArgs(protocol="TCP", port=args.metrics_port)],
+                    )
+                ],
+            )
+            self.flows.append(Flow("ingress", f"{monitoring}/prometheus", f"TCP/{args.metrics_port}", "allow-metrics-ingress"))
+
+        if args.network.model_download == "allow":
+            self._policy(
+                "allow-model-download-egress",
+                pods,
+                ["Egress"],
+                egress=[
+                    NetworkPolicyEgressRuleArgs(
+                        to=[
+                            NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr, except_=_excepts(cidr, args)))
+                            for cidr in args.network.download_cidrs
+                        ],
+                        ports=[NetworkPolicyPortArgs(protocol="TCP", port=443)],
+                    )
+                ],
+            )
+            self.flows += [
+                Flow("egress", cidr, "TCP/443", "allow-model-download-egress") for cidr in args.network.download_cidrs
+            ]
+
+        self.register_outputs({"policies": sorted(self.policies)})
+
+    def _policy(
+        self,
+        policy_name: str,
+        pods: LabelSelectorArgs,
+        types: list[str],
+        ingress: list[NetworkPolicyIngressRuleArgs] | None = None,
+        egress: list[NetworkPolicyEgressRuleArgs] | None = None,
+    ) -> None:
+        self.policies[policy_name] = k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-{policy_name}",
+            metadata=ObjectMetaArgs(name=policy_name, namespace=self._args.namespace, labels=self._args.labels),
+            spec=NetworkPolicySpecArgs(pod_selector=pods, policy_types=types, ingress=ingress, egress=egress),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def _excepts(cidr: str, args: ModelNetworkPolicyArgs) -> list[str] | None:
+    """Private ranges inside an allowed public block (``0.0.0.0/0`` must not open the cluster network)."""
+    import ipaddress
+
+    block = ipaddress.ip_network(cidr)
+    inside = [
+        e for e in args.download_except if block.version == 4 and ipaddress.ip_network(e).subnet_of(block)  # type: ignore[arg-type]
+    ]
+    return inside or None

@@ -1,0 +1,1 @@
+"""Typed stack configuration."""

@@ -1,0 +1,321 @@
+"""Everything a stack can say, as one typed model tree (stack config namespace ``slm-deploy``).
+
+Each top-level field is one key of the stack file (``slm-deploy:models``, ``slm-deploy:environment`` …).
+Defaults are the secure choice; every field carries its documentation, from which
+``docs/configuration.md`` is generated.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from infra.config.base import ConfigModel, KeyPathError
+from infra.config.names import DnsLabel, Quantity
+from infra.config.quantity import parse_quantity
+from infra.config.secrets import Secret
+from infra.hardening import Hardening
+
+Environment = Literal["dev", "staging", "prod"]
+EngineName = Literal["vllm", "ollama", "onnx"]
+#: Kubernetes minor versions whose schemas kubernetes-validate ships.
+SUPPORTED_KUBERNETES = tuple(f"1.{minor}" for minor in range(25, 38))
+
+
+class ResourceList(ConfigModel):
+    """CPU and memory for one side (requests or limits) of a container."""
+
+    cpu: Quantity = Field(description="CPU cores, as a Kubernetes quantity (`500m`, `2`).")
+    memory: Quantity = Field(description="Memory, as a Kubernetes quantity (`512Mi`, `16Gi`).")
+
+
+class Resources(ConfigModel):
+    """Requests and limits of the model server container; both are always set."""
+
+    requests: ResourceList = Field(
+        default_factory=lambda: ResourceList(cpu="2", memory="8Gi"),
+        description="What the scheduler reserves for the server.",
+    )
+    limits: ResourceList = Field(
+        default_factory=lambda: ResourceList(cpu="4", memory="16Gi"),
+        description="The ceiling; memory beyond it kills the container.",
+    )
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Resources:
+        for key in ("cpu", "memory"):
+            request, limit = getattr(self.requests, key), getattr(self.limits, key)
+            if parse_quantity(limit) < parse_quantity(request):
+                raise ValueError(f"limits.{key} {limit} is below requests.{key} {request}")
+        return self
+
+
+class Gpu(ConfigModel):
+    """GPUs for one replica, and the GPU node pool it runs on."""
+
+    count: int = Field(0, ge=0, description="GPUs per replica (0 for CPU serving).")
+    pool: DnsLabel = Field("gpu", description="Name of the GPU node pool the server is scheduled on.")
+    resource: Literal["nvidia.com/gpu"] = Field("nvidia.com/gpu", description="Extended resource name.")
+
+
+class ImageRef(ConfigModel):
+    """A container image. The engine pins a default; a stack may pin another version or a digest."""
+
+    repository: str = Field(description="Image repository, e.g. `vllm/vllm-openai`.")
+    tag: str = Field(description="A version tag; `latest` is refused.")
+    digest: str | None = Field(None, description="`sha256:…` digest; when set, the image is pulled by it.")
+
+    @field_validator("tag")
+    @classmethod
+    def _not_latest(cls, value: str) -> str:
+        if value == "latest" or not value:
+            raise ValueError("'latest' is not a version: pin a release tag")
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _digest_format(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("sha256:") and len(value) == 71):
+            raise ValueError(f"'{value}' is not a sha256 digest (sha256: followed by 64 hex digits)")
+        return value
+
+    @property
+    def reference(self) -> str:
+        ref = f"{self.repository}:{self.tag}"
+        return f"{ref}@{self.digest}" if self.digest else ref
+
+
+class CacheVolume(ConfigModel):
+    """The PersistentVolumeClaim that holds downloaded weights, so restarts do not fetch them again."""
+
+    size: Quantity = Field("50Gi", description="Capacity of the model cache.")
+    storage_class: str | None = Field(None, description="StorageClass name; the cluster default when unset.")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = Field(
+        "ReadWriteOnce", description="ReadWriteMany lets replicas on several nodes share one cache."
+    )
+
+
+class VllmSettings(ConfigModel):
+    """vLLM server flags. Unset flags keep vLLM's own defaults."""
+
+    max_model_len: int | None = Field(None, ge=128, description="`--max-model-len`: context length served.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="`--gpu-memory-utilization`: share of each GPU's memory vLLM may use."
+    )
+    tensor_parallel_size: int | None = Field(
+        None, ge=1, description="`--tensor-parallel-size`; defaults to the GPU count."
+    )
+    max_num_seqs: int | None = Field(None, ge=1, description="`--max-num-seqs`: concurrent sequences.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field("auto", description="`--dtype`.")
+    quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = Field(
+        None, description="`--quantization`, for pre-quantized checkpoints."
+    )
+    extra_args: list[str] = Field(default_factory=list, description="More vLLM flags, passed as given.")
+
+
+class OnnxSettings(ConfigModel):
+    """ONNX Runtime GenAI server settings."""
+
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Execution provider; cpu is CPU-only.")
+
+
+class OllamaSettings(ConfigModel):
+    """Ollama server settings."""
+
+    keep_alive: str = Field("24h", description="`OLLAMA_KEEP_ALIVE`: how long a model stays loaded.")
+    num_parallel: int = Field(4, ge=1, description="`OLLAMA_NUM_PARALLEL`: requests served at once.")
+    max_queue: int = Field(64, ge=1, description="`OLLAMA_MAX_QUEUE`: requests queued before 503.")
+
+
+class ModelConfig(ConfigModel):
+    """One model server: the model, its engine, its size and where it runs."""
+
+    name: DnsLabel = Field(description="Short name; names the namespace and every object of the model.")
+    engine: EngineName = Field(description="Serving engine.")
+    model_id: str = Field(
+        min_length=1, description="What the engine loads: a Hugging Face id for vLLM, a tag for Ollama."
+    )
+    served_model_name: str | None = Field(
+        None, description="Name clients ask for in the OpenAI API; the model name when unset."
+    )
+    namespace: DnsLabel | None = Field(None, description="Namespace of the model; `slm-<name>` when unset.")
+    replicas: int = Field(1, ge=1, description="Server replicas (prod stacks run at least 2).")
+    resources: Resources = Field(default_factory=Resources, description="CPU and memory of the server.")
+    gpu: Gpu = Field(default_factory=Gpu, description="GPUs per replica and the pool they come from.")
+    image: ImageRef | None = Field(None, description="Overrides the engine's pinned image.")
+    cache: CacheVolume = Field(default_factory=CacheVolume, description="The model cache volume.")
+    hf_token_secret: str | None = Field(
+        None, description="Key under `secrets` holding a Hugging Face token, for gated models."
+    )
+    startup_timeout_seconds: int = Field(
+        1800,
+        ge=60,
+        description="How long the server may take to download and load the model before it is restarted.",
+    )
+    vllm: VllmSettings | None = Field(None, description="vLLM flags (engine vllm only).")
+    ollama: OllamaSettings | None = Field(None, description="Ollama settings (engine ollama only).")
+    onnx: OnnxSettings | None = Field(None, description="ONNX Runtime settings (engine onnx only).")
+    hardening: Hardening = Field(
+        default_factory=Hardening, description="Security defaults; change one only to opt out of it."
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the model's objects.")
+
+    @property
+    def k8s_namespace(self) -> str:
+        return self.namespace or f"slm-{self.name}"
+
+    @property
+    def api_model_name(self) -> str:
+        return self.served_model_name or self.name
+
+    @model_validator(mode="after")
+    def _engine_fits(self) -> ModelConfig:
+        for engine in ("vllm", "ollama", "onnx"):
+            if engine != self.engine and getattr(self, engine) is not None:
+                raise ValueError(f"'{engine}' settings given, but the engine is '{self.engine}'")
+        if self.engine == "vllm" and self.gpu.count == 0:
+            raise ValueError("engine 'vllm' serves on GPUs: set gpu.count to 1 or more")
+        if self.engine == "onnx" and self.gpu.count > 0 and (self.onnx or OnnxSettings()).device == "cpu":
+            raise ValueError(
+                f"gpu.count is {self.gpu.count}, but engine 'onnx' on device 'cpu' is CPU-only "
+                "(set onnx.device: cuda, or gpu.count: 0)"
+            )
+        if self.replicas > 1 and self.cache.access_mode != "ReadWriteMany":
+            raise ValueError(
+                f"cache.accessMode {self.cache.access_mode} cannot be shared by {self.replicas} replicas on "
+                "different nodes: use ReadWriteMany (e.g. storageClass azurefile-csi-premium on AKS)"
+            )
+        settings = self.vllm or VllmSettings()
+        if settings.tensor_parallel_size and settings.tensor_parallel_size > self.gpu.count:
+            raise ValueError(
+                f"vllm.tensorParallelSize {settings.tensor_parallel_size} needs as many GPUs, "
+                f"but gpu.count is {self.gpu.count}"
+            )
+        return self
+
+
+class Waiver(ConfigModel):
+    """An accepted exception to one policy for one resource, owned by someone, until a date."""
+
+    policy: str = Field(min_length=1, description="Policy name (`no-privileged-containers`) or id.")
+    resource: str = Field(min_length=1, description="Logical name (or URN) of the waived resource.")
+    reason: str = Field(min_length=1, description="Why the exception is acceptable (shown in every report).")
+    owner: str = Field(min_length=1, description="Who answers for it (a person or team).")
+    expires: datetime.date = Field(description="Date after which the waiver no longer applies.")
+
+    @field_validator("reason", "owner")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class NetworkConfig(ConfigModel):
+    """Who may talk to the model servers, and where they may connect."""
+
+    ingress_from_namespaces: list[DnsLabel] = Field(
+        default_factory=list, description="Namespaces whose pods may call the model port."
+    )
+    monitoring_namespace: DnsLabel = Field(
+        "monitoring", description="Namespace of the Prometheus that scrapes the metrics port."
+    )
+    model_download: Literal["allow", "deny"] = Field(
+        "deny", description="Allow egress to `downloadCidrs` (HTTPS) so servers fetch weights at start-up."
+    )
+    download_cidrs: list[str] = Field(
+        default_factory=list, description="CIDRs of the model hub (or its proxy), for `modelDownload: allow`."
+    )
+
+    @field_validator("download_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError as error:
+                raise ValueError(f"'{cidr}' is not a CIDR block") from error
+        return value
+
+    @model_validator(mode="after")
+    def _download_needs_targets(self) -> NetworkConfig:
+        if self.model_download == "allow" and not self.download_cidrs:
+            raise ValueError("modelDownload is 'allow' but downloadCidrs is empty")
+        return self
+
+
+class ClusterConfig(ConfigModel):
+    """The cluster the stack deploys into."""
+
+    mode: Literal["existing"] = Field(
+        "existing", description="`existing`: a cluster from a kubeconfig context."
+    )
+    context: str | None = Field(None, description="kubeconfig context; the current context when unset.")
+
+
+class StackConfig(ConfigModel):
+    """The whole `slm-deploy` namespace of a stack file."""
+
+    environment: Environment = Field(description="dev, staging or prod: selects the policy levels.")
+    kubernetes_version: str = Field("1.31", description="Kubernetes minor version the manifests target.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Where to deploy.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on every object.")
+    network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network isolation.")
+    secrets: dict[str, Secret] = Field(
+        default_factory=dict,
+        description="Secret values by name, each set with `pulumi config set --secret --path secrets.<name>`.",
+    )
+    protect_stateful: bool | None = Field(
+        None, description="Protect caches and clusters from deletion; on in prod when unset."
+    )
+    models: list[ModelConfig] = Field(min_length=1, description="The model servers of the stack.")
+    waivers: list[Waiver] = Field(default_factory=list, description="Accepted policy exceptions.")
+
+    @property
+    def protect(self) -> bool:
+        return self.environment == "prod" if self.protect_stateful is None else self.protect_stateful
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        if value not in SUPPORTED_KUBERNETES:
+            raise ValueError(
+                f"'{value}' is not a supported Kubernetes version "
+                f"({SUPPORTED_KUBERNETES[0]} to {SUPPORTED_KUBERNETES[-1]})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> StackConfig:
+        first_index: dict[str, int] = {}
+        for index, model in enumerate(self.models):
+            if model.name in first_index:
+                raise KeyPathError(
+                    ("models", index, "name"),
+                    f"model name '{model.name}' is already used by models[{first_index[model.name]}]",
+                )
+            first_index[model.name] = index
+        namespaces: dict[str, int] = {}
+        for index, model in enumerate(self.models):
+            if model.k8s_namespace in namespaces:
+                raise KeyPathError(
+                    ("models", index, "namespace"),
+                    f"namespace '{model.k8s_namespace}' is already used by models[{namespaces[model.k8s_namespace]}]",
+                )
+            namespaces[model.k8s_namespace] = index
+        return self
+
+    @model_validator(mode="after")
+    def _secret_references(self) -> StackConfig:
+        for index, model in enumerate(self.models):
+            if model.hf_token_secret and model.hf_token_secret not in self.secrets:
+                raise KeyPathError(
+                    ("models", index, "hfTokenSecret"),
+                    f"names secret '{model.hf_token_secret}', which is not under secrets "
+                    f"(known: {', '.join(sorted(self.secrets)) or 'none'})",
+                )
+        return self
+

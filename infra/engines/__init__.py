@@ -1,0 +1,25 @@
+"""Serving engines: each module turns a model's config into an :class:`EngineSpec`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from infra.config.stack import ModelConfig, StackConfig
+from infra.engines.base import EngineSpec
+from infra.engines.vllm import vllm_engine
+
+_ADAPTERS: dict[str, Callable[[ModelConfig, StackConfig], EngineSpec]] = {"vllm": vllm_engine}
+
+
+class EngineNotAvailableError(Exception):
+    """The stack names an engine this version cannot deploy yet."""
+
+
+def engine_for(model: ModelConfig, stack: StackConfig) -> EngineSpec:
+    """The engine adapter's answer for ``model``."""
+    adapter = _ADAPTERS.get(model.engine)
+    if adapter is None:
+        raise EngineNotAvailableError(
+            f"engine '{model.engine}' cannot be deployed by this version (available: {', '.join(_ADAPTERS)})"
+        )
+    return adapter(model, stack)

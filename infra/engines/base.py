@@ -1,0 +1,53 @@
+"""What an engine adapter tells the model server: image, command, ports, probes, writable paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from infra.config.stack import ImageRef
+
+
+@dataclass(frozen=True)
+class WritablePath:
+    """A directory the engine writes to. The root filesystem is read-only, so each gets a volume."""
+
+    name: str
+    mount_path: str
+    #: ``Memory`` for tmpfs (``/dev/shm``); disk-backed emptyDir otherwise.
+    medium: str | None = None
+    size_limit: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """An engine's contract with the model server component."""
+
+    #: Value of ``app.kubernetes.io/name``.
+    app_name: str
+    container_name: str
+    image: ImageRef
+    command: list[str]
+    args: list[str]
+    #: Plain environment; secrets never go here (they come by ``secretKeyRef``).
+    env: dict[str, str]
+    #: The OpenAI-compatible API port.
+    port: int
+    health_path: str
+    #: Where the engine serves Prometheus metrics, or ``None`` when it has no endpoint.
+    metrics_path: str | None
+    metrics_port: int | None
+    #: Where the model-cache volume is mounted.
+    cache_mount_path: str
+    writable_paths: list[WritablePath] = field(default_factory=list)
+    #: Environment variable names that receive the Hugging Face token, when the model has one.
+    hf_token_env: tuple[str, ...] = ()
+    #: The OpenAI API's base path.
+    api_base_path: str = "/v1"
+
+    port_name: str = "http"
+
+    @property
+    def metrics_port_name(self) -> str | None:
+        if self.metrics_port is None:
+            return None
+        return self.port_name if self.metrics_port == self.port else "metrics"

@@ -1,0 +1,77 @@
+"""vLLM's OpenAI-compatible server (``vllm/vllm-openai``)."""
+
+from __future__ import annotations
+
+from infra.config.stack import ImageRef, ModelConfig, StackConfig, VllmSettings
+from infra.engines.base import EngineSpec, WritablePath
+
+#: The pinned release. v0.12 removed ``vllm:gpu_cache_usage_perc``; dashboards and alerts use
+#: ``vllm:kv_cache_usage_perc``, which this release exports.
+VLLM_IMAGE = ImageRef(repository="vllm/vllm-openai", tag="v0.14.0")
+PORT = 8000
+HOME = "/home/vllm"
+CACHE = "/models"
+
+
+def vllm_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
+    settings = model.vllm or VllmSettings()
+    args = [
+        model.model_id,
+        "--host=0.0.0.0",
+        f"--port={PORT}",
+        f"--served-model-name={model.api_model_name}",
+        f"--gpu-memory-utilization={settings.gpu_memory_utilization:g}",
+        f"--tensor-parallel-size={settings.tensor_parallel_size or model.gpu.count}",
+        f"--dtype={settings.dtype}",
+    ]
+    if settings.max_model_len:
+        args.append(f"--max-model-len={settings.max_model_len}")
+    if settings.max_num_seqs:
+        args.append(f"--max-num-seqs={settings.max_num_seqs}")
+    if settings.quantization:
+        args.append(f"--quantization={settings.quantization}")
+    args.extend(settings.extra_args)
+    env = {
+        # A UID with no passwd entry: getpass.getuser() falls back to these.
+        "USER": "vllm",
+        "LOGNAME": "vllm",
+        # Every cache vLLM, PyTorch, Triton and Numba write goes to a writable volume.
+        "HOME": HOME,
+        "XDG_CACHE_HOME": f"{HOME}/.cache",
+        "XDG_CONFIG_HOME": f"{HOME}/.config",
+        "VLLM_CACHE_ROOT": f"{HOME}/.cache/vllm",
+        "TRITON_CACHE_DIR": f"{HOME}/.triton",
+        "TORCHINDUCTOR_CACHE_DIR": "/tmp/torchinductor",
+        "NUMBA_CACHE_DIR": "/tmp/numba",
+        "HF_HOME": f"{CACHE}/hf",
+        # No usage reports leave the cluster (egress is denied anyway).
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    if stack.network.model_download == "deny":
+        # Weights must already be in the cache; fail fast instead of timing out on blocked egress.
+        env["HF_HUB_OFFLINE"] = "1"
+    return EngineSpec(
+        app_name="vllm",
+        container_name="vllm",
+        image=model.image or VLLM_IMAGE,
+        command=["vllm", "serve"],
+        args=args,
+        env=env,
+        port=PORT,
+        health_path="/health",
+        metrics_path="/metrics",
+        metrics_port=PORT,
+        cache_mount_path=CACHE,
+        writable_paths=[
+            WritablePath("tmp", "/tmp", size_limit="4Gi"),
+            WritablePath("home", HOME, size_limit="8Gi"),
+            # Tensor parallelism exchanges tensors through shared memory.
+            WritablePath("dshm", "/dev/shm", medium="Memory", size_limit=_shm_size(model)),
+        ],
+        hf_token_env=("HF_TOKEN",),
+    )
+
+
+def _shm_size(model: ModelConfig) -> str:
+    return f"{max(1, 2 * model.gpu.count)}Gi"

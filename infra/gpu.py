@@ -1,0 +1,49 @@
+"""How GPU node pools and the model servers that run on them find each other.
+
+Pools and pods agree on these labels and taints by construction: both sides call the functions
+below, so a renamed label cannot leave a pod unschedulable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Node label naming the slm-deploy GPU pool a node belongs to.
+POOL_LABEL = "slm-deploy.io/gpu-pool"
+#: Taint put on every GPU pool so that only pods that ask for GPUs land there.
+GPU_TAINT_KEY = "sku"
+GPU_TAINT_VALUE = "gpu"
+GPU_TAINT_EFFECT = "NoSchedule"
+#: Extended resource the NVIDIA device plugin advertises (and taints with, on some platforms).
+NVIDIA_GPU = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Toleration:
+    key: str
+    operator: str
+    effect: str
+    value: str | None = None
+
+
+def pool_node_labels(pool: str) -> dict[str, str]:
+    """Labels a GPU pool's nodes carry."""
+    return {POOL_LABEL: pool}
+
+
+def pool_taint() -> str:
+    """The pool taint in AKS ``nodeTaints`` syntax (``key=value:Effect``)."""
+    return f"{GPU_TAINT_KEY}={GPU_TAINT_VALUE}:{GPU_TAINT_EFFECT}"
+
+
+def node_selector(pool: str) -> dict[str, str]:
+    """What a model server selects to land on ``pool``."""
+    return pool_node_labels(pool)
+
+
+def tolerations() -> list[Toleration]:
+    """What a GPU pod tolerates: the pool taint and the device plugin's ``nvidia.com/gpu`` taint."""
+    return [
+        Toleration(key=GPU_TAINT_KEY, operator="Equal", value=GPU_TAINT_VALUE, effect=GPU_TAINT_EFFECT),
+        Toleration(key=NVIDIA_GPU, operator="Exists", effect="NoSchedule"),
+    ]

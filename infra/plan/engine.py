@@ -1,0 +1,138 @@
+"""Run the real program in-process under the Pulumi SDK's mock engine and record every resource.
+
+The SDK's ``MockMonitor`` receives each ``RegisterResource`` request exactly as the engine would;
+:class:`RecordingMonitor` keeps the parts a plan needs (options included), and :class:`PlanMocks`
+answers like a provider would: in preview, only inputs are known; in update, computed fields get
+placeholder values, each listed in ``placeholder_outputs`` so reports can say so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.rpc import UNKNOWN as RPC_UNKNOWN
+
+from infra.plan.model import UNKNOWN, RecordedResource, Secret
+
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+#: The Pulumi SDK's runtime settings are process-wide: one plan at a time.
+_LOCK = threading.Lock()
+
+
+def _from_wire(value: Any) -> Any:
+    """A property value as sent to the engine → plain data with :class:`Secret` and unknown markers."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return Secret(_from_wire(value.get("value")))
+        return {k: _from_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_wire(v) for v in value]
+    if value == RPC_UNKNOWN:
+        return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        # The wire carries every number as a double; Kubernetes fields here are integers.
+        return int(value)
+    return value
+
+
+def _computed_outputs(type_: str, name: str, inputs: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Values a provider would compute on create, as clearly marked placeholders."""
+    if type_.startswith("kubernetes:"):
+        metadata = dict(inputs.get("metadata") or {})
+        metadata.setdefault("name", name)
+        metadata["uid"] = f"placeholder-uid-{name}"
+        return {**inputs, "metadata": metadata}, ("metadata.uid",)
+    return dict(inputs), ()
+
+
+class PlanMocks(pulumi_mocks.Mocks):
+    def __init__(self, preview: bool) -> None:
+        self.preview = preview
+        self.placeholders: dict[str, tuple[str, ...]] = {}
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        resource_id = f"placeholder-id-{args.name}"
+        if self.preview:
+            return resource_id, dict(args.inputs)
+        outputs, placeholders = _computed_outputs(args.typ, args.name, args.inputs)
+        self.placeholders[args.name] = placeholders
+        return resource_id, outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, keeping every registration request's type, name, inputs and options."""
+
+    def __init__(self, mocks: PlanMocks, project: str, stack: str) -> None:
+        super().__init__(mocks)
+        self._project = project
+        self._stack = stack
+        self.plan_mocks = mocks
+        self.requests: list[tuple[str, Any]] = []
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # As the engine does: the type chain of component parents, without the root stack's type.
+        qualified = type_
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != "pulumi:pulumi:Stack":
+                qualified = f"{parent_type}${type_}"
+        return f"urn:pulumi:{self._stack}::{self._project}::{qualified}::{name}"
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.requests.append((response.urn, request))
+        return response
+
+    def records(self) -> list[RecordedResource]:
+        recorded = []
+        for urn, request in self.requests:
+            inputs = _from_wire(json_format.MessageToDict(request.object))
+            recorded.append(
+                RecordedResource(
+                    urn=urn,
+                    type=request.type,
+                    name=request.name,
+                    custom=bool(request.custom),
+                    inputs=inputs,
+                    parent=request.parent or None,
+                    # A provider reference is "<urn>::<id>"; keep the URN.
+                    provider=request.provider.rsplit("::", 1)[0] if request.provider else None,
+                    protect=bool(request.protect),
+                    dependencies=tuple(sorted(request.dependencies)),
+                    placeholder_outputs=self.plan_mocks.placeholders.get(request.name, ()),
+                )
+            )
+        return recorded
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    stack: str
+    preview: bool
+    resources: list[RecordedResource]
+
+
+def run_program(program: Callable[[], Any], stack: str, preview: bool, project: str = "slm-deploy") -> PlanRun:
+    """Run ``program`` (which declares resources) to completion under the mock engine."""
+    from pulumi.runtime import settings as pulumi_settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    with _LOCK:
+        mocks = PlanMocks(preview=preview)
+        monitor = RecordingMonitor(mocks, project, stack)
+        # A fresh root stack for every run: set_mocks creates one when none is registered.
+        pulumi_settings.ROOT.set(None)
+        pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+        _sync_await(run_pulumi_func(program))
+        return PlanRun(stack=stack, preview=preview, resources=monitor.records())

@@ -1,0 +1,105 @@
+"""What people (rich tables and trees) and machines (JSON) read of a plan and a render."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from infra.plan.model import RecordedResource, redact
+from infra.plan.schema import SchemaResult
+from infra.plan.stack import StackPlan
+
+
+def _label(resource: RecordedResource) -> str:
+    metadata = resource.inputs.get("metadata") if isinstance(resource.inputs.get("metadata"), dict) else {}
+    where = ""
+    if metadata:
+        namespace = metadata.get("namespace")
+        where = f"  [dim]{namespace}/{metadata.get('name')}[/dim]" if namespace else f"  [dim]{metadata.get('name')}[/dim]"
+    flags = []
+    if resource.protect:
+        flags.append("[yellow]protected[/yellow]")
+    if resource.placeholder_outputs:
+        flags.append(f"[magenta]placeholder: {', '.join(resource.placeholder_outputs)}[/magenta]")
+    suffix = f"  {' '.join(flags)}" if flags else ""
+    return f"[bold]{resource.type}[/bold] {resource.name}{where}{suffix}"
+
+
+def plan_json(plan: StackPlan) -> dict[str, Any]:
+    resources = plan.run.resources
+    return {
+        "stack": plan.stack,
+        "stackFile": str(plan.stack_file),
+        "mode": "preview" if plan.run.preview else "update",
+        "counts": dict(sorted(Counter(r.type for r in resources).items())),
+        "resources": [
+            {
+                "urn": r.urn,
+                "type": r.type,
+                "name": r.name,
+                "custom": r.custom,
+                "parent": r.parent,
+                "provider": r.provider,
+                "protect": r.protect,
+                "dependsOn": list(r.dependencies),
+                "placeholderOutputs": list(r.placeholder_outputs),
+                "inputs": redact(r.inputs),
+            }
+            for r in sorted(resources, key=lambda r: r.urn)
+        ],
+    }
+
+
+def print_plan(plan: StackPlan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.tree import Tree
+
+    console = Console()
+    resources = plan.run.resources
+    by_parent: dict[str | None, list[RecordedResource]] = {}
+    urns = {r.urn for r in resources}
+    for resource in resources:
+        parent = resource.parent if resource.parent in urns else None
+        by_parent.setdefault(parent, []).append(resource)
+    mode = "preview, outputs unknown" if plan.run.preview else "update, computed outputs are placeholders"
+    tree = Tree(f"[bold]stack {plan.stack}[/bold] ({plan.stack_file}, {plan.config.environment}; {mode})")
+
+    def grow(node: Tree, parent: str | None) -> None:
+        for child in sorted(by_parent.get(parent, []), key=lambda r: (r.custom, r.type, r.name)):
+            grow(node.add(_label(child)), child.urn)
+
+    grow(tree, None)
+    console.print(tree)
+    table = Table(title="Resources by type")
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    counts = Counter(r.type for r in resources)
+    for type_, count in sorted(counts.items()):
+        table.add_row(type_, str(count))
+    table.add_row("[bold]total[/bold]", f"[bold]{len(resources)}[/bold]")
+    console.print(table)
+
+
+def schema_json(checks: list[SchemaResult], out: Path) -> dict[str, Any]:
+    return {
+        "out": str(out),
+        "objects": [{"path": c.path, "kind": c.kind, "status": c.status, "message": c.message} for c in checks],
+        "counts": dict(sorted(Counter(c.status for c in checks).items())),
+    }
+
+
+def print_schema_results(checks: list[SchemaResult], out: Path, version: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Rendered to {out} — strict schema check, Kubernetes {version}")
+    table.add_column("file")
+    table.add_column("kind")
+    table.add_column("schema")
+    style = {"valid": "green", "invalid": "red", "not-checked": "yellow"}
+    for check in checks:
+        status = f"[{style[check.status]}]{check.status}[/{style[check.status]}]"
+        table.add_row(check.path, check.kind, f"{status} {check.message}".strip())
+    Console().print(table)
