@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -28,12 +28,12 @@ RootOption = Annotated[
 ]
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     json = "json"
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     preview = "preview"
     update = "update"
 
@@ -108,6 +108,26 @@ def render(
     else:
         print_schema_results(checks, out, result.config.kubernetes_version)
     if any(c.status == "invalid" for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def docs(
+    root: RootOption = Path("."),
+    check: Annotated[bool, typer.Option(help="Fail (exit 1) if a generated file is out of date.")] = False,
+) -> None:
+    """Regenerate the generated documentation (the README's configuration reference)."""
+    from infra.docs import generated_documents
+
+    stale = []
+    for path, text in generated_documents(root).items():
+        if path.read_text(encoding="utf-8") != text:
+            stale.append(path)
+            if not check:
+                path.write_text(text, encoding="utf-8")
+    for path in stale:
+        typer.echo(f"{'out of date' if check else 'updated'}: {path}")
+    if check and stale:
         raise typer.Exit(1)
 
 

@@ -16,7 +16,8 @@ OFFLINE_SECRET_PLACEHOLDER = "offline-placeholder-secret"
 
 def secret_output(value: SecretValue) -> pulumi.Output[str]:
     """A config secret as a Pulumi secret output (a placeholder when only the ciphertext is known)."""
-    return pulumi.Output.secret(value.plaintext if value.known else OFFLINE_SECRET_PLACEHOLDER)
+    plaintext = value.plaintext if value.plaintext is not None else OFFLINE_SECRET_PLACEHOLDER
+    return pulumi.Output.secret(plaintext)
 
 
 def deploy(config: StackConfig) -> dict[str, ModelServer]:

@@ -123,7 +123,9 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
                     )
                 ],
             )
-            self.flows.append(Flow("ingress", f"{monitoring}/prometheus", f"TCP/{args.metrics_port}", "allow-metrics-ingress"))
+            self.flows.append(
+                Flow("ingress", f"{monitoring}/prometheus", f"TCP/{args.metrics_port}", "allow-metrics-ingress")
+            )
 
         if args.network.model_download == "allow":
             self._policy(
@@ -168,6 +170,8 @@ def _excepts(cidr: str, args: ModelNetworkPolicyArgs) -> list[str] | None:
 
     block = ipaddress.ip_network(cidr)
     inside = [
-        e for e in args.download_except if block.version == 4 and ipaddress.ip_network(e).subnet_of(block)  # type: ignore[arg-type]
+        e
+        for e in args.download_except
+        if block.version == 4 and ipaddress.ip_network(e).subnet_of(block)  # type: ignore[arg-type]
     ]
     return inside or None

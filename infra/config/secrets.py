@@ -34,9 +34,7 @@ class SecretValue:
 
     def __eq__(self, other: object) -> bool:
         return (
-            isinstance(other, SecretValue)
-            and other.plaintext == self.plaintext
-            and other.ciphertext == self.ciphertext
+            isinstance(other, SecretValue) and other.plaintext == self.plaintext and other.ciphertext == self.ciphertext
         )
 
     def __hash__(self) -> int:

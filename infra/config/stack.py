@@ -250,9 +250,7 @@ class NetworkConfig(ConfigModel):
 class ClusterConfig(ConfigModel):
     """The cluster the stack deploys into."""
 
-    mode: Literal["existing"] = Field(
-        "existing", description="`existing`: a cluster from a kubeconfig context."
-    )
+    mode: Literal["existing"] = Field("existing", description="`existing`: a cluster from a kubeconfig context.")
     context: str | None = Field(None, description="kubeconfig context; the current context when unset.")
 
 
@@ -318,4 +316,3 @@ class StackConfig(ConfigModel):
                     f"(known: {', '.join(sorted(self.secrets)) or 'none'})",
                 )
         return self
-

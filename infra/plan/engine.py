@@ -47,7 +47,7 @@ def _computed_outputs(type_: str, name: str, inputs: dict[str, Any]) -> tuple[di
         metadata = dict(inputs.get("metadata") or {})
         metadata.setdefault("name", name)
         metadata["uid"] = f"placeholder-uid-{name}"
-        return {**inputs, "metadata": metadata}, ("metadata.uid",)
+        return {**inputs, "metadata": metadata, "status": {}}, ("metadata.uid", "status")
     return dict(inputs), ()
 
 
@@ -87,8 +87,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 qualified = f"{parent_type}${type_}"
         return f"urn:pulumi:{self._stack}::{self._project}::{qualified}::{name}"
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
-        response = super().RegisterResource(request)
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.requests.append((response.urn, request))
         return response

@@ -70,8 +70,8 @@ def _without_secret_data(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_kubernetes_object(resource: RecordedResource) -> bool:
-    return resource.custom and resource.type.startswith("kubernetes:") and not resource.type.startswith(
-        "kubernetes:helm"
+    return (
+        resource.custom and resource.type.startswith("kubernetes:") and not resource.type.startswith("kubernetes:helm")
     )
 
 

@@ -16,7 +16,9 @@ def _label(resource: RecordedResource) -> str:
     where = ""
     if metadata:
         namespace = metadata.get("namespace")
-        where = f"  [dim]{namespace}/{metadata.get('name')}[/dim]" if namespace else f"  [dim]{metadata.get('name')}[/dim]"
+        where = (
+            f"  [dim]{namespace}/{metadata.get('name')}[/dim]" if namespace else f"  [dim]{metadata.get('name')}[/dim]"
+        )
     flags = []
     if resource.protect:
         flags.append("[yellow]protected[/yellow]")

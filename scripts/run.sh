@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine, then run one task:
+#   bash scripts/run.sh plan    offline plan of the dev stack
+#   bash scripts/run.sh test    linters, type checks and the test suite (CI runs this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pick_python() {
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 13)))'; then
+        echo "$candidate"
+        return
+    fi
+  done
+  echo "error: Python 3.11 to 3.13 is required (3.14 breaks the Pulumi mock engine)" >&2
+  exit 2
+}
+
+setup() {
+  if [ ! -x .venv/bin/python ]; then
+    "$(pick_python)" -m venv .venv
+  fi
+  # Re-install only when the dependency list changed since the last set-up.
+  stamp=.venv/.slm-deploy-installed
+  wanted="$(sha256sum pyproject.toml policies/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    echo "$wanted" > "$stamp"
+  fi
+}
+
+setup_test_tools() {
+  # promtool (Debian's prometheus package) checks and unit-tests the alert rules.
+  if ! command -v promtool >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+    else
+      echo "note: promtool not found; install Debian's 'prometheus' package to run the rule tests" >&2
+    fi
+  fi
+}
+
+task="${1:-}"
+case "$task" in
+  plan)
+    setup
+    shift
+    exec .venv/bin/slm-deploy plan --stack dev "$@"
+    ;;
+  test)
+    setup
+    setup_test_tools
+    shift
+    .venv/bin/ruff check infra policies tests bench
+    .venv/bin/mypy
+    exec .venv/bin/pytest -n 2 "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/run.sh plan|test [extra arguments]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,40 @@
+"""Shared fixtures: the repository root and the reference stacks planned once per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from infra.plan.stack import StackPlan, plan_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_STACKS = ("dev", "staging", "prod")
+
+_PLANS: dict[tuple[str, bool], StackPlan] = {}
+
+
+def planned(stack: str, preview: bool) -> StackPlan:
+    """The reference stack's plan (the mock engine run is costly, so it is kept for the session)."""
+    key = (stack, preview)
+    if key not in _PLANS:
+        _PLANS[key] = plan_stack(stack, ROOT, preview=preview)
+    return _PLANS[key]
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def plan_of() -> Callable[[str, bool], StackPlan]:
+    return planned
+
+
+@pytest.fixture
+def stack_dir(tmp_path: Path) -> Path:
+    """A project directory with an empty stacks/ folder, for stack files written by a test."""
+    (tmp_path / "stacks").mkdir()
+    return tmp_path

@@ -1,0 +1,208 @@
+"""The ModelServer component under the Pulumi mock engine, in preview and in update mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.components.model_server import ModelServer
+from infra.config.loader import validate_stack_config
+from infra.plan.engine import run_program
+from infra.plan.model import Secret
+from infra.plan.stack import StackPlan
+from infra.platform import deploy
+from tests.conftest import REFERENCE_STACKS
+from tests.helpers import of_kind, one, pod_spec
+
+MODES = pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+PlanOf = Callable[[str, bool], StackPlan]
+
+
+@MODES
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_every_model_gets_its_objects(stack: str, preview: bool, plan_of: PlanOf) -> None:
+    plan = plan_of(stack, preview)
+    resources = plan.run.resources
+    components = [r for r in resources if r.type == "slm-deploy:serving:ModelServer"]
+    assert sorted(c.name for c in components) == sorted(m.name for m in plan.config.models)
+    for model in plan.config.models:
+        children = [r for r in resources if r.parent and r.parent.endswith(f"ModelServer::{model.name}")]
+        kinds = sorted(r.kind for r in children)
+        assert kinds == sorted(
+            [
+                "Namespace",
+                "ServiceAccount",
+                "PersistentVolumeClaim",
+                "Deployment",
+                "Service",
+                "PodDisruptionBudget",
+                "ModelNetworkPolicy",
+            ]
+        )
+        for child in children:
+            assert child.name.startswith(f"{model.name}-")
+
+
+@MODES
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_pods_are_hardened(stack: str, preview: bool, plan_of: PlanOf) -> None:
+    plan = plan_of(stack, preview)
+    for deployment in of_kind(plan.run.resources, "Deployment"):
+        spec = pod_spec(deployment)
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["enableServiceLinks"] is False
+        pod_context = spec["securityContext"]
+        assert pod_context["runAsNonRoot"] is True
+        assert pod_context["runAsUser"] >= 10000
+        assert pod_context["fsGroup"] >= 10000
+        assert pod_context["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["privileged"] is False
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert context["runAsNonRoot"] is True
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+            resources = container["resources"]
+            for side in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources[side])
+            assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"]
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_vllm_container_contract(stack: str, plan_of: PlanOf) -> None:
+    plan = plan_of(stack, True)
+    for model in plan.config.models:
+        spec = pod_spec(one(plan.run.resources, "Deployment", f"{model.name}-deployment"))
+        container = spec["containers"][0]
+        image = container["image"]
+        assert image.startswith("vllm/vllm-openai:v") and ":latest" not in image
+        args = container["args"]
+        assert args[0] == model.model_id
+        assert f"--served-model-name={model.api_model_name}" in args
+        assert f"--tensor-parallel-size={model.gpu.count}" in args
+        assert "--port=8000" in args
+        assert container["ports"] == [{"containerPort": 8000, "name": "http", "protocol": "TCP"}]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+        startup = container["startupProbe"]
+        # Minutes, not seconds: room to download and load the weights.
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        writable = {m["mountPath"] for m in container["volumeMounts"]}
+        assert {"/tmp", "/home/vllm", "/dev/shm", "/models"} <= writable
+        for variable in ("HOME", "XDG_CACHE_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR"):
+            assert any(env[variable].startswith(path) for path in writable), variable
+        assert env["HF_HOME"].startswith("/models")
+        assert env["USER"] == env["LOGNAME"] == "vllm"
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
+        assert volumes["model-cache"]["persistentVolumeClaim"]["claimName"] == f"{model.name}-cache"
+        assert spec["nodeSelector"] == {"slm-deploy.io/gpu-pool": model.gpu.pool}
+        tolerations = {(t["key"], t.get("value"), t["effect"]) for t in spec["tolerations"]}
+        assert ("sku", "gpu", "NoSchedule") in tolerations
+        assert ("nvidia.com/gpu", None, "NoSchedule") in tolerations
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_namespaces_labels_and_network(stack: str, plan_of: PlanOf) -> None:
+    plan = plan_of(stack, True)
+    for model in plan.config.models:
+        namespace = one(plan.run.resources, "Namespace", f"{model.name}-namespace")
+        labels = namespace.inputs["metadata"]["labels"]
+        for mode in ("enforce", "audit", "warn"):
+            assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+        service_account = one(plan.run.resources, "ServiceAccount", f"{model.name}-serviceaccount")
+        assert service_account.inputs["automountServiceAccountToken"] is False
+        service = one(plan.run.resources, "Service", f"{model.name}-service")
+        assert service.inputs["spec"]["type"] == "ClusterIP"
+        deny = one(plan.run.resources, "NetworkPolicy", f"{model.name}-network-default-deny")
+        assert deny.inputs["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        for resource in plan.run.resources:
+            if resource.custom and resource.type.startswith("kubernetes:") and resource.kind != "Namespace":
+                metadata = resource.inputs["metadata"]
+                if resource.parent and model.name in resource.parent:
+                    assert metadata["namespace"] == model.k8s_namespace
+            if resource.custom and resource.type.startswith("kubernetes:"):
+                labels = resource.inputs["metadata"]["labels"]
+                for key in ("name", "instance", "version", "component", "part-of", "managed-by"):
+                    assert f"app.kubernetes.io/{key}" in labels
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_resource_options(stack: str, plan_of: PlanOf) -> None:
+    plan = plan_of(stack, True)
+    providers = [r for r in plan.run.resources if r.type == "pulumi:providers:kubernetes"]
+    assert len(providers) == 1
+    for resource in plan.run.resources:
+        if resource.custom and resource.type.startswith("kubernetes:"):
+            # One explicit provider for every Kubernetes object, inherited through the components.
+            assert resource.provider == providers[0].urn
+            if resource.kind != "Namespace":
+                assert any(d.endswith("-namespace") for d in resource.dependencies) or resource.kind == "NetworkPolicy"
+        if resource.kind == "PersistentVolumeClaim":
+            assert resource.protect is (stack == "prod")
+
+
+def _program_with_secret() -> tuple[Callable[[], Any], dict[str, ModelServer]]:
+    from infra.config.secrets import SecretValue
+
+    config = validate_stack_config(
+        {
+            "environment": "dev",
+            "secrets": {"hfToken": SecretValue(plaintext="hf_canary_value_123")},
+            "models": [
+                {
+                    "name": "gated",
+                    "engine": "vllm",
+                    "modelId": "org/gated",
+                    "gpu": {"count": 1},
+                    "hfTokenSecret": "hfToken",
+                }
+            ],
+        },
+        "test",
+    )
+    servers: dict[str, ModelServer] = {}
+    return (lambda: servers.update(deploy(config))), servers
+
+
+@MODES
+def test_hf_token_is_a_secret_reference(preview: bool) -> None:
+    program, _ = _program_with_secret()
+    run = run_program(program, "test", preview)
+    secret = one(run.resources, "Secret", "gated-hf-token")
+    assert isinstance(secret.inputs["stringData"], Secret)
+    container = pod_spec(one(run.resources, "Deployment", "gated-deployment"))["containers"][0]
+    token_env = next(e for e in container["env"] if e["name"] == "HF_TOKEN")
+    assert token_env == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"key": "token", "name": "gated-hf-token"}}}
+    assert "hf_canary_value_123" not in repr([r.inputs for r in run.resources])
+
+
+def _is_known(output: pulumi.Output[Any]) -> bool:
+    from pulumi.runtime.sync_await import _sync_await
+
+    return bool(_sync_await(output.is_known()))
+
+
+@MODES
+def test_computed_outputs_are_unknown_only_in_preview(preview: bool) -> None:
+    program, servers = _program_with_secret()
+    known: dict[str, bool] = {}
+
+    def observe() -> None:
+        program()
+        # Output futures resolve as the mock engine answers; read them before the run ends.
+        known["status"] = _is_known(servers["gated"].deployment.status)
+        known["name"] = _is_known(servers["gated"].deployment.metadata.name)
+        known["id"] = _is_known(servers["gated"].deployment.id)
+
+    run_program(observe, "test", preview)
+    # Inputs are known in both modes; what only the provider computes is unknown in preview.
+    assert known["name"] is True
+    assert known["status"] is (not preview)
+    assert known["id"] is True
