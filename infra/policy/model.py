@@ -1,0 +1,126 @@
+"""Typed results of a policy pack run (what every report renderer reads)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Level = Literal["advisory", "mandatory", "disabled", "remediate"]
+Status = Literal["pass", "violation", "waived", "not-run"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+@dataclass(frozen=True)
+class WaiverInfo:
+    """The waiver behind a waived result, or the expired waiver noted on a violation."""
+
+    policy: str
+    resource: str
+    reason: str
+    owner: str
+    expires: str
+    expired: bool = False
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """One policy of the pack with the level and config it ran with."""
+
+    name: str
+    rule_id: str
+    title: str
+    description: str
+    severity: Severity
+    kind: Literal["resource", "stack"]
+    enforcement_level: Level
+    config: dict[str, Any] = field(default_factory=dict)
+    rationale: str = ""
+    remediation: str = ""
+    controls: dict[str, list[str]] = field(default_factory=dict)
+    checkov: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """One outcome of one policy on one resource (``resource_urn`` None: the stack as a whole)."""
+
+    policy_name: str
+    rule_id: str
+    title: str
+    severity: Severity
+    enforcement_level: Level
+    status: Status
+    message: str
+    resource_urn: str | None = None
+    resource_name: str | None = None
+    resource_type: str | None = None
+    waiver: WaiverInfo | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.status == "violation" and self.enforcement_level in ("mandatory", "remediate")
+
+
+@dataclass
+class PolicyReport:
+    """Everything one run of the pack found, plus the policies and levels it ran with."""
+
+    pack_name: str
+    pack_version: str
+    config_source: str
+    environment: str | None
+    stack: str | None
+    policies: list[PolicyInfo]
+    results: list[PolicyResult]
+
+    def _with(self, status: Status) -> list[PolicyResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def violations(self) -> list[PolicyResult]:
+        return self._with("violation")
+
+    @property
+    def waived(self) -> list[PolicyResult]:
+        return self._with("waived")
+
+    @property
+    def not_run(self) -> list[PolicyResult]:
+        return self._with("not-run")
+
+    @property
+    def passes(self) -> list[PolicyResult]:
+        return self._with("pass")
+
+    @property
+    def mandatory_violations(self) -> int:
+        return sum(1 for r in self.results if r.blocking)
+
+    @property
+    def advisory_violations(self) -> int:
+        return sum(1 for r in self.results if r.status == "violation" and not r.blocking)
+
+    @property
+    def ok(self) -> bool:
+        return self.mandatory_violations == 0
+
+    def policy(self, name: str) -> PolicyInfo | None:
+        return next((p for p in self.policies if p.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pack": {"name": self.pack_name, "version": self.pack_version},
+            "configSource": self.config_source,
+            "environment": self.environment,
+            "stack": self.stack,
+            "summary": {
+                "mandatoryViolations": self.mandatory_violations,
+                "advisoryViolations": self.advisory_violations,
+                "waived": len(self.waived),
+                "notRun": len(self.not_run),
+                "passed": len(self.passes),
+                "ok": self.ok,
+            },
+            "policies": [asdict(p) for p in self.policies],
+            "results": [asdict(r) for r in self.results],
+        }

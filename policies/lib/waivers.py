@@ -1,0 +1,223 @@
+"""Waivers: read from stack config, applied by every rule, always visible.
+
+Design
+------
+A waiver is an entry of the stack config key ``slm-deploy:waivers`` (a JSON list)::
+
+    {"policy": "read-only-root-filesystem" | "SLM-K8S-009",
+     "resource": "<logical name>" | "<URN>",
+     "reason": "...", "owner": "...", "expires": "YYYY-MM-DD"}
+
+The Pulumi CLI gives a policy pack the stack's config (environment ``PULUMI_CONFIG``, which
+``pulumi_policy`` copies into ``pulumi.runtime`` config before each call), so the real engine and the
+offline driver (which calls ``pulumi.runtime.set_config``) see the same waivers.
+
+CrossGuard fixes the enforcement level per policy, so a rule cannot report one result as
+advisory and another as mandatory. Waivers therefore work in three parts, none of them silent:
+
+1. A rule whose violation is covered by an *active* waiver does not report it; it records the
+   violation with the waiver in this module (a per-process list, guarded by a lock: the analyzer
+   serves one update per process and may run calls on several threads).
+2. The stack policy ``waived-results`` (always advisory, registered *last* so that it runs after
+   every other stack policy) reports one advisory diagnostic per waived (policy, resource), with
+   policy, resource, owner, expiry, reason and the waived violations, then clears the list.
+   The Pulumi engine calls ``Analyze`` for every resource before ``AnalyzeStack``, so every
+   waived resource result is recorded by then. Configuring ``waived-results`` to anything but
+   ``advisory`` is refused by the offline driver (``disabled`` would hide waived results,
+   ``mandatory`` would block on them); the environment config files pin it to advisory.
+3. A waiver that has *expired* (``today >= expires``) does not apply: the rule reports its violation
+   at the rule's own level, with a line saying when the waiver expired and whose it was.
+
+Malformed waivers (not JSON, missing policy/resource/reason/owner/expires, bad date) and waivers
+that name an unknown policy never apply; the stack policy ``waiver-validity`` reports each of them.
+
+``today`` is the environment variable ``SLM_DEPLOY_TODAY``, else the stack config ``slm-deploy:today``
+(both ``YYYY-MM-DD``), else the current date, so tests are deterministic.
+
+Machine-readable lines: a waived result's message starts with ``waived: key=value ...`` and an
+expired waiver adds ``waiver expired on DATE: key=value ...``; values are shell-quoted so that
+:func:`shlex.split` reads them back (the offline driver does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pulumi_policy import ReportViolation
+
+    from .rule import Rule
+
+CONFIG_NAMESPACE = "slm-deploy"
+WAIVERS_KEY = f"{CONFIG_NAMESPACE}:waivers"
+ENVIRONMENT_KEY = f"{CONFIG_NAMESPACE}:environment"
+TODAY_KEY = f"{CONFIG_NAMESPACE}:today"
+TODAY_ENV = "SLM_DEPLOY_TODAY"
+REQUIRED_FIELDS = ("policy", "resource", "reason", "owner", "expires")
+
+
+@dataclass(frozen=True)
+class Waiver:
+    index: int
+    policy: str
+    resource: str
+    reason: str
+    owner: str
+    expires: date
+
+    def names(self, rule: Rule) -> bool:
+        return self.policy == rule.name or self.policy.upper() == rule.id.upper()
+
+    def covers(self, rule: Rule, urn: str | None, name: str) -> bool:
+        return self.names(rule) and self.resource in {name, urn or ""} and bool(self.resource)
+
+    def active(self, today: date) -> bool:
+        return today < self.expires
+
+    def fields(self) -> str:
+        return f"owner={shlex.quote(self.owner)} expires={self.expires.isoformat()} reason={shlex.quote(self.reason)}"
+
+
+@dataclass(frozen=True)
+class AppliedWaiver:
+    rule_id: str
+    rule_name: str
+    urn: str | None
+    name: str
+    waiver: Waiver
+    messages: tuple[str, ...]
+
+
+_LOCK = threading.Lock()
+_APPLIED: list[AppliedWaiver] = []
+
+
+def reset() -> None:
+    """Forget recorded waived results (the offline driver calls it before a run)."""
+    with _LOCK:
+        _APPLIED.clear()
+
+
+def take_applied() -> list[AppliedWaiver]:
+    """The waived results recorded since the last call, de-duplicated, in order."""
+    with _LOCK:
+        taken = list(_APPLIED)
+        _APPLIED.clear()
+    seen: set[tuple[str, str | None, str]] = set()
+    result: list[AppliedWaiver] = []
+    for applied in taken:
+        key = (applied.rule_name, applied.urn, applied.name)
+        if key not in seen:
+            seen.add(key)
+            result.append(applied)
+    return result
+
+
+def _config(key: str) -> Any:
+    import pulumi.runtime
+
+    return pulumi.runtime.get_config(key)
+
+
+def environment() -> str:
+    value = _config(ENVIRONMENT_KEY)
+    return str(value) if value else "unknown"
+
+
+def today() -> tuple[date, str | None]:
+    """The date waivers expire against, and a problem with the override if it is not a date."""
+    raw = os.environ.get(TODAY_ENV) or _config(TODAY_KEY)
+    if not raw:
+        return date.today(), None
+    try:
+        return date.fromisoformat(str(raw).strip()), None
+    except ValueError:
+        return date.today(), f"'{raw}' (from {TODAY_ENV} or {TODAY_KEY}) is not a YYYY-MM-DD date"
+
+
+def parse(raw: Any) -> tuple[list[Waiver], list[str]]:
+    """Waivers and problems from the raw config value (a JSON string or an already parsed list)."""
+    if raw is None or raw == "":
+        return [], []
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            return [], [f"{WAIVERS_KEY} is not valid JSON ({e.msg} at position {e.pos})"]
+    if not isinstance(value, list):
+        return [], [f"{WAIVERS_KEY} must be a JSON list of waivers, not {type(value).__name__}"]
+    waivers: list[Waiver] = []
+    problems: list[str] = []
+    for index, entry in enumerate(value):
+        where = f"waiver #{index + 1}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} is not an object")
+            continue
+        where = f"waiver #{index + 1} ({entry.get('policy', '?')} on {entry.get('resource', '?')})"
+        missing = [k for k in REQUIRED_FIELDS if not isinstance(entry.get(k), str) or not entry[k].strip()]
+        if missing:
+            problems.append(f"{where} is not applied: missing or empty {', '.join(missing)}")
+            continue
+        try:
+            expires = date.fromisoformat(entry["expires"].strip())
+        except ValueError:
+            problems.append(f"{where} is not applied: expires '{entry['expires']}' is not a YYYY-MM-DD date")
+            continue
+        waivers.append(
+            Waiver(
+                index=index,
+                policy=entry["policy"].strip(),
+                resource=entry["resource"].strip(),
+                reason=" ".join(entry["reason"].split()),
+                owner=" ".join(entry["owner"].split()),
+                expires=expires,
+            )
+        )
+    return waivers, problems
+
+
+def load() -> tuple[list[Waiver], list[str]]:
+    return parse(_config(WAIVERS_KEY))
+
+
+def handle_violations(
+    rule: Rule,
+    urn: str | None,
+    name: str,
+    messages: Iterable[str],
+    report_violation: ReportViolation,
+) -> None:
+    """Report ``messages`` for one resource, or record them as waived."""
+    messages = tuple(messages)
+    waivers, _ = load()
+    covering = [w for w in waivers if w.covers(rule, urn, name)]
+    current, _problem = today()
+    active = [w for w in covering if w.active(current)]
+    if active:
+        chosen = max(active, key=lambda w: w.expires)
+        with _LOCK:
+            _APPLIED.append(AppliedWaiver(rule.id, rule.name, urn, name, chosen, messages))
+        return
+    note = ""
+    if covering:
+        latest = max(covering, key=lambda w: w.expires)
+        note = f"\nwaiver expired on {latest.expires.isoformat()}: {latest.fields()}"
+    for message in messages:
+        report_violation(message + note, urn)
+
+
+def waived_message(applied: AppliedWaiver, env: str) -> str:
+    w = applied.waiver
+    head = (
+        f"waived: policy={applied.rule_name} id={applied.rule_id} resource={shlex.quote(applied.name or '-')} "
+        f"environment={shlex.quote(env)} {w.fields()}"
+    )
+    return "\n".join([head, *(f"- {m}" for m in applied.messages)])

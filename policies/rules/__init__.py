@@ -1,0 +1,51 @@
+"""The rules of the pack, one per folder, each with its fixtures beside it.
+
+A rule folder holds ``__init__.py`` (defining ``RULE``, or ``make_rule`` for rules that need the
+list of the others) and ``fixtures/pass-*.yaml`` / ``fixtures/fail-*.yaml``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from ..lib.rule import Rule
+
+#: Rule folders in catalogue order (governance rules are added by :mod:`policies.registry`).
+RULE_MODULES = (
+    "no_privileged_containers",
+    "no_privilege_escalation",
+    "drop_all_capabilities",
+    "run_as_non_root",
+    "seccomp_profile",
+    "no_host_namespaces",
+    "restricted_volume_types",
+    "no_host_ports",
+    "read_only_root_filesystem",
+    "resource_requests_limits",
+    "gpu_limits_match_requests",
+    "serving_probes",
+    "no_pod_token_automount",
+    "image_tag_pinned",
+    "allowed_image_registries",
+    "secrets_by_reference",
+    "service_account_no_automount",
+    "namespace_pod_security",
+    "no_default_namespace",
+    "default_deny_network_policy",
+    "no_public_load_balancer",
+    "min_replicas",
+    "pod_disruption_budget",
+    "zone_topology_spread",
+    "protect_stateful_resources",
+    "aks_entra_id",
+    "aks_api_server_access",
+    "aks_workload_identity",
+    "aks_network_policy",
+    "aks_auto_upgrade",
+    "aks_gpu_pool_taint",
+    "aks_no_spot_gpu",
+)
+
+
+def load_rules() -> list[Rule]:
+    return [import_module(f"{__name__}.{module}").RULE for module in RULE_MODULES]

@@ -1,0 +1,133 @@
+"""Environment configs reconciled as the Pulumi CLI does, and the pack's entry points."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.policy.analyzer import load_pack, reconciled_levels, run_policy_pack
+from infra.policy.pack_config import PolicyConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+PACK_DIR = REPO / "policies"
+CONFIG_DIR = PACK_DIR / "config"
+
+
+def test_dev_is_advisory_prod_is_mandatory() -> None:
+    dev = reconciled_levels(CONFIG_DIR / "dev.json")
+    staging = reconciled_levels(CONFIG_DIR / "staging.json")
+    prod = reconciled_levels(CONFIG_DIR / "prod.json")
+    assert dev["read-only-root-filesystem"].enforcement_level == "advisory"
+    assert dev["min-replicas"].enforcement_level == "disabled"
+    assert staging["read-only-root-filesystem"].enforcement_level == "mandatory"
+    pack = load_pack(PACK_DIR)
+    for name in {r.name for r in pack.RULES} - set(pack.ALWAYS_ADVISORY):
+        assert prod[name].enforcement_level == "mandatory", name
+    assert prod["waived-results"].enforcement_level == "advisory"
+    assert prod["image-tag-pinned"].properties == {"requireDigest": True}
+    assert prod["aks-no-spot-gpu"].properties == {"allowSpot": False}
+    assert prod["min-replicas"].properties == {"minReplicas": 2}
+    # defaults come from the config schema
+    assert dev["allowed-image-registries"].properties["allowedRegistries"][0] == "docker.io"
+
+
+def test_unknown_property_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(
+        json.dumps({"all": "mandatory", "waived-results": "advisory", "image-tag-pinned": {"requireDigests": True}})
+    )
+    with pytest.raises(PolicyConfigError, match=r"bad\.json.*image-tag-pinned.*'requireDigests'"):
+        reconciled_levels(path)
+
+
+def test_wrong_type_and_unknown_policy_and_level_are_errors(tmp_path: Path) -> None:
+    cases = {
+        "type.json": {"min-replicas": {"minReplicas": "two"}},
+        "policy.json": {"no-such-policy": "mandatory"},
+        "level.json": {"all": "strict"},
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(content))
+        with pytest.raises(PolicyConfigError, match=name.replace(".", r"\.")):
+            reconciled_levels(path)
+
+
+def test_config_file_drives_a_run() -> None:
+    resources = []  # an empty stack: only stack policies may speak, and none has anything to check
+    report = run_policy_pack(resources, CONFIG_DIR / "prod.json", {"environment": "prod"})
+    assert report.config_source.endswith("prod.json")
+    assert report.environment == "prod"
+    assert report.mandatory_violations == 0
+    assert {p.name: p.enforcement_level for p in report.policies}["no-privileged-containers"] == "mandatory"
+
+
+def test_every_property_has_a_schema_default() -> None:
+    pack = load_pack(PACK_DIR)
+    for rule in pack.RULES:
+        for key, schema in rule.config.items():
+            assert "default" in schema, f"{rule.name}.{key}"
+
+
+def test_rule_metadata_is_complete_and_unique() -> None:
+    pack = load_pack(PACK_DIR)
+    ids = [r.id for r in pack.RULES]
+    names = [r.name for r in pack.RULES]
+    assert len(set(ids)) == len(ids) and len(set(names)) == len(names)
+    for rule in pack.RULES:
+        assert rule.severity in ("low", "medium", "high", "critical")
+        assert rule.rationale and rule.title and rule.controls
+        assert all(c.startswith(("CKV_", "CKV2_")) for c in rule.checkov)
+    assert pack.RULES[-1].name == "waived-results", "waived-results must run after every other stack policy"
+
+
+def test_main_builds_the_pack_with_the_same_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pulumi_policy
+
+    pack = load_pack(PACK_DIR)
+    built: dict[str, object] = {}
+
+    class FakePolicyPack:
+        def __init__(self, name: str, policies: list[object], **kwargs: object) -> None:
+            built.update(name=name, policies=policies, **kwargs)
+
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", FakePolicyPack)
+    source = (PACK_DIR / "__main__.py").read_text()
+    ast.parse(source)
+    monkeypatch.syspath_prepend(str(PACK_DIR))
+    exec(
+        compile(source, str(PACK_DIR / "__main__.py"), "exec"),
+        {"__name__": "__main__", "__file__": str(PACK_DIR / "__main__.py")},
+    )
+    assert built["name"] == pack.PACK_NAME == "slm-deploy"
+    assert built["policies"] is pack.POLICIES
+
+
+def test_pack_yaml_and_requirements() -> None:
+    text = (PACK_DIR / "PulumiPolicy.yaml").read_text()
+    assert "runtime: python" in text
+    pack = load_pack(PACK_DIR)
+    assert f"version: {pack.PACK_VERSION}" in text
+    assert "pulumi-policy==1.21.0" in (PACK_DIR / "requirements.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("cwd", "code"),
+    [(PACK_DIR, "import pack; print(len(pack.POLICIES))"), (REPO, "import policies.pack as p; print(len(p.POLICIES))")],
+)
+def test_pack_imports_both_ways(cwd: Path, code: str) -> None:
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60, check=True)
+    assert int(out.stdout.strip()) == len(load_pack(PACK_DIR).POLICIES)
+
+
+def test_docs_catalogue_is_current() -> None:
+    from infra.policy.catalogue import render_catalogue
+
+    assert (REPO / "docs" / "policies.md").read_text() == render_catalogue(PACK_DIR), (
+        "docs/policies.md is stale: run python -m infra.policy.catalogue > docs/policies.md"
+    )
