@@ -33,6 +33,14 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class CheckFormat(StrEnum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    junit = "junit"
+    markdown = "markdown"
+
+
 class Mode(StrEnum):
     preview = "preview"
     update = "update"
@@ -92,12 +100,15 @@ def render(
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
 ) -> None:
     """Write every Kubernetes object as YAML (one file each) and validate it against the schemas."""
+    from infra.config.clock import today
     from infra.plan.render import RenderError, manifests, write_render
     from infra.plan.report import print_schema_results, schema_json
     from infra.plan.schema import validate_manifests
+    from infra.policy.checkov_skips import checkov_ids_of_pack, skip_annotations
 
     result = _guarded_plan(stack, root, preview=False)
-    items = manifests(result.run.resources)
+    skips = skip_annotations(result.config.waivers, checkov_ids_of_pack(), today()) if result.config.waivers else {}
+    items = manifests(result.run.resources, skips)
     checks = validate_manifests(items, result.config.kubernetes_version)
     try:
         write_render(items, out)
@@ -109,6 +120,79 @@ def render(
         print_schema_results(checks, out, result.config.kubernetes_version)
     if any(c.status == "invalid" for c in checks):
         raise typer.Exit(1)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write the whole file or nothing (a pipeline never reads half a report)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+def check(
+    stack: StackOption,
+    root: RootOption = Path("."),
+    output_format: Annotated[CheckFormat, typer.Option("--format", "-f")] = CheckFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+    mode: Annotated[Mode, typer.Option(help="preview: outputs unknown, as `pulumi preview`.")] = Mode.preview,
+) -> None:
+    """Run the program offline, then the policy pack through the analyzer protocol.
+
+    Levels come from policies/config/<environment>.json. Exit 0: nothing mandatory violated;
+    1: a mandatory violation; 2: bad input.
+    """
+    from infra.policy.analyzer import DEFAULT_PACK_DIR, run_policy_pack
+    from infra.policy.pack_config import PolicyConfigError
+
+    result = _guarded_plan(stack, root, preview=mode is Mode.preview)
+    pack_dir = root / "policies" if (root / "policies" / "pack.py").exists() else DEFAULT_PACK_DIR
+    environment_config = pack_dir / "config" / f"{result.config.environment}.json"
+    stack_config = {
+        "environment": result.config.environment,
+        "waivers": [w.model_dump(mode="json") for w in result.config.waivers],
+    }
+    try:
+        report = run_policy_pack(result.run.resources, environment_config, stack_config, stack=stack, pack_dir=pack_dir)
+    except PolicyConfigError as error:
+        fail(str(error))
+    text = _policy_report(report, output_format, f"stacks/Pulumi.{stack}.yaml")
+    if output is not None:
+        try:
+            _write_atomically(output, text)
+        except OSError as error:
+            fail(f"{output}: {error.strerror}")
+        typer.echo(
+            f"{output}: {report.mandatory_violations} mandatory, {report.advisory_violations} advisory, "
+            f"{len(report.waived)} waived"
+        )
+    else:
+        typer.echo(text, nl=not text.endswith("\n"))
+    if report.mandatory_violations:
+        raise typer.Exit(1)
+
+
+def _policy_report(report: Any, output_format: CheckFormat, stack_file: str) -> str:
+    from infra.policy import reports
+
+    if output_format is CheckFormat.sarif:
+        return reports.render_sarif(report, stack_file=stack_file)
+    renderers = {
+        CheckFormat.text: reports.render_text,
+        CheckFormat.json: reports.render_json,
+        CheckFormat.junit: reports.render_junit,
+        CheckFormat.markdown: reports.render_markdown,
+    }
+    return str(renderers[output_format](report))
 
 
 @app.command()

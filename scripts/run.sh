@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pick_python() {
-  for candidate in python3.13 python3.12 python3.11 python3; do
+  for candidate in python3.11 python3.12 python3.13 python3; do
     if command -v "$candidate" >/dev/null 2>&1 &&
       "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] <= (3, 13)))'; then
         echo "$candidate"
@@ -42,6 +42,14 @@ setup_test_tools() {
   fi
 }
 
+setup_checkov() {
+  # checkov scans the renders; it lives in its own virtualenv so its pins never meet Pulumi's.
+  if [ ! -x .venv-checkov/bin/checkov ]; then
+    "$(pick_python)" -m venv .venv-checkov
+    .venv-checkov/bin/python -m pip install --quiet checkov==3.3.30
+  fi
+}
+
 task="${1:-}"
 case "$task" in
   plan)
@@ -52,6 +60,7 @@ case "$task" in
   test)
     setup
     setup_test_tools
+    setup_checkov
     shift
     .venv/bin/ruff check infra policies tests bench
     .venv/bin/mypy

@@ -153,8 +153,11 @@ def validate_stack_config(values: Mapping[str, Any], source: str) -> StackConfig
 
 
 def _read_yaml(path: Path) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    # libyaml's C loader: reading is on the path of every command, and it is already loaded by Pulumi.
+    import yaml
+    from yaml import YAMLError
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -163,7 +166,7 @@ def _read_yaml(path: Path) -> Any:
     except OSError as error:
         raise StackConfigError(str(path), None, f"cannot be read ({error.strerror})") from None
     try:
-        return YAML(typ="safe", pure=True).load(text)
+        return yaml.load(text, Loader=loader)
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

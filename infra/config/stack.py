@@ -267,14 +267,14 @@ class StackConfig(ConfigModel):
         description="Secret values by name, each set with `pulumi config set --secret --path secrets.<name>`.",
     )
     protect_stateful: bool | None = Field(
-        None, description="Protect caches and clusters from deletion; on in prod when unset."
+        None, description="Protect caches and clusters from deletion; on in staging and prod when unset."
     )
     models: list[ModelConfig] = Field(min_length=1, description="The model servers of the stack.")
     waivers: list[Waiver] = Field(default_factory=list, description="Accepted policy exceptions.")
 
     @property
     def protect(self) -> bool:
-        return self.environment == "prod" if self.protect_stateful is None else self.protect_stateful
+        return self.environment != "dev" if self.protect_stateful is None else self.protect_stateful
 
     @field_validator("kubernetes_version")
     @classmethod

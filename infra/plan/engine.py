@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
+from pulumi.output import Unknown as OutputUnknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.rpc import UNKNOWN as RPC_UNKNOWN
 
@@ -33,7 +34,7 @@ def _from_wire(value: Any) -> Any:
         return {k: _from_wire(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_wire(v) for v in value]
-    if value == RPC_UNKNOWN:
+    if isinstance(value, OutputUnknown) or value == RPC_UNKNOWN:
         return UNKNOWN
     if isinstance(value, float) and value.is_integer():
         # The wire carries every number as a double; Kubernetes fields here are integers.
@@ -41,13 +42,16 @@ def _from_wire(value: Any) -> Any:
     return value
 
 
-def _computed_outputs(type_: str, name: str, inputs: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Values a provider would compute on create, as clearly marked placeholders."""
-    if type_.startswith("kubernetes:"):
-        metadata = dict(inputs.get("metadata") or {})
+def _computed_outputs(
+    type_: str, name: str, inputs: dict[str, Any], preview: bool
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Values a provider computes on create: unknown in preview, clearly marked placeholders in update."""
+    if type_.startswith("kubernetes:") and isinstance(inputs.get("metadata"), dict):
+        metadata = dict(inputs["metadata"])
         metadata.setdefault("name", name)
-        metadata["uid"] = f"placeholder-uid-{name}"
-        return {**inputs, "metadata": metadata, "status": {}}, ("metadata.uid", "status")
+        metadata["uid"] = RPC_UNKNOWN if preview else f"placeholder-uid-{name}"
+        status: Any = RPC_UNKNOWN if preview else {}
+        return {**inputs, "metadata": metadata, "status": status}, ("metadata.uid", "status")
     return dict(inputs), ()
 
 
@@ -55,14 +59,15 @@ class PlanMocks(pulumi_mocks.Mocks):
     def __init__(self, preview: bool) -> None:
         self.preview = preview
         self.placeholders: dict[str, tuple[str, ...]] = {}
+        self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        resource_id = f"placeholder-id-{args.name}"
-        if self.preview:
-            return resource_id, dict(args.inputs)
-        outputs, placeholders = _computed_outputs(args.typ, args.name, args.inputs)
-        self.placeholders[args.name] = placeholders
-        return resource_id, outputs
+        # The monitor has already decoded the request's inputs (secrets still marked); keep them.
+        self.inputs[(args.typ, args.name)] = args.inputs
+        outputs, placeholders = _computed_outputs(args.typ, args.name, args.inputs, self.preview)
+        if not self.preview:
+            self.placeholders[args.name] = placeholders
+        return f"placeholder-id-{args.name}", outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
@@ -96,7 +101,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def records(self) -> list[RecordedResource]:
         recorded = []
         for urn, request in self.requests:
-            inputs = _from_wire(json_format.MessageToDict(request.object))
+            decoded = self.plan_mocks.inputs.get((request.type, request.name))
+            inputs = _from_wire(decoded if decoded is not None else json_format.MessageToDict(request.object))
             recorded.append(
                 RecordedResource(
                     urn=urn,

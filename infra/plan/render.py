@@ -75,13 +75,28 @@ def is_kubernetes_object(resource: RecordedResource) -> bool:
     )
 
 
-def manifests(resources: Iterable[RecordedResource]) -> list[Manifest]:
-    """Every Kubernetes object of the plan, redacted, in a stable order."""
+def _annotated(document: dict[str, Any], annotations: dict[str, str] | None) -> dict[str, Any]:
+    if not annotations:
+        return document
+    metadata = dict(document.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
+    return {**document, "metadata": metadata}
+
+
+def manifests(
+    resources: Iterable[RecordedResource], annotations: dict[str, dict[str, str]] | None = None
+) -> list[Manifest]:
+    """Every Kubernetes object of the plan, redacted, in a stable order.
+
+    ``annotations`` adds annotations by the resource's logical name or URN (checkov skips from waivers).
+    """
     found = []
+    extra = annotations or {}
     for resource in resources:
         if not is_kubernetes_object(resource):
             continue
-        document = _canonical(_without_secret_data(redact(resource.inputs)))
+        added = {**extra.get(resource.name, {}), **extra.get(resource.urn, {})}
+        document = _canonical(_annotated(_without_secret_data(redact(resource.inputs)), added))
         metadata = document.get("metadata") or {}
         namespace = metadata.get("namespace") or CLUSTER_SCOPE
         name = metadata.get("name") or resource.name

@@ -145,7 +145,7 @@ def test_resource_options(stack: str, plan_of: PlanOf) -> None:
             if resource.kind != "Namespace":
                 assert any(d.endswith("-namespace") for d in resource.dependencies) or resource.kind == "NetworkPolicy"
         if resource.kind == "PersistentVolumeClaim":
-            assert resource.protect is (stack == "prod")
+            assert resource.protect is (stack != "dev")
 
 
 def _program_with_secret() -> tuple[Callable[[], Any], dict[str, ModelServer]]:

@@ -1,0 +1,41 @@
+"""The recording mock engine: options, unknowns in preview, secrets kept as markers."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+
+from infra.plan.engine import run_program
+from infra.plan.model import UNKNOWN, Secret
+
+
+def _program() -> None:
+    first = k8s.core.v1.ConfigMap("first", metadata=ObjectMetaArgs(name="first", namespace="ns"), data={"a": "1"})
+    k8s.core.v1.ConfigMap(
+        "second",
+        metadata=ObjectMetaArgs(name="second", namespace="ns"),
+        # Only the provider knows the uid: unknown during preview.
+        data={"uid": first.metadata.uid, "token": pulumi.Output.secret("s3cr3t")},
+        opts=pulumi.ResourceOptions(depends_on=[first], protect=True),
+    )
+
+
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+def test_unknowns_secrets_and_options_are_recorded(preview: bool) -> None:
+    run = run_program(_program, "test", preview)
+    by_name = {r.name: r for r in run.resources}
+    second = by_name["second"]
+    assert second.protect is True
+    assert second.dependencies == (by_name["first"].urn,)
+    # A secret anywhere in a map makes the whole map secret, as the engine does.
+    data = second.inputs["data"]
+    assert isinstance(data, Secret)
+    if preview:
+        assert data.value["uid"] == UNKNOWN
+    else:
+        assert data.value["uid"] == "placeholder-uid-first"
+    assert data.value["token"] == "s3cr3t"
+    assert "s3cr3t" not in repr(second.inputs)
+    assert second.urn == "urn:pulumi:test::slm-deploy::kubernetes:core/v1:ConfigMap::second"
