@@ -19,7 +19,6 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
-    EnvVarSourceArgs,
     HTTPGetActionArgs,
     PersistentVolumeClaimSpecArgs,
     PersistentVolumeClaimVolumeSourceArgs,
@@ -29,7 +28,6 @@ from pulumi_kubernetes.core.v1 import (
     ProbeArgs,
     ResourceRequirementsArgs,
     SeccompProfileArgs,
-    SecretKeySelectorArgs,
     SecurityContextArgs,
     ServicePortArgs,
     ServiceSpecArgs,
@@ -45,12 +43,12 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 from infra import gpu
 from infra.components.labels import ModelLabels
 from infra.components.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
+from infra.components.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
 from infra.config.stack import ModelConfig, StackConfig
 from infra.engines.base import EngineSpec
 from infra.hardening import Hardening
 
 CACHE_VOLUME = "model-cache"
-HF_TOKEN_KEY = "token"
 #: Pod Security Admission: enforce, audit and warn all at `restricted`.
 PSA_LABELS = {
     **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
@@ -73,7 +71,7 @@ class ModelServer(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
     service_account: k8s.core.v1.ServiceAccount
     cache: k8s.core.v1.PersistentVolumeClaim
-    hf_token: k8s.core.v1.Secret | None
+    secrets: ModelSecrets
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
     disruption_budget: k8s.policy.v1.PodDisruptionBudget
@@ -103,9 +101,30 @@ class ModelServer(pulumi.ComponentResource):
         # Everything below lives in the namespace: create it first.
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
 
+        self.secrets = ModelSecrets(
+            f"{name}-secrets",
+            ModelSecretsArgs(
+                model=model.name,
+                namespace=ns_name,
+                service_account=model.name,
+                env=_secret_env(engine.hf_token_env, model.hf_token_secret),
+                file_env=_secret_env(engine.hf_token_path_env, model.hf_token_secret),
+                values=args.secrets,
+                store=stack.secret_store,
+                labels=labels.all,
+                tags=stack.labels,
+            ),
+            opts=in_ns,
+        )
+        wiring = self.secrets.wiring
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-serviceaccount",
-            metadata=meta(model.name),
+            metadata=ObjectMetaArgs(
+                name=model.name,
+                namespace=ns_name,
+                labels=labels.all,
+                annotations=wiring.service_account_annotations or None,
+            ),
             automount_service_account_token=model.hardening.automount_service_account_token,
             opts=in_ns,
         )
@@ -121,26 +140,7 @@ class ModelServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(protect=stack.protect)),
         )
 
-        self.hf_token = None
-        env = [EnvVarArgs(name=key, value=value) for key, value in sorted(engine.env.items())]
-        if model.hf_token_secret:
-            self.hf_token = k8s.core.v1.Secret(
-                f"{name}-hf-token",
-                metadata=meta(f"{model.name}-hf-token"),
-                type="Opaque",
-                string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.secrets[model.hf_token_secret])},
-                opts=in_ns,
-            )
-            env += [
-                EnvVarArgs(
-                    name=var,
-                    value_from=EnvVarSourceArgs(
-                        secret_key_ref=SecretKeySelectorArgs(name=f"{model.name}-hf-token", key=HF_TOKEN_KEY)
-                    ),
-                )
-                for var in engine.hf_token_env
-            ]
-
+        env = [EnvVarArgs(name=key, value=value) for key, value in sorted(engine.env.items())] + wiring.env
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta(model.name),
@@ -153,8 +153,8 @@ class ModelServer(pulumi.ComponentResource):
                     rolling_update=RollingUpdateDeploymentArgs(max_surge=1, max_unavailable=0),
                 ),
                 template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels=labels.all),
-                    spec=_pod_spec(model, engine, labels, env),
+                    metadata=ObjectMetaArgs(labels={**labels.all, **wiring.pod_labels}),
+                    spec=_pod_spec(model, engine, labels, env, wiring),
                 ),
             ),
             opts=in_ns,
@@ -266,7 +266,13 @@ def _probes(model: ModelConfig, engine: EngineSpec) -> dict[str, ProbeArgs]:
     }
 
 
-def _pod_spec(model: ModelConfig, engine: EngineSpec, labels: ModelLabels, env: list[EnvVarArgs]) -> PodSpecArgs:
+def _secret_env(variable: str | None, secret: str | None) -> dict[str, str]:
+    return {variable: secret} if variable and secret else {}
+
+
+def _pod_spec(
+    model: ModelConfig, engine: EngineSpec, labels: ModelLabels, env: list[EnvVarArgs], wiring: SecretWiring
+) -> PodSpecArgs:
     hardening = model.hardening
     volumes = [
         VolumeArgs(
@@ -283,6 +289,8 @@ def _pod_spec(model: ModelConfig, engine: EngineSpec, labels: ModelLabels, env: 
             )
         )
         mounts.append(VolumeMountArgs(name=path.name, mount_path=path.mount_path))
+    volumes += wiring.volumes
+    mounts += wiring.volume_mounts
     ports = [ContainerPortArgs(name=engine.port_name, container_port=engine.port, protocol="TCP")]
     if engine.metrics_port is not None and engine.metrics_port != engine.port:
         ports.append(ContainerPortArgs(name="metrics", container_port=engine.metrics_port, protocol="TCP"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -23,6 +24,7 @@ Environment = Literal["dev", "staging", "prod"]
 EngineName = Literal["vllm", "ollama", "onnx"]
 #: Kubernetes minor versions whose schemas kubernetes-validate ships.
 SUPPORTED_KUBERNETES = tuple(f"1.{minor}" for minor in range(25, 38))
+_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class ResourceList(ConfigModel):
@@ -227,7 +229,16 @@ class NetworkConfig(ConfigModel):
         "deny", description="Allow egress to `downloadCidrs` (HTTPS) so servers fetch weights at start-up."
     )
     download_cidrs: list[str] = Field(
-        default_factory=list, description="CIDRs of the model hub (or its proxy), for `modelDownload: allow`."
+        default_factory=list,
+        description="CIDRs of the model hub (or its proxy), for `modelDownload: allow` with plain NetworkPolicy.",
+    )
+    policy_engine: Literal["kubernetes", "cilium"] = Field(
+        "kubernetes",
+        description="`cilium` adds a CiliumNetworkPolicy that allows downloads by host name (`downloadHosts`).",
+    )
+    download_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (or `*.` patterns) of the model hub, for `modelDownload: allow` with Cilium.",
     )
 
     @field_validator("download_cidrs")
@@ -240,10 +251,57 @@ class NetworkConfig(ConfigModel):
                 raise ValueError(f"'{cidr}' is not a CIDR block") from error
         return value
 
+    @field_validator("download_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            name = host.removeprefix("*.")
+            if not name or any(not _HOST_LABEL.match(label) for label in name.split(".")):
+                raise ValueError(f"'{host}' is not a host name (or a '*.' pattern)")
+        return value
+
     @model_validator(mode="after")
     def _download_needs_targets(self) -> NetworkConfig:
-        if self.model_download == "allow" and not self.download_cidrs:
-            raise ValueError("modelDownload is 'allow' but downloadCidrs is empty")
+        if self.model_download == "allow":
+            if self.policy_engine == "kubernetes" and not self.download_cidrs:
+                raise ValueError("modelDownload is 'allow' but downloadCidrs is empty")
+            if self.policy_engine == "cilium" and not self.download_hosts:
+                raise ValueError("modelDownload is 'allow' with policyEngine 'cilium' but downloadHosts is empty")
+        return self
+
+
+class KeyVaultConfig(ConfigModel):
+    """An existing Azure Key Vault (RBAC authorization) that holds the stack's secrets."""
+
+    name: str = Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$", description="Vault name.")
+    resource_group: str = Field(min_length=1, description="Resource group of the vault.")
+    location: str = Field(min_length=1, description="Azure region for the workload identities.")
+
+
+class SecretStoreConfig(ConfigModel):
+    """Where secret values live and how pods receive them (never as literal environment values)."""
+
+    backend: Literal["kubernetes", "azure-keyvault"] = Field(
+        "kubernetes",
+        description="`kubernetes`: a Secret made from the Pulumi secret; `azure-keyvault`: Key Vault, mounted "
+        "through the Secrets Store CSI driver with workload identity.",
+    )
+    key_vault: KeyVaultConfig | None = Field(None, description="The vault, for the azure-keyvault backend.")
+    oidc_issuer_url: str | None = Field(
+        None,
+        pattern=r"^https://",
+        description="The cluster's OIDC issuer, for workload identity federation (azure-keyvault backend).",
+    )
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> SecretStoreConfig:
+        if self.backend == "azure-keyvault":
+            if self.key_vault is None:
+                raise ValueError("backend 'azure-keyvault' needs keyVault (name, resourceGroup, location)")
+            if self.oidc_issuer_url is None:
+                raise ValueError("backend 'azure-keyvault' needs oidcIssuerUrl (the cluster's OIDC issuer)")
+        elif self.key_vault is not None or self.oidc_issuer_url is not None:
+            raise ValueError("keyVault and oidcIssuerUrl are for backend 'azure-keyvault' only")
         return self
 
 
@@ -262,6 +320,9 @@ class StackConfig(ConfigModel):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Where to deploy.")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on every object.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network isolation.")
+    secret_store: SecretStoreConfig = Field(
+        default_factory=SecretStoreConfig, description="Secret backend (kubernetes or azure-keyvault)."
+    )
     secrets: dict[str, Secret] = Field(
         default_factory=dict,
         description="Secret values by name, each set with `pulumi config set --secret --path secrets.<name>`.",

@@ -39,8 +39,10 @@ class EngineSpec:
     #: Where the model-cache volume is mounted.
     cache_mount_path: str
     writable_paths: list[WritablePath] = field(default_factory=list)
-    #: Environment variable names that receive the Hugging Face token, when the model has one.
-    hf_token_env: tuple[str, ...] = ()
+    #: Variable that receives the Hugging Face token's value (kubernetes secret backend).
+    hf_token_env: str | None = None
+    #: Variable that receives the path of the mounted token file (file-only backends).
+    hf_token_path_env: str | None = None
     #: The OpenAI API's base path.
     api_base_path: str = "/v1"
 

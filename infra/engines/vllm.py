@@ -69,7 +69,9 @@ def vllm_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
             # Tensor parallelism exchanges tensors through shared memory.
             WritablePath("dshm", "/dev/shm", medium="Memory", size_limit=_shm_size(model)),
         ],
-        hf_token_env=("HF_TOKEN",),
+        # huggingface_hub reads HF_TOKEN, or the file named by HF_TOKEN_PATH.
+        hf_token_env="HF_TOKEN",
+        hf_token_path_env="HF_TOKEN_PATH",
     )
 
 

@@ -55,11 +55,26 @@ def _computed_outputs(
     return dict(inputs), ()
 
 
+PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
+#: What the offline plan answers for the invokes the program makes. Every value is a placeholder:
+#: no cloud is asked, and reports say so.
+INVOKE_PLACEHOLDERS: dict[str, dict[str, Any]] = {
+    "azure-native:authorization:getClientConfig": {
+        "clientId": PLACEHOLDER_UUID,
+        "objectId": PLACEHOLDER_UUID,
+        "subscriptionId": PLACEHOLDER_UUID,
+        "tenantId": PLACEHOLDER_UUID,
+    },
+}
+
+
 class PlanMocks(pulumi_mocks.Mocks):
     def __init__(self, preview: bool) -> None:
         self.preview = preview
         self.placeholders: dict[str, tuple[str, ...]] = {}
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        #: Every invoke the program made, with the placeholder answer it got.
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         # The monitor has already decoded the request's inputs (secrets still marked); keep them.
@@ -70,7 +85,9 @@ class PlanMocks(pulumi_mocks.Mocks):
         return f"placeholder-id-{args.name}", outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        answer = dict(INVOKE_PLACEHOLDERS.get(args.token, {}))
+        self.invokes.append((args.token, answer))
+        return answer, None
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -126,6 +143,8 @@ class PlanRun:
     stack: str
     preview: bool
     resources: list[RecordedResource]
+    #: (token, placeholder answer) of every invoke, in call order.
+    invokes: list[tuple[str, dict[str, Any]]]
 
 
 def run_program(program: Callable[[], Any], stack: str, preview: bool, project: str = "slm-deploy") -> PlanRun:
@@ -141,4 +160,4 @@ def run_program(program: Callable[[], Any], stack: str, preview: bool, project: 
         pulumi_settings.ROOT.set(None)
         pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
         _sync_await(run_pulumi_func(program))
-        return PlanRun(stack=stack, preview=preview, resources=monitor.records())
+        return PlanRun(stack=stack, preview=preview, resources=monitor.records(), invokes=list(mocks.invokes))

@@ -40,6 +40,7 @@ def test_every_model_gets_its_objects(stack: str, preview: bool, plan_of: PlanOf
                 "Service",
                 "PodDisruptionBudget",
                 "ModelNetworkPolicy",
+                "ModelSecrets",
             ]
         )
         for child in children:
@@ -175,11 +176,11 @@ def _program_with_secret() -> tuple[Callable[[], Any], dict[str, ModelServer]]:
 def test_hf_token_is_a_secret_reference(preview: bool) -> None:
     program, _ = _program_with_secret()
     run = run_program(program, "test", preview)
-    secret = one(run.resources, "Secret", "gated-hf-token")
+    secret = one(run.resources, "Secret", "gated-secrets-secret")
     assert isinstance(secret.inputs["stringData"], Secret)
     container = pod_spec(one(run.resources, "Deployment", "gated-deployment"))["containers"][0]
     token_env = next(e for e in container["env"] if e["name"] == "HF_TOKEN")
-    assert token_env == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"key": "token", "name": "gated-hf-token"}}}
+    assert token_env == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"key": "hfToken", "name": "gated-secrets"}}}
     assert "hf_canary_value_123" not in repr([r.inputs for r in run.resources])
 
 
