@@ -41,6 +41,11 @@ class CheckFormat(StrEnum):
     markdown = "markdown"
 
 
+class Show(StrEnum):
+    resources = "resources"
+    network = "network"
+
+
 class Mode(StrEnum):
     preview = "preview"
     update = "update"
@@ -81,12 +86,18 @@ def plan(
     root: RootOption = Path("."),
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     mode: Annotated[Mode, typer.Option(help="preview: outputs unknown, as `pulumi preview`.")] = Mode.preview,
+    show: Annotated[Show, typer.Option(help="network: the allowed flows (from, to, port).")] = Show.resources,
 ) -> None:
     """Run the program offline under the mock engine and show every resource it declares."""
-    from infra.plan.report import plan_json, print_plan
+    from infra.plan.report import network_json, plan_json, print_network, print_plan
 
     result = _guarded_plan(stack, root, preview=mode is Mode.preview)
-    if output_format is OutputFormat.json:
+    if show is Show.network:
+        if output_format is OutputFormat.json:
+            typer.echo(json.dumps(network_json(result), indent=2, sort_keys=True))
+        else:
+            print_network(result)
+    elif output_format is OutputFormat.json:
         typer.echo(json.dumps(plan_json(result), indent=2, sort_keys=True))
     else:
         print_plan(result)

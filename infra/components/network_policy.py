@@ -127,7 +127,10 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
                 Flow("ingress", f"{monitoring}/prometheus", f"TCP/{args.metrics_port}", "allow-metrics-ingress")
             )
 
-        if args.network.model_download == "allow":
+        self.cilium_policy: k8s.apiextensions.CustomResource | None = None
+        if args.network.model_download == "allow" and args.network.policy_engine == "cilium":
+            self._cilium_download(args)
+        elif args.network.model_download == "allow":
             self._policy(
                 "allow-model-download-egress",
                 pods,
@@ -146,7 +149,43 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
                 Flow("egress", cidr, "TCP/443", "allow-model-download-egress") for cidr in args.network.download_cidrs
             ]
 
-        self.register_outputs({"policies": sorted(self.policies)})
+        self.register_outputs({"policies": sorted(self.policies), "flows": [vars(flow) for flow in self.flows]})
+
+    def _cilium_download(self, args: ModelNetworkPolicyArgs) -> None:
+        """Egress to the model hub by host name: Cilium resolves the names through its DNS proxy."""
+        hosts = args.network.download_hosts
+        self.cilium_policy = k8s.apiextensions.CustomResource(
+            f"{self._name}-allow-model-download-fqdn",
+            api_version="cilium.io/v2",
+            kind="CiliumNetworkPolicy",
+            metadata=ObjectMetaArgs(name="allow-model-download-fqdn", namespace=args.namespace, labels=args.labels),
+            spec={
+                "endpointSelector": {"matchLabels": args.pod_selector},
+                "egress": [
+                    {
+                        # DNS through Cilium's proxy, so that toFQDNs learns the addresses of the hosts; the
+                        # proxy sees every lookup, and toFQDNs below decides where connections may go.
+                        "toEndpoints": [
+                            {"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", **KUBE_DNS_LABELS}}
+                        ],
+                        "toPorts": [
+                            {
+                                "ports": [{"port": "53", "protocol": "ANY"}],
+                                "rules": {"dns": [{"matchPattern": "*"}]},
+                            }
+                        ],
+                    },
+                    {
+                        "toFQDNs": [
+                            {"matchPattern": host} if host.startswith("*.") else {"matchName": host} for host in hosts
+                        ],
+                        "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}],
+                    },
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.flows += [Flow("egress", host, "TCP/443", "allow-model-download-fqdn") for host in hosts]
 
     def _policy(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -199,10 +200,34 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def _environment_secrets() -> dict[str, Any]:
+    """Plain secret values from ``PULUMI_CONFIG`` / ``PULUMI_CONFIG_SECRET_KEYS``.
+
+    The Pulumi CLI hands a program its config (decrypted) in these variables; the offline plan reads
+    them the same way, so a pipeline that has the values can plan with them. They stay secrets.
+    """
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+        secret_keys = set(json.loads(os.environ.get("PULUMI_CONFIG_SECRET_KEYS") or "[]"))
+    except json.JSONDecodeError:
+        raise StackConfigError("PULUMI_CONFIG", None, "is not JSON") from None
+    prefix = f"{NAMESPACE}:"
+    values: dict[str, Any] = {}
+    for key, text in config.items():
+        if key.startswith(prefix) and key in secret_keys:
+            value: Any = text
+            if isinstance(text, str) and text.lstrip()[:1] in ("{", "["):
+                value = json.loads(text)
+            values[key[len(prefix) :]] = mark_all_secret(value)
+    return values
+
+
 def load_stack_file(path: Path) -> StackConfig:
-    """Read and validate a ``Pulumi.<stack>.yaml`` file."""
+    """Read and validate a ``Pulumi.<stack>.yaml`` file (secret values may come from the environment)."""
     source = display_path(path)
-    return validate_stack_config(namespace_values(_read_yaml(path), source), source)
+    values = namespace_values(_read_yaml(path), source)
+    values.update(_environment_secrets())
+    return validate_stack_config(values, source)
 
 
 def load_from_pulumi(stack: str) -> StackConfig:

@@ -42,6 +42,18 @@ def _from_wire(value: Any) -> Any:
     return value
 
 
+#: Outputs that only the provider computes, per resource type (besides Kubernetes' uid and status).
+COMPUTED_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "azure-native:managedidentity:UserAssignedIdentity": ("clientId", "principalId", "tenantId"),
+}
+
+
+def _placeholder(type_: str, name: str, key: str) -> str:
+    if key.endswith("Id") and type_.startswith("azure-native:"):
+        return PLACEHOLDER_UUID
+    return f"placeholder-{key}-{name}"
+
+
 def _computed_outputs(
     type_: str, name: str, inputs: dict[str, Any], preview: bool
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -52,7 +64,9 @@ def _computed_outputs(
         metadata["uid"] = RPC_UNKNOWN if preview else f"placeholder-uid-{name}"
         status: Any = RPC_UNKNOWN if preview else {}
         return {**inputs, "metadata": metadata, "status": status}, ("metadata.uid", "status")
-    return dict(inputs), ()
+    computed = COMPUTED_OUTPUTS.get(type_, ())
+    outputs = {**inputs, **{k: RPC_UNKNOWN if preview else _placeholder(type_, name, k) for k in computed}}
+    return outputs, computed
 
 
 PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
@@ -84,10 +98,11 @@ class PlanMocks(pulumi_mocks.Mocks):
             self.placeholders[args.name] = placeholders
         return f"placeholder-id-{args.name}", outputs
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        # A plain dict: the SDK's mock monitor reads a tuple as (result, failures) and iterates failures.
         answer = dict(INVOKE_PLACEHOLDERS.get(args.token, {}))
         self.invokes.append((args.token, answer))
-        return answer, None
+        return answer
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -11,6 +11,15 @@ from infra.plan.schema import SchemaResult
 from infra.plan.stack import StackPlan
 
 
+def console() -> Any:
+    """A rich console; wide when the output is a file or a CI log, so tables stay readable."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def _label(resource: RecordedResource) -> str:
     metadata = resource.inputs.get("metadata") if isinstance(resource.inputs.get("metadata"), dict) else {}
     where = ""
@@ -35,6 +44,7 @@ def plan_json(plan: StackPlan) -> dict[str, Any]:
         "stackFile": str(plan.stack_file),
         "mode": "preview" if plan.run.preview else "update",
         "counts": dict(sorted(Counter(r.type for r in resources).items())),
+        "invokes": [{"token": token, "placeholderResult": result} for token, result in plan.run.invokes],
         "resources": [
             {
                 "urn": r.urn,
@@ -54,11 +64,10 @@ def plan_json(plan: StackPlan) -> dict[str, Any]:
 
 
 def print_plan(plan: StackPlan) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.tree import Tree
 
-    console = Console()
+    out = console()
     resources = plan.run.resources
     by_parent: dict[str | None, list[RecordedResource]] = {}
     urns = {r.urn for r in resources}
@@ -73,7 +82,7 @@ def print_plan(plan: StackPlan) -> None:
             grow(node.add(_label(child)), child.urn)
 
     grow(tree, None)
-    console.print(tree)
+    out.print(tree)
     table = Table(title="Resources by type")
     table.add_column("type")
     table.add_column("count", justify="right")
@@ -81,7 +90,14 @@ def print_plan(plan: StackPlan) -> None:
     for type_, count in sorted(counts.items()):
         table.add_row(type_, str(count))
     table.add_row("[bold]total[/bold]", f"[bold]{len(resources)}[/bold]")
-    console.print(table)
+    out.print(table)
+    if plan.run.invokes:
+        invokes = Table(title="Invokes, answered offline with [magenta]placeholders[/magenta] (no cloud was asked)")
+        invokes.add_column("function")
+        invokes.add_column("calls", justify="right")
+        for token, count in sorted(Counter(token for token, _ in plan.run.invokes).items()):
+            invokes.add_row(token, str(count))
+        out.print(invokes)
 
 
 def schema_json(checks: list[SchemaResult], out: Path) -> dict[str, Any]:
@@ -93,7 +109,6 @@ def schema_json(checks: list[SchemaResult], out: Path) -> dict[str, Any]:
 
 
 def print_schema_results(checks: list[SchemaResult], out: Path, version: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Rendered to {out} — strict schema check, Kubernetes {version}")
@@ -104,4 +119,30 @@ def print_schema_results(checks: list[SchemaResult], out: Path, version: str) ->
     for check in checks:
         status = f"[{style[check.status]}]{check.status}[/{style[check.status]}]"
         table.add_row(check.path, check.kind, f"{status} {check.message}".strip())
-    Console().print(table)
+    console().print(table)
+
+
+def network_json(plan: StackPlan) -> dict[str, Any]:
+    from infra.plan.network import allowed_flows, default_deny_namespaces
+
+    return {
+        "stack": plan.stack,
+        "defaultDenyNamespaces": sorted(default_deny_namespaces(plan.run.resources)),
+        "flows": [vars(flow) for flow in allowed_flows(plan.run.resources)],
+    }
+
+
+def print_network(plan: StackPlan) -> None:
+    from rich.table import Table
+
+    from infra.plan.network import allowed_flows, default_deny_namespaces
+
+    denied = default_deny_namespaces(plan.run.resources)
+    table = Table(title=f"Allowed network flows, stack {plan.stack} (everything else is denied)")
+    for column in ("namespace", "direction", "from", "to", "port", "policy"):
+        table.add_column(column)
+    for flow in allowed_flows(plan.run.resources):
+        table.add_row(flow.namespace, flow.direction, flow.source, flow.destination, flow.port, flow.policy)
+    out = console()
+    out.print(table)
+    out.print(f"default-deny (ingress and egress): {', '.join(sorted(denied)) or 'none'}")

@@ -96,6 +96,18 @@ CASES = {
         "slm-deploy:models[0]: cache.accessMode ReadWriteOnce cannot be shared by 2 replicas",
     ),
     "not-yaml": ("config: [unclosed\n", "is not valid YAML at line"),
+    "unknown-secret-backend": (
+        stack_text(extra="  slm-deploy:secretStore: {backend: vault}\n"),
+        "slm-deploy:secretStore.backend: unknown backend 'vault' (expected kubernetes, azure-keyvault)",
+    ),
+    "key-vault-backend-without-vault": (
+        stack_text(extra="  slm-deploy:secretStore: {backend: azure-keyvault}\n"),
+        "slm-deploy:secretStore: backend 'azure-keyvault' needs keyVault (name, resourceGroup, location)",
+    ),
+    "cilium-download-without-hosts": (
+        stack_text(extra="  slm-deploy:network: {policyEngine: cilium, modelDownload: allow}\n"),
+        "slm-deploy:network: modelDownload is 'allow' with policyEngine 'cilium' but downloadHosts is empty",
+    ),
 }
 
 

@@ -1,0 +1,263 @@
+"""The stack's optional entry point: one authenticated HTTPS front door for every model (``slm-deploy:entryPoint``).
+
+It is implemented with the Kubernetes Gateway API and Envoy Gateway (see ``docs/entry-point.md``).
+Cross-field checks that need the rest of the stack (environment, secrets, models) live in
+:func:`check_entry_point`, which ``StackConfig`` calls from a model validator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Literal, Protocol
+
+from pydantic import Field, field_validator, model_validator
+
+from infra.config.base import ConfigModel, KeyPathError
+from infra.config.names import DnsLabel
+from infra.config.secrets import SecretValue
+
+#: The Envoy Gateway release (Helm chart and controller) installed by ``installController``.
+ENVOY_GATEWAY_VERSION = "v1.9.3"
+#: Key of the entry point in the ``slm-deploy`` config namespace.
+CONFIG_KEY = "entryPoint"
+Exposure = Literal["cluster", "internal", "public"]
+
+_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: Keys of a Kubernetes Secret's data (the client names of the API-key secret).
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+#: Gateway API ``Duration``: one to four number+unit pairs (``300s``, ``1h30m``).
+_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+class IssuerRef(ConfigModel):
+    """A cert-manager issuer that signs the entry point's certificate."""
+
+    name: str = Field(min_length=1, description="Name of the cert-manager Issuer or ClusterIssuer.")
+    kind: Literal["Issuer", "ClusterIssuer"] = Field(
+        "ClusterIssuer", description="`ClusterIssuer`, or `Issuer` (which must live in the entry point's namespace)."
+    )
+
+
+class EntryPointTls(ConfigModel):
+    """Where the entry point's TLS certificate comes from: exactly one of `issuerRef` and `secretName`."""
+
+    issuer_ref: IssuerRef | None = Field(
+        None, description="cert-manager issuer: a `Certificate` for the hostname is created and kept renewed."
+    )
+    secret_name: DnsLabel | None = Field(
+        None,
+        description="An existing `kubernetes.io/tls` Secret in the entry point's namespace, managed elsewhere.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> EntryPointTls:
+        if self.issuer_ref is not None and self.secret_name is not None:
+            raise ValueError(
+                "give either issuerRef (cert-manager issues the certificate) or secretName (an existing TLS "
+                "secret), not both"
+            )
+        if self.issuer_ref is None and self.secret_name is None:
+            raise ValueError(
+                "TLS is required: set issuerRef (a cert-manager Issuer or ClusterIssuer) or secretName (an "
+                "existing TLS secret in the entry point's namespace)"
+            )
+        return self
+
+    @property
+    def certificate_secret(self) -> str:
+        """Name of the TLS Secret the Gateway listener serves (created by cert-manager or given)."""
+        return self.secret_name or "slm-entry-point-tls"
+
+
+class EntryPointConfig(ConfigModel):
+    """One HTTPS entry point for all models: Gateway API + Envoy Gateway, TLS and API keys before any model."""
+
+    enabled: bool = Field(False, description="Create the entry point.")
+    namespace: DnsLabel = Field(
+        "slm-gateway", description="Namespace of the Gateway, its proxies, the TLS secret and the API keys."
+    )
+    hostname: str | None = Field(
+        None, description="Host name clients call (`llm.example.com`); required when enabled."
+    )
+    gateway_class_name: DnsLabel = Field(
+        "eg", description="GatewayClass of Envoy Gateway (created when `installController` is true)."
+    )
+    tls: EntryPointTls | None = Field(None, description="The TLS certificate; required when enabled.")
+    api_keys: str | None = Field(
+        None,
+        description="Key under `secrets` holding the API keys, a JSON object of client name to key "
+        '(`{"team-a": "…", "ci": "…"}`); unset: no authentication (refused for public exposure in prod).',
+    )
+    exposure: Exposure = Field(
+        "internal",
+        description="`internal`: an Azure internal load balancer; `cluster`: ClusterIP only; `public`: a public "
+        "load balancer (prod: only with `apiKeys`).",
+    )
+    install_controller: bool = Field(
+        False,
+        description="Install Envoy Gateway (Helm chart `gateway-helm`, pinned by `controllerVersion`) and its "
+        "GatewayClass; leave false when the cluster already runs it.",
+    )
+    controller_version: str = Field(
+        ENVOY_GATEWAY_VERSION, description="Envoy Gateway chart version, for `installController`."
+    )
+    controller_namespace: DnsLabel = Field(
+        "envoy-gateway-system", description="Namespace of the Envoy Gateway controller."
+    )
+    proxy_placement: Literal["gateway-namespace", "controller-namespace"] = Field(
+        "gateway-namespace",
+        description="Where the controller runs proxy pods: in the Gateway's namespace (`GatewayNamespace` deploy "
+        "mode, set by `installController`) or in the controller's namespace (Envoy Gateway's default).",
+    )
+    replicas: int = Field(2, ge=1, description="Envoy proxy replicas.")
+    request_timeout: str = Field(
+        "300s", description="Longest a request (a whole streamed completion included) may take, e.g. `300s`."
+    )
+    models: list[DnsLabel] | None = Field(
+        None, min_length=1, description="Names of the models routed through the entry point; every model when unset."
+    )
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        labels = value.split(".")
+        if len(value) > 253 or len(labels) < 2 or any(not _HOST_LABEL.match(label) for label in labels):
+            raise ValueError(
+                f"'{value}' is not a fully qualified host name (lower-case DNS labels separated by dots, "
+                "no wildcard, no scheme or port)"
+            )
+        return value
+
+    @field_validator("request_timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError(f"'{value}' is not a Gateway API duration (for example 300s, 5m, 1h30m)")
+        return value
+
+    @field_validator("controller_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _VERSION.match(value):
+            raise ValueError(f"'{value}' is not a pinned Envoy Gateway release (vMAJOR.MINOR.PATCH, e.g. v1.9.3)")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> EntryPointConfig:
+        if not self.enabled:
+            return self
+        if self.hostname is None:
+            raise ValueError("enabled is true but hostname is not set: name the host clients call (llm.example.com)")
+        if self.tls is None:
+            raise ValueError(
+                "enabled is true but tls is not set: TLS is required (tls.issuerRef for cert-manager, or "
+                "tls.secretName for an existing TLS secret)"
+            )
+        if self.install_controller and self.proxy_placement != "gateway-namespace":
+            raise ValueError(
+                "installController installs Envoy Gateway in GatewayNamespace mode, so proxyPlacement must be "
+                "'gateway-namespace'"
+            )
+        return self
+
+    def exposes(self, model: str) -> bool:
+        """Whether the model ``model`` (its config name) gets a route."""
+        return self.enabled and (self.models is None or model in self.models)
+
+    @property
+    def proxy_namespace(self) -> str:
+        """Namespace in which Envoy Gateway runs this entry point's proxy pods."""
+        return self.namespace if self.proxy_placement == "gateway-namespace" else self.controller_namespace
+
+
+class _ModelLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def k8s_namespace(self) -> str: ...
+
+
+class _StackLike(Protocol):
+    @property
+    def environment(self) -> str: ...
+
+    @property
+    def secrets(self) -> Mapping[str, SecretValue]: ...
+
+    @property
+    def models(self) -> Sequence[_ModelLike]: ...
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """The API keys of the secret's value: a JSON object of client name to key.
+
+    Errors never quote the value (it is secret); they say what is wrong and where.
+    """
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError(
+            'is not JSON: give the API keys as a JSON object of client name to key, {"team-a": "<key>"}'
+        ) from None
+    if not isinstance(value, dict) or not value:
+        raise ValueError('must be a non-empty JSON object of client name to key, {"team-a": "<key>"}')
+    keys: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for client, key in value.items():
+        if not _SECRET_KEY.match(client):
+            raise ValueError(f"client name '{client}' may use only letters, digits, '-', '_' and '.'")
+        if not isinstance(key, str) or len(key) < 16:
+            raise ValueError(f"the key of client '{client}' must be a string of at least 16 characters")
+        if key in seen:
+            raise ValueError(f"clients '{seen[key]}' and '{client}' have the same key: give each client its own")
+        seen[key] = client
+        keys[client] = key
+    return keys
+
+
+def check_entry_point(entry_point: EntryPointConfig, stack: _StackLike) -> None:
+    """Cross-field checks of ``entryPoint`` against the rest of the stack; raises :class:`KeyPathError`.
+
+    Call it from ``StackConfig``'s ``model_validator(mode="after")``: ``check_entry_point(self.entry_point, self)``.
+    """
+    if not entry_point.enabled:
+        return
+    names = [model.name for model in stack.models]
+    for index, model in enumerate(entry_point.models or []):
+        if model not in names:
+            raise KeyPathError(
+                (CONFIG_KEY, "models", index),
+                f"names model '{model}', which is not under models (known: {', '.join(names)})",
+            )
+    for model in stack.models:
+        if entry_point.exposes(model.name) and model.k8s_namespace == entry_point.namespace:
+            raise KeyPathError(
+                (CONFIG_KEY, "namespace"),
+                f"namespace '{entry_point.namespace}' is model '{model.name}''s namespace: give the entry point "
+                "its own",
+            )
+    if entry_point.api_keys is not None:
+        secret = stack.secrets.get(entry_point.api_keys)
+        if secret is None:
+            raise KeyPathError(
+                (CONFIG_KEY, "apiKeys"),
+                f"names secret '{entry_point.api_keys}', which is not under secrets "
+                f"(known: {', '.join(sorted(stack.secrets)) or 'none'})",
+            )
+        if secret.plaintext is not None:
+            try:
+                parse_api_keys(secret.plaintext)
+            except ValueError as error:
+                raise KeyPathError(("secrets", entry_point.api_keys), str(error)) from None
+    if entry_point.exposure == "public" and stack.environment == "prod" and entry_point.api_keys is None:
+        raise KeyPathError(
+            (CONFIG_KEY, "exposure"),
+            "public exposure in prod needs TLS and API keys: set apiKeys to a secret holding the keys "
+            "(or use exposure 'internal')",
+        )

@@ -1,0 +1,56 @@
+"""Per reference stack, the exact set of allowed flows (from, to, port): everything else is denied."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from infra.plan.network import allowed_flows, default_deny_namespaces
+from infra.plan.stack import StackPlan
+from tests.conftest import REFERENCE_STACKS
+
+PlanOf = Callable[[str, bool], StackPlan]
+DNS = "kube-system/k8s-app=kube-dns"
+PROMETHEUS = "monitoring/app.kubernetes.io/name=prometheus"
+HUB_HOSTS = ("*.hf.co", "cdn-lfs.huggingface.co", "huggingface.co")
+ANYWHERE_PUBLIC = "0.0.0.0/0 (except 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"
+
+
+def expected(model: str, clients: tuple[str, ...], download: str) -> set[tuple[str, str, str, str]]:
+    pods = f"slm-{model}/app.kubernetes.io/instance={model}"
+    flows = {
+        ("egress", pods, DNS, "UDP/53"),
+        ("egress", pods, DNS, "TCP/53"),
+        ("ingress", PROMETHEUS, pods, "TCP/8000"),
+    }
+    flows |= {("ingress", f"{client}/*", pods, "TCP/8000") for client in clients}
+    if download == "cidr":
+        flows.add(("egress", pods, ANYWHERE_PUBLIC, "TCP/443"))
+    else:
+        flows |= {("egress", pods, host, "TCP/443") for host in HUB_HOSTS}
+        flows.add(("egress", pods, DNS, "ANY/53"))
+    return flows
+
+
+EXPECTED = {
+    "dev": expected("qwen3-small", ("apps",), "cidr"),
+    "staging": expected("phi4-mini", ("apps", "evaluation"), "cidr")
+    | expected("qwen3-4b", ("apps", "evaluation"), "cidr"),
+    "prod": expected("phi4-mini", ("apps",), "fqdn")
+    | expected("qwen3-8b", ("apps",), "fqdn")
+    | expected("qwen3-small", ("apps",), "fqdn"),
+}
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_exactly_the_expected_flows_are_allowed(stack: str, plan_of: PlanOf) -> None:
+    plan = plan_of(stack, True)
+    flows = {(f.direction, f.source, f.destination, f.port) for f in allowed_flows(plan.run.resources)}
+    assert flows == EXPECTED[stack]
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_every_model_namespace_denies_by_default(stack: str, plan_of: PlanOf) -> None:
+    plan = plan_of(stack, True)
+    assert default_deny_namespaces(plan.run.resources) == {m.k8s_namespace for m in plan.config.models}
