@@ -100,12 +100,15 @@ class ModelServer(pulumi.ComponentResource):
         )
         # Everything below lives in the namespace: create it first.
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        # Components pass the namespace on as an output, which carries the dependency to their children.
+        # (Attribute lifting runs during preview too, while the namespace's uid is still unknown.)
+        namespace_ref: pulumi.Output[str] = self.namespace.metadata.name
 
         self.secrets = ModelSecrets(
             f"{name}-secrets",
             ModelSecretsArgs(
                 model=model.name,
-                namespace=ns_name,
+                namespace=namespace_ref,
                 service_account=model.name,
                 env=_secret_env(engine.hf_token_env, model.hf_token_secret),
                 file_env=_secret_env(engine.hf_token_path_env, model.hf_token_secret),
@@ -181,7 +184,7 @@ class ModelServer(pulumi.ComponentResource):
         self.network_policy = ModelNetworkPolicy(
             f"{name}-network",
             ModelNetworkPolicyArgs(
-                namespace=ns_name,
+                namespace=namespace_ref,
                 pod_selector=labels.selector,
                 labels=labels.all,
                 serving_port=engine.port,

@@ -52,7 +52,8 @@ class SecretWiring:
 class ModelSecretsArgs:
     #: Names the Kubernetes and Azure objects (the model name).
     model: str
-    namespace: str
+    #: The model's namespace (an output of the Namespace, so that objects wait for it).
+    namespace: pulumi.Input[str]
     service_account: str
     #: Variables that carry a secret's value (``HF_TOKEN`` → ``hfToken``), for the kubernetes backend.
     env: Mapping[str, str]
@@ -141,9 +142,11 @@ class ModelSecrets(pulumi.ComponentResource):
             f"{name}-federation",
             resource_group_name=vault.resource_group,
             resource_name_=self.identity.name,
-            federated_identity_credential_resource_name=f"{args.namespace}-{args.service_account}",
+            federated_identity_credential_resource_name=pulumi.Output.concat(
+                args.namespace, "-", args.service_account
+            ),
             issuer=issuer,
-            subject=f"system:serviceaccount:{args.namespace}:{args.service_account}",
+            subject=pulumi.Output.concat("system:serviceaccount:", args.namespace, ":", args.service_account),
             audiences=[WORKLOAD_IDENTITY_AUDIENCE],
             opts=child,
         )

@@ -144,7 +144,7 @@ def test_resource_options(stack: str, plan_of: PlanOf) -> None:
             # One explicit provider for every Kubernetes object, inherited through the components.
             assert resource.provider == providers[0].urn
             if resource.kind != "Namespace":
-                assert any(d.endswith("-namespace") for d in resource.dependencies) or "NetworkPolicy" in resource.kind
+                assert any(d.endswith("-namespace") for d in resource.dependencies)
         if resource.kind == "PersistentVolumeClaim":
             assert resource.protect is (stack != "dev")
 
