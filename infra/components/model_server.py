@@ -15,6 +15,7 @@ from pulumi_kubernetes.apps.v1 import (
 )
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
+    ConfigMapVolumeSourceArgs,
     ContainerArgs,
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
@@ -49,6 +50,7 @@ from infra.engines.base import EngineSpec
 from infra.hardening import Hardening
 
 CACHE_VOLUME = "model-cache"
+ENGINE_CONFIG_VOLUME = "engine-config"
 #: Pod Security Admission: enforce, audit and warn all at `restricted`.
 PSA_LABELS = {
     **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
@@ -72,6 +74,7 @@ class ModelServer(pulumi.ComponentResource):
     service_account: k8s.core.v1.ServiceAccount
     cache: k8s.core.v1.PersistentVolumeClaim
     secrets: ModelSecrets
+    engine_config: k8s.core.v1.ConfigMap | None
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
     disruption_budget: k8s.policy.v1.PodDisruptionBudget
@@ -144,6 +147,14 @@ class ModelServer(pulumi.ComponentResource):
         )
 
         env = [EnvVarArgs(name=key, value=value) for key, value in sorted(engine.env.items())] + wiring.env
+        self.engine_config = None
+        if engine.config_files:
+            self.engine_config = k8s.core.v1.ConfigMap(
+                f"{name}-engine-config",
+                metadata=meta(f"{model.name}-engine-config"),
+                data=dict(engine.config_files),
+                opts=in_ns,
+            )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta(model.name),
@@ -243,10 +254,10 @@ def pod_security_context(hardening: Hardening) -> PodSecurityContextArgs:
     )
 
 
-def _resources(model: ModelConfig) -> ResourceRequirementsArgs:
+def _resources(model: ModelConfig, with_gpu: bool = True) -> ResourceRequirementsArgs:
     requests = {"cpu": model.resources.requests.cpu, "memory": model.resources.requests.memory}
     limits = {"cpu": model.resources.limits.cpu, "memory": model.resources.limits.memory}
-    if model.gpu.count:
+    if model.gpu.count and with_gpu:
         # Extended resources cannot be overcommitted: request and limit are equal.
         requests[model.gpu.resource] = str(model.gpu.count)
         limits[model.gpu.resource] = str(model.gpu.count)
@@ -294,6 +305,14 @@ def _pod_spec(
         mounts.append(VolumeMountArgs(name=path.name, mount_path=path.mount_path))
     volumes += wiring.volumes
     mounts += wiring.volume_mounts
+    if engine.config_files:
+        volumes.append(
+            VolumeArgs(
+                name=ENGINE_CONFIG_VOLUME,
+                config_map=ConfigMapVolumeSourceArgs(name=f"{model.name}-engine-config", default_mode=0o444),
+            )
+        )
+        mounts.append(VolumeMountArgs(name=ENGINE_CONFIG_VOLUME, mount_path=engine.config_mount_path, read_only=True))
     ports = [ContainerPortArgs(name=engine.port_name, container_port=engine.port, protocol="TCP")]
     if engine.metrics_port is not None and engine.metrics_port != engine.port:
         ports.append(ContainerPortArgs(name="metrics", container_port=engine.metrics_port, protocol="TCP"))
@@ -313,8 +332,24 @@ def _pod_spec(
         liveness_probe=probes["liveness"],
         volume_mounts=mounts,
     )
+    init_containers = [
+        ContainerArgs(
+            name=step.name,
+            image=engine.image.reference,
+            image_pull_policy="IfNotPresent",
+            command=step.command,
+            args=step.args or None,
+            env=env + [EnvVarArgs(name=k, value=v) for k, v in sorted(step.env.items())],
+            # Preparing needs no GPU: CPU and memory as the server, nothing more.
+            resources=_resources(model, with_gpu=False),
+            security_context=container_security_context(hardening),
+            volume_mounts=mounts,
+        )
+        for step in engine.prepare
+    ]
     on_gpu = model.gpu.count > 0
     return PodSpecArgs(
+        init_containers=init_containers or None,
         service_account_name=model.name,
         automount_service_account_token=hardening.automount_service_account_token,
         # Service environment variables leak the names and addresses of everything in the namespace.

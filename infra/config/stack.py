@@ -124,12 +124,52 @@ class OnnxSettings(ConfigModel):
     device: Literal["cpu", "cuda"] = Field("cpu", description="Execution provider; cpu is CPU-only.")
 
 
+#: Modelfile PARAMETER names Ollama documents.
+OLLAMA_PARAMETERS = (
+    "mirostat",
+    "mirostat_eta",
+    "mirostat_tau",
+    "num_ctx",
+    "num_predict",
+    "repeat_last_n",
+    "repeat_penalty",
+    "seed",
+    "stop",
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+)
+
+
+class OllamaModelfile(ConfigModel):
+    """A custom model built at start-up with `ollama create` from a Modelfile (templates/ollama/Modelfile.j2)."""
+
+    system: str | None = Field(None, description="System prompt (Modelfile `SYSTEM`).")
+    parameters: dict[str, float | int | str] = Field(
+        default_factory=dict, description="Modelfile `PARAMETER`s, e.g. temperature, num_ctx, top_p, stop."
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _known_parameters(cls, value: dict[str, float | int | str]) -> dict[str, float | int | str]:
+        for key in value:
+            if key not in OLLAMA_PARAMETERS:
+                raise ValueError(f"unknown Modelfile parameter '{key}' (expected one of {', '.join(OLLAMA_PARAMETERS)})")
+        return value
+
+
 class OllamaSettings(ConfigModel):
     """Ollama server settings."""
 
-    keep_alive: str = Field("24h", description="`OLLAMA_KEEP_ALIVE`: how long a model stays loaded.")
-    num_parallel: int = Field(4, ge=1, description="`OLLAMA_NUM_PARALLEL`: requests served at once.")
-    max_queue: int = Field(64, ge=1, description="`OLLAMA_MAX_QUEUE`: requests queued before 503.")
+    keep_alive: str = Field(
+        "24h", pattern=r"^-?\d+(ms|s|m|h)?$", description="`OLLAMA_KEEP_ALIVE`: how long a model stays loaded."
+    )
+    num_parallel: int = Field(4, ge=1, description="`OLLAMA_NUM_PARALLEL`: requests served at once per model.")
+    max_queue: int = Field(64, ge=1, description="`OLLAMA_MAX_QUEUE`: requests queued before Ollama answers 503.")
+    modelfile: OllamaModelfile | None = Field(
+        None, description="Build a custom model (system prompt, parameters) on top of `modelId`."
+    )
 
 
 class ModelConfig(ConfigModel):

@@ -19,6 +19,20 @@ class WritablePath:
 
 
 @dataclass(frozen=True)
+class PrepareStep:
+    """An init container that readies the model (pull, convert) before the server takes traffic.
+
+    It runs with the server's image, hardening, volumes and environment, so it writes where the
+    server reads; if it fails, the pod stays in Init:Error where everyone can see it.
+    """
+
+    name: str
+    command: list[str]
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """An engine's contract with the model server component."""
 
@@ -45,6 +59,11 @@ class EngineSpec:
     hf_token_path_env: str | None = None
     #: The OpenAI API's base path.
     api_base_path: str = "/v1"
+    #: Steps run before the server starts, in order.
+    prepare: tuple[PrepareStep, ...] = ()
+    #: Files the engine reads (file name → text), mounted read-only from a ConfigMap.
+    config_files: dict[str, str] = field(default_factory=dict)
+    config_mount_path: str = "/etc/slm-deploy/engine"
 
     port_name: str = "http"
 

@@ -30,7 +30,7 @@ def test_every_model_gets_its_objects(stack: str, preview: bool, plan_of: PlanOf
     assert sorted(c.name for c in components) == sorted(m.name for m in plan.config.models)
     for model in plan.config.models:
         children = [r for r in resources if r.parent and r.parent.endswith(f"ModelServer::{model.name}")]
-        kinds = sorted(r.kind for r in children)
+        kinds = sorted(r.kind for r in children if r.kind != "ConfigMap")
         assert kinds == sorted(
             [
                 "Namespace",
@@ -71,13 +71,16 @@ def test_pods_are_hardened(stack: str, preview: bool, plan_of: PlanOf) -> None:
             resources = container["resources"]
             for side in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(resources[side])
-            assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"]
+            assert resources["requests"].get("nvidia.com/gpu") == resources["limits"].get("nvidia.com/gpu")
+        for container in spec.get("initContainers", []):
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
 @pytest.mark.parametrize("stack", REFERENCE_STACKS)
 def test_vllm_container_contract(stack: str, plan_of: PlanOf) -> None:
     plan = plan_of(stack, True)
-    for model in plan.config.models:
+    for model in (m for m in plan.config.models if m.engine == "vllm"):
         spec = pod_spec(one(plan.run.resources, "Deployment", f"{model.name}-deployment"))
         container = spec["containers"][0]
         image = container["image"]
@@ -104,6 +107,7 @@ def test_vllm_container_contract(stack: str, plan_of: PlanOf) -> None:
         assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
         assert volumes["model-cache"]["persistentVolumeClaim"]["claimName"] == f"{model.name}-cache"
         assert spec["nodeSelector"] == {"slm-deploy.io/gpu-pool": model.gpu.pool}
+        assert "initContainers" not in spec
         tolerations = {(t["key"], t.get("value"), t["effect"]) for t in spec["tolerations"]}
         assert ("sku", "gpu", "NoSchedule") in tolerations
         assert ("nvidia.com/gpu", None, "NoSchedule") in tolerations

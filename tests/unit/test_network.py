@@ -17,14 +17,14 @@ HUB_HOSTS = ("*.hf.co", "cdn-lfs.huggingface.co", "huggingface.co")
 ANYWHERE_PUBLIC = "0.0.0.0/0 (except 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"
 
 
-def expected(model: str, clients: tuple[str, ...], download: str) -> set[tuple[str, str, str, str]]:
+def expected(
+    model: str, clients: tuple[str, ...], download: str, port: int = 8000, metrics: bool = True
+) -> set[tuple[str, str, str, str]]:
     pods = f"slm-{model}/app.kubernetes.io/instance={model}"
-    flows = {
-        ("egress", pods, DNS, "UDP/53"),
-        ("egress", pods, DNS, "TCP/53"),
-        ("ingress", PROMETHEUS, pods, "TCP/8000"),
-    }
-    flows |= {("ingress", f"{client}/*", pods, "TCP/8000") for client in clients}
+    flows = {("egress", pods, DNS, "UDP/53"), ("egress", pods, DNS, "TCP/53")}
+    if metrics:
+        flows.add(("ingress", PROMETHEUS, pods, f"TCP/{port}"))
+    flows |= {("ingress", f"{client}/*", pods, f"TCP/{port}") for client in clients}
     if download == "cidr":
         flows.add(("egress", pods, ANYWHERE_PUBLIC, "TCP/443"))
     else:
@@ -34,7 +34,8 @@ def expected(model: str, clients: tuple[str, ...], download: str) -> set[tuple[s
 
 
 EXPECTED = {
-    "dev": expected("qwen3-small", ("apps",), "cidr"),
+    # Ollama serves on 11434 and has no metrics endpoint: no metrics ingress at all.
+    "dev": expected("qwen3-micro", ("apps",), "cidr", port=11434, metrics=False),
     "staging": expected("phi4-mini", ("apps", "evaluation"), "cidr")
     | expected("qwen3-4b", ("apps", "evaluation"), "cidr"),
     "prod": expected("phi4-mini", ("apps",), "fqdn")

@@ -54,8 +54,8 @@ def test_render_layout_and_order(plan_of: PlanOf) -> None:
     items = manifests(plan_of("dev", False).run.resources)
     paths = [m.path for m in items]
     assert paths == sorted(paths)
-    assert "_cluster/namespace--slm-qwen3-small.yaml" in paths
-    assert "slm-qwen3-small/deployment.apps--qwen3-small.yaml" in paths
+    assert "_cluster/namespace--slm-qwen3-micro.yaml" in paths
+    assert "slm-qwen3-micro/deployment.apps--qwen3-micro.yaml" in paths
     for item in items:
         assert list(item.document)[:3] == ["apiVersion", "kind", "metadata"]
 

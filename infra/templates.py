@@ -1,0 +1,29 @@
+"""Jinja2 templates from templates/ (Modelfiles, CI pipelines, dashboards …), rendered strictly."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@cache
+def _environment() -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    # StrictUndefined: a missing value is an error, never an empty string in a deployed file.
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_template(name: str, **values: Any) -> str:
+    """Render ``templates/<name>`` with ``values``."""
+    return str(_environment().get_template(name).render(**values))
