@@ -79,9 +79,7 @@ class EntryPointConfig(ConfigModel):
     namespace: DnsLabel = Field(
         "slm-gateway", description="Namespace of the Gateway, its proxies, the TLS secret and the API keys."
     )
-    hostname: str | None = Field(
-        None, description="Host name clients call (`llm.example.com`); required when enabled."
-    )
+    hostname: str | None = Field(None, description="Host name clients call (`llm.example.com`); required when enabled.")
     gateway_class_name: DnsLabel = Field(
         "eg", description="GatewayClass of Envoy Gateway (created when `installController` is true)."
     )
@@ -229,11 +227,11 @@ def check_entry_point(entry_point: EntryPointConfig, stack: _StackLike) -> None:
     if not entry_point.enabled:
         return
     names = [model.name for model in stack.models]
-    for index, model in enumerate(entry_point.models or []):
-        if model not in names:
+    for index, routed in enumerate(entry_point.models or []):
+        if routed not in names:
             raise KeyPathError(
                 (CONFIG_KEY, "models", index),
-                f"names model '{model}', which is not under models (known: {', '.join(names)})",
+                f"names model '{routed}', which is not under models (known: {', '.join(names)})",
             )
     for model in stack.models:
         if entry_point.exposes(model.name) and model.k8s_namespace == entry_point.namespace:

@@ -155,7 +155,9 @@ class OllamaModelfile(ConfigModel):
     def _known_parameters(cls, value: dict[str, float | int | str]) -> dict[str, float | int | str]:
         for key in value:
             if key not in OLLAMA_PARAMETERS:
-                raise ValueError(f"unknown Modelfile parameter '{key}' (expected one of {', '.join(OLLAMA_PARAMETERS)})")
+                raise ValueError(
+                    f"unknown Modelfile parameter '{key}' (expected one of {', '.join(OLLAMA_PARAMETERS)})"
+                )
         return value
 
 
