@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.entry_point import EntryPoint, EntryPointArgs, RouteTarget
 from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.config.secrets import SecretValue
 from infra.config.stack import StackConfig
@@ -34,6 +35,30 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
         servers[model.name] = ModelServer(
             model.name,
             ModelServerArgs(model=model, engine=engine_for(model, config), stack=config, secrets=secrets),
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+    entry = config.entry_point
+    if entry.enabled:
+        engines = {model.name: engine_for(model, config) for model in config.models}
+        EntryPoint(
+            "entry-point",
+            EntryPointArgs(
+                config=entry,
+                routes=[
+                    RouteTarget(
+                        model=model.name,
+                        namespace=model.k8s_namespace,
+                        service=model.name,
+                        port=engines[model.name].port,
+                        api_base_path=engines[model.name].api_base_path,
+                        depends_on=(servers[model.name].namespace,),
+                    )
+                    for model in config.models
+                    if entry.exposes(model.name)
+                ],
+                api_keys=secrets[entry.api_keys] if entry.api_keys else None,
+                labels=config.labels,
+            ),
             opts=pulumi.ResourceOptions(provider=provider),
         )
     pulumi.export("models", {name: server.service.metadata.name for name, server in servers.items()})

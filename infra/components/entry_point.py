@@ -252,6 +252,7 @@ class EntryPoint(pulumi.ComponentResource):
 
         self.api_key_secret = None
         self.security_policy = None
+        key_secret_name = config.existing_api_key_secret or API_KEY_SECRET
         if args.api_keys is not None:
             # Parsed inside the secret Output: the keys stay a Pulumi secret end to end.
             keys = pulumi.Output.secret(args.api_keys).apply(_api_key_data)
@@ -262,6 +263,7 @@ class EntryPoint(pulumi.ComponentResource):
                 string_data=keys,
                 opts=in_ns,
             )
+        if args.api_keys is not None or config.existing_api_key_secret:
             self.security_policy = k8s.apiextensions.CustomResource(
                 f"{name}-api-key-auth",
                 api_version=f"{ENVOY_GATEWAY_GROUP}/v1alpha1",
@@ -271,7 +273,7 @@ class EntryPoint(pulumi.ComponentResource):
                     # On the Gateway: every route attached to it, in every model namespace, is covered.
                     "targetRefs": [{"group": GATEWAY_API_GROUP, "kind": "Gateway", "name": GATEWAY_NAME}],
                     "apiKeyAuth": {
-                        "credentialRefs": [{"group": "", "kind": "Secret", "name": API_KEY_SECRET}],
+                        "credentialRefs": [{"group": "", "kind": "Secret", "name": key_secret_name}],
                         "extractFrom": [{"headers": [API_KEY_HEADER]}],
                         "forwardClientIDHeader": CLIENT_ID_HEADER,
                         # The model server never sees the key.
@@ -279,7 +281,7 @@ class EntryPoint(pulumi.ComponentResource):
                     },
                 },
                 opts=pulumi.ResourceOptions.merge(
-                    in_ns, pulumi.ResourceOptions(depends_on=[self.api_key_secret, self.gateway])
+                    in_ns, pulumi.ResourceOptions(depends_on=[*_present(self.api_key_secret), self.gateway])
                 ),
             )
 
@@ -413,7 +415,7 @@ def _route_spec(route: RouteTarget, hostname: str, gateway_namespace: str, timeo
                     }
                 ],
                 "backendRefs": [{"group": "", "kind": "Service", "name": route.service, "port": route.port}],
-                # Streamed completions take long; the proxy must not cut them at Envoy's 15 s default.
+                # Streamed completions take long: state the limit rather than inherit a proxy default.
                 "timeouts": {"request": timeout},
             }
         ],

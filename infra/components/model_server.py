@@ -42,6 +42,7 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra import gpu
+from infra.components.entry_point import gateway_peer
 from infra.components.labels import ModelLabels
 from infra.components.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
 from infra.components.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
@@ -201,6 +202,8 @@ class ModelServer(pulumi.ComponentResource):
                 serving_port=engine.port,
                 metrics_port=engine.metrics_port,
                 network=stack.network,
+                monitoring_namespace=stack.monitoring.namespace,
+                gateway_peer=gateway_peer(stack.entry_point) if stack.entry_point.exposes(model.name) else None,
             ),
             opts=in_ns,
         )

@@ -45,6 +45,10 @@ class ModelNetworkPolicyArgs:
     serving_port: int
     metrics_port: int | None
     network: NetworkConfig
+    #: Namespace of the Prometheus that scrapes the metrics port.
+    monitoring_namespace: str
+    #: The entry point's proxies (namespace, pod labels), when the stack has one.
+    gateway_peer: tuple[str, dict[str, str]] | None = None
     #: Private CIDRs never reachable by the download rule even when the configured block covers them.
     download_except: list[str] = field(default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
 
@@ -105,8 +109,32 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
                 for ns in args.network.ingress_from_namespaces
             ]
 
+        if args.gateway_peer is not None:
+            gateway_namespace, proxy_labels = args.gateway_peer
+            self._policy(
+                "allow-entry-point-ingress",
+                pods,
+                ["Ingress"],
+                ingress=[
+                    NetworkPolicyIngressRuleArgs(
+                        from_=[
+                            NetworkPolicyPeerArgs(
+                                namespace_selector=LabelSelectorArgs(
+                                    match_labels={NAMESPACE_NAME_LABEL: gateway_namespace}
+                                ),
+                                pod_selector=LabelSelectorArgs(match_labels=proxy_labels),
+                            )
+                        ],
+                        ports=[NetworkPolicyPortArgs(protocol="TCP", port=args.serving_port)],
+                    )
+                ],
+            )
+            self.flows.append(
+                Flow("ingress", f"{gateway_namespace}/envoy", f"TCP/{args.serving_port}", "allow-entry-point-ingress")
+            )
+
         if args.metrics_port is not None:
-            monitoring = args.network.monitoring_namespace
+            monitoring = args.monitoring_namespace
             self._policy(
                 "allow-metrics-ingress",
                 pods,

@@ -89,6 +89,11 @@ class EntryPointConfig(ConfigModel):
         description="Key under `secrets` holding the API keys, a JSON object of client name to key "
         '(`{"team-a": "…", "ci": "…"}`); unset: no authentication (refused for public exposure in prod).',
     )
+    existing_api_key_secret: DnsLabel | None = Field(
+        None,
+        description="Name of an existing Secret in the entry point's namespace holding the API keys (client name to "
+        "key), managed outside this stack (e.g. synced from Key Vault); instead of `apiKeys`.",
+    )
     exposure: Exposure = Field(
         "internal",
         description="`internal`: an Azure internal load balancer; `cluster`: ClusterIP only; `public`: a public "
@@ -155,6 +160,10 @@ class EntryPointConfig(ConfigModel):
             raise ValueError(
                 "enabled is true but tls is not set: TLS is required (tls.issuerRef for cert-manager, or "
                 "tls.secretName for an existing TLS secret)"
+            )
+        if self.api_keys is not None and self.existing_api_key_secret is not None:
+            raise ValueError(
+                "give either apiKeys (a stack secret) or existingApiKeySecret (a Secret you manage), not both"
             )
         if self.install_controller and self.proxy_placement != "gateway-namespace":
             raise ValueError(
@@ -253,7 +262,8 @@ def check_entry_point(entry_point: EntryPointConfig, stack: _StackLike) -> None:
                 parse_api_keys(secret.plaintext)
             except ValueError as error:
                 raise KeyPathError(("secrets", entry_point.api_keys), str(error)) from None
-    if entry_point.exposure == "public" and stack.environment == "prod" and entry_point.api_keys is None:
+    authenticated = entry_point.api_keys is not None or entry_point.existing_api_key_secret is not None
+    if entry_point.exposure == "public" and stack.environment == "prod" and not authenticated:
         raise KeyPathError(
             (CONFIG_KEY, "exposure"),
             "public exposure in prod needs TLS and API keys: set apiKeys to a secret holding the keys "

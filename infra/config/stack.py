@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import ConfigModel, KeyPathError
+from infra.config.entry_point import EntryPointConfig, check_entry_point
 from infra.config.names import DnsLabel, Quantity
 from infra.config.quantity import parse_quantity
 from infra.config.secrets import Secret
@@ -23,6 +24,8 @@ from infra.hardening import Hardening
 Environment = Literal["dev", "staging", "prod"]
 EngineName = Literal["vllm", "ollama", "onnx"]
 #: Kubernetes minor versions whose schemas kubernetes-validate ships.
+#: The resource that asks for the entry point's load balancer (the EnvoyProxy of the EntryPoint component).
+PUBLIC_PROXY_RESOURCE = "entry-point-proxy-config"
 SUPPORTED_KUBERNETES = tuple(f"1.{minor}" for minor in range(25, 38))
 _HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -174,6 +177,39 @@ class OllamaSettings(ConfigModel):
     )
 
 
+class Autoscaling(ConfigModel):
+    """Scale a model on its queue of waiting requests (KEDA), not on GPU utilisation."""
+
+    enabled: bool = Field(False, description="Let KEDA (or an HPA) own the replica count.")
+    backend: Literal["keda", "hpa"] = Field(
+        "keda", description="`keda`: a ScaledObject on Prometheus; `hpa`: an HPA on the Prometheus adapter's metric."
+    )
+    min_replicas: int = Field(1, ge=0, description="Lower bound; 0 (scale to zero) only outside prod.")
+    max_replicas: int = Field(4, ge=1, description="Upper bound; must fit the GPU pool's node limit.")
+    target_queue_per_replica: float = Field(
+        5, gt=0, description="Waiting requests per replica (`vllm:num_requests_waiting`) that trigger a scale-up."
+    )
+    scale_up_stabilization_seconds: int = Field(
+        0, ge=0, description="React at once to a growing queue; new replicas take minutes to load anyway."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        900, ge=0, description="Wait this long before removing replicas: reloading a model is expensive."
+    )
+    polling_interval_seconds: int = Field(15, ge=5, description="How often KEDA queries Prometheus.")
+    hpa_metric: str = Field(
+        "vllm_num_requests_waiting",
+        description="Per-pod metric name as the Prometheus adapter exposes it (backend `hpa`).",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas {self.min_replicas} is above maxReplicas {self.max_replicas}")
+        if self.backend == "hpa" and self.min_replicas == 0:
+            raise ValueError("an HPA cannot scale to zero: use backend keda, or minReplicas >= 1")
+        return self
+
+
 class ModelConfig(ConfigModel):
     """One model server: the model, its engine, its size and where it runs."""
 
@@ -202,10 +238,15 @@ class ModelConfig(ConfigModel):
     vllm: VllmSettings | None = Field(None, description="vLLM flags (engine vllm only).")
     ollama: OllamaSettings | None = Field(None, description="Ollama settings (engine ollama only).")
     onnx: OnnxSettings | None = Field(None, description="ONNX Runtime settings (engine onnx only).")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Queue-based autoscaling.")
     hardening: Hardening = Field(
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the model's objects.")
+
+    @property
+    def max_replicas(self) -> int:
+        return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
 
     @property
     def k8s_namespace(self) -> str:
@@ -220,6 +261,11 @@ class ModelConfig(ConfigModel):
         for engine in ("vllm", "ollama", "onnx"):
             if engine != self.engine and getattr(self, engine) is not None:
                 raise ValueError(f"'{engine}' settings given, but the engine is '{self.engine}'")
+        if self.autoscaling.enabled and self.engine == "ollama":
+            raise ValueError(
+                "autoscaling needs a queue metric, and engine 'ollama' exports none (ollama#3144): "
+                "scale it with replicas, or serve the model with vllm or onnx"
+            )
         if self.engine == "vllm" and self.gpu.count == 0:
             raise ValueError("engine 'vllm' serves on GPUs: set gpu.count to 1 or more")
         if self.engine == "onnx" and self.gpu.count > 0 and (self.onnx or OnnxSettings()).device == "cpu":
@@ -227,9 +273,9 @@ class ModelConfig(ConfigModel):
                 f"gpu.count is {self.gpu.count}, but engine 'onnx' on device 'cpu' is CPU-only "
                 "(set onnx.device: cuda, or gpu.count: 0)"
             )
-        if self.replicas > 1 and self.cache.access_mode != "ReadWriteMany":
+        if self.max_replicas > 1 and self.cache.access_mode != "ReadWriteMany":
             raise ValueError(
-                f"cache.accessMode {self.cache.access_mode} cannot be shared by {self.replicas} replicas on "
+                f"cache.accessMode {self.cache.access_mode} cannot be shared by {self.max_replicas} replicas on "
                 "different nodes: use ReadWriteMany (e.g. storageClass azurefile-csi-premium on AKS)"
             )
         settings = self.vllm or VllmSettings()
@@ -263,9 +309,6 @@ class NetworkConfig(ConfigModel):
 
     ingress_from_namespaces: list[DnsLabel] = Field(
         default_factory=list, description="Namespaces whose pods may call the model port."
-    )
-    monitoring_namespace: DnsLabel = Field(
-        "monitoring", description="Namespace of the Prometheus that scrapes the metrics port."
     )
     model_download: Literal["allow", "deny"] = Field(
         "deny", description="Allow egress to `downloadCidrs` (HTTPS) so servers fetch weights at start-up."
@@ -347,6 +390,46 @@ class SecretStoreConfig(ConfigModel):
         return self
 
 
+class AlertmanagerReceiver(ConfigModel):
+    """Where alerts go. The endpoint URL is a secret (it embeds a token), referenced by name."""
+
+    name: DnsLabel = Field(description="Receiver name.")
+    type: Literal["slack", "msteams", "webhook"] = Field(description="Kind of receiver.")
+    url_secret: str = Field(description="Key under `secrets` holding the webhook URL.")
+    severity: Literal["critical", "warning", "all"] = Field("all", description="Which alerts it receives.")
+
+
+class MonitoringConfig(ConfigModel):
+    """Prometheus, Grafana and Alertmanager for the model servers."""
+
+    mode: Literal["kube-prometheus-stack", "existing", "none"] = Field(
+        "kube-prometheus-stack",
+        description="Install kube-prometheus-stack; or `existing`: only scrape, rule and dashboard objects for a "
+        "Prometheus you run (e.g. Azure Managed Prometheus); or `none`.",
+    )
+    namespace: DnsLabel = Field("monitoring", description="Namespace of Prometheus (and of the chart).")
+    prometheus_url: str = Field(
+        "",
+        description="Prometheus query URL for KEDA; the chart's service when empty and mode is kube-prometheus-stack.",
+    )
+    retention: str = Field("15d", pattern=r"^\d+[smhdwy]$", description="Prometheus retention.")
+    storage_size: Quantity = Field("50Gi", description="Prometheus volume size.")
+    grafana: bool = Field(True, description="Install Grafana with the dashboard sidecar.")
+    receivers: list[AlertmanagerReceiver] = Field(
+        default_factory=list, description="Alertmanager receivers; none means alerts are only visible in the UI."
+    )
+    values: dict[str, object] = Field(
+        default_factory=dict, description="Extra kube-prometheus-stack values, merged over ours."
+    )
+
+
+class AutoscalerInstall(ConfigModel):
+    """KEDA itself, when the stack installs it."""
+
+    install: bool = Field(False, description="Install KEDA (pinned Helm release) for the ScaledObjects.")
+    namespace: DnsLabel = Field("keda", description="KEDA's namespace.")
+
+
 class ClusterConfig(ConfigModel):
     """The cluster the stack deploys into."""
 
@@ -362,6 +445,11 @@ class StackConfig(ConfigModel):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Where to deploy.")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on every object.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network isolation.")
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, description="Metrics, alerts, dashboards.")
+    keda: AutoscalerInstall = Field(default_factory=AutoscalerInstall, description="KEDA, for autoscaling.")
+    entry_point: EntryPointConfig = Field(
+        default_factory=EntryPointConfig, description="The optional HTTPS entry point (Gateway API + Envoy Gateway)."
+    )
     secret_store: SecretStoreConfig = Field(
         default_factory=SecretStoreConfig, description="Secret backend (kubernetes or azure-keyvault)."
     )
@@ -407,6 +495,49 @@ class StackConfig(ConfigModel):
                     f"namespace '{model.k8s_namespace}' is already used by models[{namespaces[model.k8s_namespace]}]",
                 )
             namespaces[model.k8s_namespace] = index
+        return self
+
+    @model_validator(mode="after")
+    def _entry_point(self) -> StackConfig:
+        check_entry_point(self.entry_point, self)
+        entry = self.entry_point
+        if entry.enabled and entry.exposure == "public" and self.environment == "prod":
+            waived = any(
+                w.policy in ("no-public-load-balancer", "SLM-NET-002") and w.resource == PUBLIC_PROXY_RESOURCE
+                for w in self.waivers
+            )
+            if not waived:
+                raise KeyPathError(
+                    ("entryPoint", "exposure"),
+                    "a public load balancer in prod needs a waiver: add to waivers {policy: no-public-load-balancer, "
+                    f"resource: {PUBLIC_PROXY_RESOURCE}, reason, owner, expires}} (or use exposure 'internal')",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _autoscaling(self) -> StackConfig:
+        for index, model in enumerate(self.models):
+            scaling = model.autoscaling
+            if scaling.enabled and scaling.min_replicas == 0 and self.environment == "prod":
+                raise KeyPathError(
+                    ("models", index, "autoscaling", "minReplicas"),
+                    "scale to zero is refused in prod: the first request would wait minutes for a model load",
+                )
+            if scaling.enabled and self.environment == "prod" and scaling.min_replicas < 2:
+                raise KeyPathError(
+                    ("models", index, "autoscaling", "minReplicas"), "prod keeps at least 2 replicas (got 1)"
+                )
+            if scaling.enabled and self.monitoring.mode == "none":
+                raise KeyPathError(
+                    ("models", index, "autoscaling", "enabled"),
+                    "autoscaling reads Prometheus, but monitoring.mode is none",
+                )
+        for index, receiver in enumerate(self.monitoring.receivers):
+            if receiver.url_secret not in self.secrets:
+                raise KeyPathError(
+                    ("monitoring", "receivers", index, "urlSecret"),
+                    f"names secret '{receiver.url_secret}', which is not under secrets",
+                )
         return self
 
     @model_validator(mode="after")

@@ -21,14 +21,21 @@ def validate_manifests(items: list[Manifest], kubernetes_version: str) -> list[S
     import kubernetes_validate
     from kubernetes_validate.utils import SchemaNotFoundError
 
+    from infra.plan.crds import validate_custom_resource
+
     results = []
     for item in items:
         try:
             kubernetes_validate.validate(item.document, kubernetes_version, strict=True)
         except SchemaNotFoundError:
-            results.append(
-                SchemaResult(item.path, item.kind, "not-checked", f"no bundled schema for {item.api_version}")
-            )
+            # A custom resource: validated against the schema this project ships for it, if any.
+            custom = validate_custom_resource(item.document)
+            if custom is None:
+                results.append(
+                    SchemaResult(item.path, item.kind, "not-checked", f"no bundled schema for {item.api_version}")
+                )
+            else:
+                results.append(SchemaResult(item.path, item.kind, custom[0], custom[1]))
         except kubernetes_validate.ValidationError as error:
             # The error copies jsonschema's fields: the message and where in the object it failed.
             where = ".".join(str(p) for p in error.absolute_path)

@@ -30,11 +30,11 @@ CASES = {
     ),
     "unknown-key": (
         stack_text(GOOD_MODEL + "      replica: 2\n"),
-        "slm-deploy:models[0].replica: unknown key (known keys: cache, engine,",
+        "slm-deploy:models[0].replica: unknown key (known keys: autoscaling, cache, engine,",
     ),
     "unknown-top-level-key": (
         stack_text(extra="  slm-deploy:modles: []\n"),
-        "slm-deploy:modles: unknown key (known keys: cluster, environment,",
+        "slm-deploy:modles: unknown key (known keys: cluster, entryPoint, environment,",
     ),
     "unknown-engine": (
         stack_text(GOOD_MODEL + "    - name: other\n      engine: vlm\n      modelId: x\n"),
@@ -96,6 +96,15 @@ CASES = {
         "slm-deploy:models[0]: cache.accessMode ReadWriteOnce cannot be shared by 2 replicas",
     ),
     "not-yaml": ("config: [unclosed\n", "is not valid YAML at line"),
+    "waiverless-public-load-balancer-in-prod": (
+        "config:\n  slm-deploy:environment: prod\n"
+        "  slm-deploy:secrets:\n    apiKeys: {secure: v1:abc}\n"
+        "  slm-deploy:entryPoint:\n    enabled: true\n    hostname: llm.example.com\n"
+        "    exposure: public\n    apiKeys: apiKeys\n    tls: {issuerRef: {name: letsencrypt}}\n"
+        "  slm-deploy:models:\n    - {name: chat, engine: vllm, modelId: x, replicas: 2, gpu: {count: 1},"
+        " cache: {accessMode: ReadWriteMany}}\n",
+        "slm-deploy:entryPoint.exposure: a public load balancer in prod needs a waiver",
+    ),
     "unknown-secret-backend": (
         stack_text(extra="  slm-deploy:secretStore: {backend: vault}\n"),
         "slm-deploy:secretStore.backend: unknown backend 'vault' (expected kubernetes, azure-keyvault)",

@@ -127,7 +127,8 @@ def test_namespaces_labels_and_network(stack: str, plan_of: PlanOf) -> None:
         assert service.inputs["spec"]["type"] == "ClusterIP"
         deny = one(plan.run.resources, "NetworkPolicy", f"{model.name}-network-default-deny")
         assert deny.inputs["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-        for resource in plan.run.resources:
+        model_objects = [r for r in plan.run.resources if "slm-deploy:serving:ModelServer" in r.urn]
+        for resource in model_objects:
             if resource.custom and resource.type.startswith("kubernetes:") and resource.kind != "Namespace":
                 metadata = resource.inputs["metadata"]
                 if resource.parent and model.name in resource.parent:

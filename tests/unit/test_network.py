@@ -17,11 +17,21 @@ HUB_HOSTS = ("*.hf.co", "cdn-lfs.huggingface.co", "huggingface.co")
 ANYWHERE_PUBLIC = "0.0.0.0/0 (except 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"
 
 
+ENVOY = "slm-gateway/app.kubernetes.io/name=envoy"
+
+
 def expected(
-    model: str, clients: tuple[str, ...], download: str, port: int = 8000, metrics: bool = True
+    model: str,
+    clients: tuple[str, ...],
+    download: str,
+    port: int = 8000,
+    metrics: bool = True,
+    entry_point: bool = True,
 ) -> set[tuple[str, str, str, str]]:
     pods = f"slm-{model}/app.kubernetes.io/instance={model}"
     flows = {("egress", pods, DNS, "UDP/53"), ("egress", pods, DNS, "TCP/53")}
+    if entry_point:
+        flows.add(("ingress", ENVOY, pods, f"TCP/{port}"))
     if metrics:
         flows.add(("ingress", PROMETHEUS, pods, f"TCP/{port}"))
     flows |= {("ingress", f"{client}/*", pods, f"TCP/{port}") for client in clients}
@@ -35,7 +45,7 @@ def expected(
 
 EXPECTED = {
     # Ollama serves on 11434 and has no metrics endpoint: no metrics ingress at all.
-    "dev": expected("qwen3-micro", ("apps",), "cidr", port=11434, metrics=False),
+    "dev": expected("qwen3-micro", ("apps",), "cidr", port=11434, metrics=False, entry_point=False),
     "staging": expected("phi4-mini", ("apps", "evaluation"), "cidr")
     | expected("qwen3-4b", ("apps", "evaluation"), "cidr"),
     "prod": expected("phi4-mini", ("apps",), "fqdn")

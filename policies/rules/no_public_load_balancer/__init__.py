@@ -1,4 +1,10 @@
-"""SLM-NET-002: no public LoadBalancer Service unless explicitly allowed."""
+"""SLM-NET-002: no public LoadBalancer Service unless explicitly allowed.
+
+Also checks the Service an Envoy Gateway ``EnvoyProxy`` asks its controller to create
+(``spec.provider.kubernetes.envoyService``): Pulumi never sees that Service, only the request for it.
+Where ``honorExposureAnnotation`` is false (prod), the annotation is not enough: only a waiver, with an
+owner and an expiry, lets a public load balancer through.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +20,38 @@ INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"
 EXPOSURE = "slm-deploy.io/public-exposure"
 
 
+ENVOY_PROXY = "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy"
+
+
+def _service_shape(args: ResourceValidationArgs) -> tuple[Any, dict[str, str], str]:
+    """(type, annotations, what) of the Service this resource is or asks for."""
+    if args.resource_type == ENVOY_PROXY:
+        service = get(args.props, "spec", "provider", "kubernetes", "envoyService", default={})
+        annotations = get(service, "annotations", default={})
+        kind = get(service, "type", default="LoadBalancer")  # Envoy Gateway's default proxy Service type
+        return kind, {str(k): str(annotations[k]) for k in annotations} if annotations else {}, "EnvoyProxy service"
+    return get(args.props, "spec", "type"), annotations_of(args.props), "Service"
+
+
 def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
-    if get(args.props, "spec", "type") != "LoadBalancer":
+    kind, annotations, what = _service_shape(args)
+    if kind != "LoadBalancer":
         return
-    annotations = annotations_of(args.props)
     if annotations.get(INTERNAL, "").lower() == "true":
         return
-    if annotations.get(EXPOSURE) == "allowed" or config.get("allowPublicLoadBalancer") is True:
+    if config.get("allowPublicLoadBalancer") is True:
+        return
+    honor = config.get("honorExposureAnnotation", True) is not False
+    if annotations.get(EXPOSURE) == "allowed" and honor:
+        return
+    if annotations.get(EXPOSURE) == "allowed":
+        yield (
+            f"{what} of type LoadBalancer gets a public IP; here the {EXPOSURE} annotation is not enough: "
+            "waive this policy for the resource (with reason, owner and expiry) if it must be public"
+        )
         return
     yield (
-        "Service of type LoadBalancer gets a public IP; make it internal "
+        f"{what} of type LoadBalancer gets a public IP; make it internal "
         f'({INTERNAL}: "true") or allow it explicitly ({EXPOSURE}: "allowed")'
     )
 
@@ -38,13 +66,19 @@ RULE = Rule(
         "Use ClusterIP behind an ingress/gateway, an internal load balancer, or annotate the Service as allowed."
     ),
     controls={NSA: ("Network separation and hardening",), AKS: ("NS-2: secure cloud services with network controls",)},
-    resource_types=frozenset({SERVICE}),
+    resource_types=frozenset({SERVICE, ENVOY_PROXY}),
     config={
         "allowPublicLoadBalancer": {
             "type": "boolean",
             "default": False,
             "description": "Allow public LoadBalancer Services in this environment.",
-        }
+        },
+        "honorExposureAnnotation": {
+            "type": "boolean",
+            "default": True,
+            "description": "Let the slm-deploy.io/public-exposure annotation allow a public load balancer; "
+            "false means only a waiver can.",
+        },
     },
     check=check,
 )
