@@ -133,6 +133,25 @@ def render(
         raise typer.Exit(1)
 
 
+@app.command()
+def size(
+    model: Annotated[str, typer.Argument(help="Catalogue key, e.g. phi-4-mini-instruct (see infra/catalog).")],
+    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8, int8 or int4.")] = "bf16",
+    context: Annotated[int | None, typer.Option(help="Tokens per sequence; native context capped at 8192.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Sequences at full context at once.")] = 1,
+    vm_size: Annotated[
+        str | None, typer.Option("--vm-size", help="Check this Azure VM size instead of choosing.")
+    ] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+) -> None:
+    """Memory a model needs (weights, KV cache, overhead), where it fits, and the vLLM flags."""
+    from infra.sizing.cli import size_command
+
+    code = size_command(model, precision, context, concurrency, vm_size, output_format.value)
+    if code:
+        raise typer.Exit(code)
+
+
 def _write_atomically(path: Path, text: str) -> None:
     """Write the whole file or nothing (a pipeline never reads half a report)."""
     import os

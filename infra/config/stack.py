@@ -8,12 +8,14 @@ Defaults are the secure choice; every field carries its documentation, from whic
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.catalog.architecture import ModelArchitecture
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.entry_point import EntryPointConfig, check_entry_point
 from infra.config.names import DnsLabel, Quantity
@@ -63,6 +65,10 @@ class Gpu(ConfigModel):
 
     count: int = Field(0, ge=0, description="GPUs per replica (0 for CPU serving).")
     pool: DnsLabel = Field("gpu", description="Name of the GPU node pool the server is scheduled on.")
+    vm_size: str | None = Field(
+        None,
+        description="Azure VM size of that pool's nodes (e.g. Standard_NC4as_T4_v3); sizing checks the model fits it.",
+    )
     resource: Literal["nvidia.com/gpu"] = Field("nvidia.com/gpu", description="Extended resource name.")
 
 
@@ -210,13 +216,39 @@ class Autoscaling(ConfigModel):
         return self
 
 
+class ModelSizing(ConfigModel):
+    """Derive the vLLM flags (and check the GPU) from the model's architecture; see docs/sizing.md."""
+
+    precision: Literal["bf16", "fp16", "fp8", "int8", "int4"] = Field(
+        "bf16", description="Bytes per weight: bf16/fp16 2, fp8/int8 1, int4 0.5 (pre-quantized checkpoints)."
+    )
+    context: int | None = Field(
+        None, ge=128, description="Tokens per sequence (`--max-model-len`); the native context capped at 8192."
+    )
+    concurrency: int = Field(8, ge=1, description="Sequences held at full context at once (`--max-num-seqs`).")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Share of each GPU vLLM may use (`--gpu-memory-utilization`)."
+    )
+
+
 class ModelConfig(ConfigModel):
     """One model server: the model, its engine, its size and where it runs."""
 
     name: DnsLabel = Field(description="Short name; names the namespace and every object of the model.")
     engine: EngineName = Field(description="Serving engine.")
+    catalog: str | None = Field(
+        None, description="Key of a model in the catalogue (infra/catalog/models.yaml): architecture and ids."
+    )
+    architecture: ModelArchitecture | None = Field(
+        None, description="The model's numbers, for a model not in the catalogue (instead of `catalog`)."
+    )
     model_id: str = Field(
-        min_length=1, description="What the engine loads: a Hugging Face id for vLLM, a tag for Ollama."
+        min_length=1,
+        description="What the engine loads: a Hugging Face id for vLLM, a tag for Ollama; from the catalogue "
+        "when `catalog` is set and this is not.",
+    )
+    sizing: ModelSizing | None = Field(
+        None, description="Size the server from the architecture: vLLM flags, tensor parallelism, GPU fit."
     )
     served_model_name: str | None = Field(
         None, description="Name clients ask for in the OpenAI API; the model name when unset."
@@ -243,6 +275,43 @@ class ModelConfig(ConfigModel):
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the model's objects.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_id_from_catalogue(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("catalog") and not data.get("modelId") and not data.get("model_id"):
+            from infra.catalog import UnknownModelError, get_model
+
+            try:
+                entry = get_model(str(data["catalog"]))
+            except UnknownModelError as error:
+                raise ValueError(str(error)) from None
+            model_id = getattr(entry.engines, str(data.get("engine")), None)
+            if model_id:
+                return {**data, "modelId": model_id}
+        return data
+
+    @model_validator(mode="after")
+    def _fits_its_gpu(self) -> ModelConfig:
+        if self.catalog is not None or self.architecture is not None:
+            from infra.catalog import UnknownModelError, resolve_architecture
+
+            try:
+                resolve_architecture(self.catalog, self.architecture)
+            except (UnknownModelError, ValueError) as error:
+                raise ValueError(str(error).strip("'\"")) from None
+        if self.sizing is None:
+            return self
+        if self.engine != "vllm":
+            raise ValueError(f"sizing derives vLLM flags, but the engine is '{self.engine}'")
+        result = size_for(self)
+        assert result.choice is not None  # size_for raises when nothing fits
+        if result.choice.tensor_parallel_size > self.gpu.count:
+            raise ValueError(
+                f"sized for tensor parallelism {result.choice.tensor_parallel_size} on {result.choice.vm_size}, "
+                f"but gpu.count is {self.gpu.count}"
+            )
+        return self
 
     @property
     def max_replicas(self) -> int:
@@ -285,6 +354,37 @@ class ModelConfig(ConfigModel):
                 f"but gpu.count is {self.gpu.count}"
             )
         return self
+
+
+def size_for(model: ModelConfig) -> Any:
+    """The sizing result of a model with ``sizing`` (cached: validation and the engine both ask)."""
+    from infra.catalog import resolve_architecture
+
+    assert model.sizing is not None
+    sizing = model.sizing
+    return _sized(
+        resolve_architecture(model.catalog, model.architecture),
+        sizing.precision,
+        sizing.context,
+        sizing.concurrency,
+        sizing.gpu_memory_utilization,
+        model.gpu.vm_size,
+        model.name,
+    )
+
+
+@functools.cache
+def _sized(
+    arch: Any, precision: str, context: int | None, concurrency: int, utilization: float, vm_size: str | None, name: str
+) -> Any:
+    from infra.sizing import ModelDoesNotFitError, SizingInputError, size_model
+
+    try:
+        return size_model(arch, precision, context, concurrency, utilization, vm_size, model_name=name)  # type: ignore[arg-type]
+    except ModelDoesNotFitError as error:
+        raise ValueError(str(error)) from None
+    except (SizingInputError, LookupError) as error:
+        raise ValueError(str(error).strip("'\"")) from None
 
 
 class Waiver(ConfigModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.config.stack import ImageRef, ModelConfig, StackConfig, VllmSettings
+from infra.config.stack import ImageRef, ModelConfig, StackConfig, VllmSettings, size_for
 from infra.engines.base import EngineSpec, WritablePath
 
 #: The pinned release. v0.12 removed ``vllm:gpu_cache_usage_perc``; dashboards and alerts use
@@ -13,8 +13,17 @@ HOME = "/home/vllm"
 CACHE = "/models"
 
 
+def effective_settings(model: ModelConfig) -> VllmSettings:
+    """The vLLM flags: from sizing when the model has it, each overridden by what the stack sets explicitly."""
+    explicit = model.vllm or VllmSettings()
+    if model.sizing is None:
+        return explicit
+    sized = {k: v for k, v in size_for(model).vllm_settings.items() if k in VllmSettings.model_fields}
+    return VllmSettings.model_validate({**sized, **explicit.model_dump(exclude_unset=True)})
+
+
 def vllm_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
-    settings = model.vllm or VllmSettings()
+    settings = effective_settings(model)
     args = [
         model.model_id,
         "--host=0.0.0.0",

@@ -30,7 +30,7 @@ CASES = {
     ),
     "unknown-key": (
         stack_text(GOOD_MODEL + "      replica: 2\n"),
-        "slm-deploy:models[0].replica: unknown key (known keys: autoscaling, cache, engine,",
+        "slm-deploy:models[0].replica: unknown key (known keys: architecture, autoscaling, cache, catalog, engine,",
     ),
     "unknown-top-level-key": (
         stack_text(extra="  slm-deploy:modles: []\n"),
@@ -104,6 +104,17 @@ CASES = {
         "  slm-deploy:models:\n    - {name: chat, engine: vllm, modelId: x, replicas: 2, gpu: {count: 1},"
         " cache: {accessMode: ReadWriteMany}}\n",
         "slm-deploy:entryPoint.exposure: a public load balancer in prod needs a waiver",
+    ),
+    "model-too-big-for-its-gpu": (
+        stack_text(
+            "\n    - name: big\n      engine: vllm\n      catalog: qwen3-14b\n"
+            "      gpu: {count: 1, vmSize: Standard_NC4as_T4_v3}\n      sizing: {precision: bf16}\n"
+        ),
+        "slm-deploy:models[0]: big (bf16, context 8192, 8 sequences) needs",
+    ),
+    "unknown-catalogue-model": (
+        stack_text("\n    - name: x\n      engine: vllm\n      catalog: qwen4-9b\n      gpu: {count: 1}\n"),
+        "slm-deploy:models[0]: unknown model 'qwen4-9b'",
     ),
     "unknown-secret-backend": (
         stack_text(extra="  slm-deploy:secretStore: {backend: vault}\n"),
