@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.autoscaling import Keda, KedaArgs
 from infra.components.entry_point import EntryPoint, EntryPointArgs, RouteTarget
 from infra.components.model_server import ModelServer, ModelServerArgs
+from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
 from infra.config.secrets import SecretValue
 from infra.config.stack import StackConfig
 from infra.engines import engine_for
+from infra.engines.base import EngineSpec
 
 #: Stands in for a secret the offline plan cannot decrypt; it is a Pulumi secret like the real value.
 OFFLINE_SECRET_PLACEHOLDER = "offline-placeholder-secret"
@@ -29,17 +34,28 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
         # Server-side apply: field ownership is tracked by the API server, as kubectl and GitOps tools do.
         enable_server_side_apply=True,
     )
+    on_cluster = pulumi.ResourceOptions(provider=provider)
     secrets = {name: secret_output(value) for name, value in config.secrets.items()}
+    engines = {model.name: engine_for(model, config) for model in config.models}
     servers: dict[str, ModelServer] = {}
     for model in config.models:
         servers[model.name] = ModelServer(
             model.name,
-            ModelServerArgs(model=model, engine=engine_for(model, config), stack=config, secrets=secrets),
-            opts=pulumi.ResourceOptions(provider=provider),
+            ModelServerArgs(
+                model=model,
+                engine=engines[model.name],
+                stack=config,
+                secrets=secrets,
+                prometheus_url=prometheus_query_url(config.monitoring),
+            ),
+            opts=on_cluster,
         )
+    if config.monitoring.mode != "none":
+        _monitoring(config, engines, servers, secrets, on_cluster)
+    if config.keda.install:
+        Keda("keda", KedaArgs(namespace=config.keda.namespace, labels=config.labels), opts=on_cluster)
     entry = config.entry_point
     if entry.enabled:
-        engines = {model.name: engine_for(model, config) for model in config.models}
         EntryPoint(
             "entry-point",
             EntryPointArgs(
@@ -59,7 +75,43 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                 api_keys=secrets[entry.api_keys] if entry.api_keys else None,
                 labels=config.labels,
             ),
-            opts=pulumi.ResourceOptions(provider=provider),
+            opts=on_cluster,
         )
     pulumi.export("models", {name: server.service.metadata.name for name, server in servers.items()})
     return servers
+
+
+def _monitoring(
+    config: StackConfig,
+    engines: Mapping[str, EngineSpec],
+    servers: Mapping[str, ModelServer],
+    secrets: Mapping[str, pulumi.Output[str]],
+    opts: pulumi.ResourceOptions,
+) -> MonitoringStack:
+    from infra.monitoring import MonitoredModel, render_rules
+    from infra.monitoring.dashboards import render_dashboards
+
+    monitored = [MonitoredModel.from_config(model) for model in config.models]
+    targets = [
+        ScrapeTarget(
+            model=model.name,
+            namespace=servers[model.name].namespace.metadata.name,
+            selector=servers[model.name].labels.selector,
+            port_name=engine.metrics_port_name or engine.port_name,
+            path=engine.metrics_path,
+        )
+        for model in config.models
+        if (engine := engines[model.name]).metrics_path is not None
+    ]
+    return MonitoringStack(
+        "monitoring",
+        MonitoringStackArgs(
+            config=config.monitoring,
+            targets=targets,
+            rules=render_rules(monitored, config.monitoring.alerts),
+            dashboards=render_dashboards(monitored),
+            secrets=secrets,
+            labels=config.labels,
+        ),
+        opts=opts,
+    )

@@ -23,6 +23,15 @@ def planned(stack: str, preview: bool) -> StackPlan:
     return _PLANS[key]
 
 
+#: Waivers expire: checks of the reference stacks run on a fixed day, so a test never turns red by date alone.
+REFERENCE_TODAY = "2026-11-29"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLM_DEPLOY_TODAY", REFERENCE_TODAY)
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

@@ -42,6 +42,7 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra import gpu
+from infra.components.autoscaling import ModelAutoscaler, ModelAutoscalerArgs
 from infra.components.entry_point import gateway_peer
 from infra.components.labels import ModelLabels
 from infra.components.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
@@ -66,6 +67,8 @@ class ModelServerArgs:
     stack: StackConfig
     #: Secret values by config name (Pulumi secret outputs); only those the model references are used.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    #: Where KEDA queries the queue metric.
+    prometheus_url: str = ""
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -80,6 +83,7 @@ class ModelServer(pulumi.ComponentResource):
     service: k8s.core.v1.Service
     disruption_budget: k8s.policy.v1.PodDisruptionBudget
     network_policy: ModelNetworkPolicy
+    autoscaler: ModelAutoscaler | None
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm-deploy:serving:ModelServer", name, None, opts)
@@ -156,11 +160,18 @@ class ModelServer(pulumi.ComponentResource):
                 data=dict(engine.config_files),
                 opts=in_ns,
             )
+        deployment_opts = in_ns
+        if model.autoscaling.enabled:
+            deployment_opts = pulumi.ResourceOptions.merge(
+                in_ns, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])
+            )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta(model.name),
             spec=DeploymentSpecArgs(
-                replicas=model.replicas,
+                # With an autoscaler, this is only the starting count: the autoscaler owns it afterwards
+                # (spec.replicas is in ignore_changes below, so an update never resets it).
+                replicas=model.autoscaling.min_replicas if model.autoscaling.enabled else model.replicas,
                 selector=LabelSelectorArgs(match_labels=labels.selector),
                 # Bring a new replica up before an old one goes: model start-up takes minutes.
                 strategy=DeploymentStrategyArgs(
@@ -172,7 +183,7 @@ class ModelServer(pulumi.ComponentResource):
                     spec=_pod_spec(model, engine, labels, env, wiring),
                 ),
             ),
-            opts=in_ns,
+            opts=deployment_opts,
         )
         self.service = k8s.core.v1.Service(
             f"{name}-service",
@@ -207,6 +218,21 @@ class ModelServer(pulumi.ComponentResource):
             ),
             opts=in_ns,
         )
+        self.autoscaler = None
+        if model.autoscaling.enabled:
+            self.autoscaler = ModelAutoscaler(
+                f"{name}-autoscaler",
+                ModelAutoscalerArgs(
+                    deployment=model.name,
+                    namespace=namespace_ref,
+                    namespace_name=ns_name,
+                    served_model_name=model.api_model_name,
+                    scaling=model.autoscaling,
+                    prometheus_url=args.prometheus_url,
+                    labels=labels.all,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
+            )
         self.register_outputs(
             {
                 "namespace": ns_name,

@@ -142,9 +142,7 @@ class ModelSecrets(pulumi.ComponentResource):
             f"{name}-federation",
             resource_group_name=vault.resource_group,
             resource_name_=self.identity.name,
-            federated_identity_credential_resource_name=pulumi.Output.concat(
-                args.namespace, "-", args.service_account
-            ),
+            federated_identity_credential_resource_name=pulumi.Output.concat(args.namespace, "-", args.service_account),
             issuer=issuer,
             subject=pulumi.Output.concat("system:serviceaccount:", args.namespace, ":", args.service_account),
             audiences=[WORKLOAD_IDENTITY_AUDIENCE],
@@ -161,16 +159,19 @@ class ModelSecrets(pulumi.ComponentResource):
                 opts=child,
             )
         vault_id = client.subscription_id.apply(
-            lambda sub: f"/subscriptions/{sub}/resourceGroups/{vault.resource_group}"
-            f"/providers/Microsoft.KeyVault/vaults/{vault.name}"
+            lambda sub: (
+                f"/subscriptions/{sub}/resourceGroups/{vault.resource_group}"
+                f"/providers/Microsoft.KeyVault/vaults/{vault.name}"
+            )
         )
         self.role_assignment = authorization.RoleAssignment(
             f"{name}-secrets-reader",
             principal_id=self.identity.principal_id,
             principal_type="ServicePrincipal",
             role_definition_id=client.subscription_id.apply(
-                lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
-                f"{KEY_VAULT_SECRETS_USER}"
+                lambda sub: (
+                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_SECRETS_USER}"
+                )
             ),
             scope=vault_id,
             description=f"slm-deploy: {args.model} reads its secrets",

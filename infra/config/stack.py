@@ -22,6 +22,7 @@ from infra.config.names import DnsLabel, Quantity
 from infra.config.quantity import parse_quantity
 from infra.config.secrets import Secret
 from infra.hardening import Hardening
+from infra.monitoring.config import AlertThresholds
 
 Environment = Literal["dev", "staging", "prod"]
 EngineName = Literal["vllm", "ollama", "onnx"]
@@ -512,6 +513,11 @@ class MonitoringConfig(ConfigModel):
         "",
         description="Prometheus query URL for KEDA; the chart's service when empty and mode is kube-prometheus-stack.",
     )
+    pod_security: Literal["restricted", "baseline"] = Field(
+        "restricted",
+        description="Pod Security level enforced on the monitoring namespace (audit and warn stay restricted); "
+        "`baseline` is an opt-out that the policy pack reports.",
+    )
     retention: str = Field("15d", pattern=r"^\d+[smhdwy]$", description="Prometheus retention.")
     storage_size: Quantity = Field("50Gi", description="Prometheus volume size.")
     grafana: bool = Field(True, description="Install Grafana with the dashboard sidecar.")
@@ -520,6 +526,9 @@ class MonitoringConfig(ConfigModel):
     )
     values: dict[str, object] = Field(
         default_factory=dict, description="Extra kube-prometheus-stack values, merged over ours."
+    )
+    alerts: AlertThresholds = Field(
+        default_factory=AlertThresholds, description="SLO thresholds of the alert rules (docs/runbooks.md)."
     )
 
 

@@ -26,6 +26,10 @@ BUNDLED: frozenset[tuple[str, str]] = frozenset(
         ("cert-manager.io/v1", "Certificate"),
         ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),
         ("cilium.io/v2", "CiliumNetworkPolicy"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+        ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
+        ("keda.sh/v1alpha1", "ScaledObject"),
     }
 )
 

@@ -1,0 +1,187 @@
+"""Queue-based autoscaling of one model server, and KEDA itself.
+
+GPU utilisation is a poor signal for LLM serving (a batch-friendly server sits near 100% long before
+it is overloaded); the queue of waiting requests is what users feel. KEDA scales on
+``vllm:num_requests_waiting`` from Prometheus (KAITO and vLLM's production stack do the same), with
+stabilisation windows suited to start-ups that take minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.autoscaling.v2 import (
+    CrossVersionObjectReferenceArgs,
+    HorizontalPodAutoscalerBehaviorArgs,
+    HorizontalPodAutoscalerSpecArgs,
+    HPAScalingPolicyArgs,
+    HPAScalingRulesArgs,
+    MetricIdentifierArgs,
+    MetricSpecArgs,
+    MetricTargetArgs,
+    PodsMetricSourceArgs,
+)
+from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+
+from infra.config.stack import Autoscaling
+
+#: KEDA's chart and version (chart and app versions move together); see docs/monitoring.md.
+KEDA_CHART = "keda"
+KEDA_REPOSITORY = "https://kedacore.github.io/charts"
+KEDA_VERSION = "2.20.1"
+#: The queue metric the servers export (vLLM, and the ONNX server under the same name).
+QUEUE_METRIC = "vllm:num_requests_waiting"
+
+
+@dataclass
+class ModelAutoscalerArgs:
+    deployment: str
+    #: The model's namespace as an output of its Namespace (so the objects wait for it).
+    namespace: pulumi.Input[str]
+    #: The same namespace by name, for the Prometheus query.
+    namespace_name: str
+    #: The API name of the model (``model_name`` label of the vLLM metrics).
+    served_model_name: str
+    scaling: Autoscaling
+    #: Prometheus query URL (KEDA backend).
+    prometheus_url: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def queue_query(namespace: str, served_model_name: str) -> str:
+    """Total waiting requests of one model across its replicas."""
+    return f'sum({QUEUE_METRIC}{{namespace="{namespace}",model_name="{served_model_name}"}})'
+
+
+class ModelAutoscaler(pulumi.ComponentResource):
+    """A KEDA ScaledObject (or an HPA on the Prometheus adapter) that owns a model's replica count."""
+
+    scaled_object: k8s.apiextensions.CustomResource | None
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+
+    def __init__(self, name: str, args: ModelAutoscalerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm-deploy:scaling:ModelAutoscaler", name, None, opts)
+        scaling = args.scaling
+        self.scaled_object = None
+        self.hpa = None
+        child = pulumi.ResourceOptions(parent=self)
+        metadata = ObjectMetaArgs(name=args.deployment, namespace=args.namespace, labels=args.labels)
+        if scaling.backend == "keda":
+            self.scaled_object = k8s.apiextensions.CustomResource(
+                f"{name}-scaledobject",
+                api_version="keda.sh/v1alpha1",
+                kind="ScaledObject",
+                metadata=metadata,
+                spec=_scaled_object_spec(args),
+                opts=child,
+            )
+        else:
+            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa",
+                metadata=metadata,
+                spec=HorizontalPodAutoscalerSpecArgs(
+                    scale_target_ref=CrossVersionObjectReferenceArgs(
+                        api_version="apps/v1", kind="Deployment", name=args.deployment
+                    ),
+                    min_replicas=scaling.min_replicas,
+                    max_replicas=scaling.max_replicas,
+                    metrics=[
+                        MetricSpecArgs(
+                            type="Pods",
+                            pods=PodsMetricSourceArgs(
+                                metric=MetricIdentifierArgs(name=scaling.hpa_metric),
+                                target=MetricTargetArgs(
+                                    type="AverageValue", average_value=f"{scaling.target_queue_per_replica:g}"
+                                ),
+                            ),
+                        )
+                    ],
+                    behavior=_behavior(scaling),
+                ),
+                opts=child,
+            )
+        self.register_outputs({"backend": scaling.backend, "maxReplicas": scaling.max_replicas})
+
+
+def _scaled_object_spec(args: ModelAutoscalerArgs) -> dict[str, object]:
+    scaling = args.scaling
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.deployment},
+        "minReplicaCount": scaling.min_replicas,
+        "maxReplicaCount": scaling.max_replicas,
+        "pollingInterval": scaling.polling_interval_seconds,
+        # Only used when scaling to zero: how long an idle model stays loaded.
+        "cooldownPeriod": scaling.scale_down_stabilization_seconds,
+        "advanced": {
+            "horizontalPodAutoscalerConfig": {
+                "behavior": {
+                    "scaleUp": {
+                        "stabilizationWindowSeconds": scaling.scale_up_stabilization_seconds,
+                        "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}],
+                    },
+                    "scaleDown": {
+                        "stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds,
+                        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}],
+                    },
+                }
+            }
+        },
+        "triggers": [
+            {
+                "type": "prometheus",
+                "metadata": {
+                    "serverAddress": args.prometheus_url,
+                    "query": queue_query(args.namespace_name, args.served_model_name),
+                    "threshold": f"{scaling.target_queue_per_replica:g}",
+                    # Wake a scaled-to-zero model on the first waiting request.
+                    "activationThreshold": "0",
+                },
+            }
+        ],
+    }
+
+
+def _behavior(scaling: Autoscaling) -> HorizontalPodAutoscalerBehaviorArgs:
+    return HorizontalPodAutoscalerBehaviorArgs(
+        scale_up=HPAScalingRulesArgs(
+            stabilization_window_seconds=scaling.scale_up_stabilization_seconds,
+            policies=[HPAScalingPolicyArgs(type="Pods", value=2, period_seconds=60)],
+        ),
+        scale_down=HPAScalingRulesArgs(
+            stabilization_window_seconds=scaling.scale_down_stabilization_seconds,
+            policies=[HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=300)],
+        ),
+    )
+
+
+@dataclass
+class KedaArgs:
+    namespace: str
+    version: str = KEDA_VERSION
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Keda(pulumi.ComponentResource):
+    """KEDA, as a pinned Helm release."""
+
+    release: Release
+
+    def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm-deploy:scaling:Keda", name, None, opts)
+        self.release = Release(
+            f"{name}-release",
+            name="keda",
+            chart=KEDA_CHART,
+            version=args.version,
+            repository_opts=RepositoryOptsArgs(repo=KEDA_REPOSITORY),
+            namespace=args.namespace,
+            create_namespace=True,
+            atomic=True,
+            # Hardened like everything else; KEDA's chart runs non-root with a read-only root filesystem.
+            values={"podLabels": {"keda": args.labels}} if args.labels else {},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"version": args.version})

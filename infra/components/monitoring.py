@@ -1,0 +1,263 @@
+"""Prometheus, Grafana and Alertmanager for the stack, and the scrape, rule and dashboard objects.
+
+``mode: kube-prometheus-stack`` installs the chart (pinned) with selectors that pick up our
+ServiceMonitors, PrometheusRules and AlertmanagerConfigs whatever their labels (the chart's default
+only sees objects labelled ``release: <release>``). ``mode: existing`` creates only the scrape, rule
+and dashboard objects, for a Prometheus the cluster already runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+
+from infra.config.stack import AlertmanagerReceiver, MonitoringConfig
+
+CHART = "kube-prometheus-stack"
+REPOSITORY = "https://prometheus-community.github.io/helm-charts"
+CHART_VERSION = "85.1.2"
+RELEASE_NAME = "kube-prometheus-stack"
+#: The chart's Prometheus service (release name + "-prometheus").
+PROMETHEUS_SERVICE = f"{RELEASE_NAME}-prometheus"
+DASHBOARD_LABEL = "grafana_dashboard"
+#: Objects the chart's selectors match (we set them to match this label instead of `release`).
+SELECTOR_LABEL = "slm-deploy.io/monitoring"
+
+
+def prometheus_query_url(config: MonitoringConfig) -> str:
+    """Where KEDA (and people) query Prometheus."""
+    if config.prometheus_url:
+        return config.prometheus_url
+    return f"http://{PROMETHEUS_SERVICE}.{config.namespace}.svc:9090"
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """One model's metrics endpoint, from its engine adapter."""
+
+    model: str
+    namespace: pulumi.Input[str]
+    selector: dict[str, str]
+    port_name: str
+    path: str
+
+
+@dataclass
+class MonitoringStackArgs:
+    config: MonitoringConfig
+    targets: Sequence[ScrapeTarget]
+    #: PrometheusRule ``spec`` (groups), rendered from templates/monitoring.
+    rules: dict[str, Any]
+    #: Dashboard file name → JSON text.
+    dashboards: Mapping[str, str]
+    #: Secret values by config name, for receiver URLs.
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class MonitoringStack(pulumi.ComponentResource):
+    """Metrics, alerts and dashboards for the model servers."""
+
+    namespace: k8s.core.v1.Namespace | None
+    release: Release | None
+    service_monitors: dict[str, k8s.apiextensions.CustomResource]
+    rules: k8s.apiextensions.CustomResource | None
+    dashboards: dict[str, k8s.core.v1.ConfigMap]
+    receiver_secret: k8s.core.v1.Secret | None
+    alertmanager_config: k8s.apiextensions.CustomResource | None
+
+    def __init__(self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm-deploy:monitoring:MonitoringStack", name, None, opts)
+        config = args.config
+        ns = config.namespace
+        labels = {**args.labels, SELECTOR_LABEL: "true", "app.kubernetes.io/part-of": "slm-deploy"}
+        self.namespace = None
+        self.release = None
+        self.receiver_secret = None
+        self.alertmanager_config = None
+        installs: list[pulumi.Resource] = []
+        if config.mode == "kube-prometheus-stack":
+            self.namespace = k8s.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=ObjectMetaArgs(
+                    name=ns,
+                    labels={
+                        **labels,
+                        # node-exporter (host namespaces) is off, so every chart pod can run `restricted`;
+                        # `monitoring.podSecurity: baseline` relaxes enforcement for charts that cannot.
+                        "pod-security.kubernetes.io/enforce": config.pod_security,
+                        "pod-security.kubernetes.io/audit": "restricted",
+                        "pod-security.kubernetes.io/warn": "restricted",
+                    },
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.release = Release(
+                f"{name}-release",
+                name=RELEASE_NAME,
+                chart=CHART,
+                version=CHART_VERSION,
+                repository_opts=RepositoryOptsArgs(repo=REPOSITORY),
+                namespace=ns,
+                atomic=True,
+                values=chart_values(config),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            )
+            installs = [self.release]
+            if config.receivers:
+                self._receivers(name, config, args, labels, installs)
+        # Objects the operator reads must wait for its CRDs (installed by the chart).
+        after = pulumi.ResourceOptions(parent=self, depends_on=installs)
+
+        self.service_monitors = {}
+        for target in args.targets:
+            self.service_monitors[target.model] = k8s.apiextensions.CustomResource(
+                f"{name}-scrape-{target.model}",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=ObjectMetaArgs(name=target.model, namespace=target.namespace, labels=labels),
+                spec={
+                    "selector": {"matchLabels": target.selector},
+                    "endpoints": [{"port": target.port_name, "path": target.path, "interval": "15s", "scheme": "http"}],
+                },
+                opts=after,
+            )
+        self.rules = None
+        if args.rules.get("groups"):
+            self.rules = k8s.apiextensions.CustomResource(
+                f"{name}-rules",
+                api_version="monitoring.coreos.com/v1",
+                kind="PrometheusRule",
+                metadata=ObjectMetaArgs(name="slm-deploy-model-servers", namespace=ns, labels=labels),
+                spec=args.rules,
+                opts=after,
+            )
+        self.dashboards = {}
+        for file_name, text in sorted(args.dashboards.items()):
+            stem = file_name.removesuffix(".json")
+            self.dashboards[stem] = k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{stem}",
+                metadata=ObjectMetaArgs(
+                    name=f"slm-dashboard-{stem}", namespace=ns, labels={**labels, DASHBOARD_LABEL: "1"}
+                ),
+                data={file_name: text},
+                opts=after,
+            )
+        self.register_outputs({"prometheus": prometheus_query_url(config), "mode": config.mode})
+
+    def _receivers(
+        self,
+        name: str,
+        config: MonitoringConfig,
+        args: MonitoringStackArgs,
+        labels: dict[str, str],
+        installs: list[pulumi.Resource],
+    ) -> None:
+        """Alertmanager receivers whose URLs stay secrets: a Secret, referenced by key from an AlertmanagerConfig."""
+        secret_name = "slm-alert-receivers"
+        self.receiver_secret = k8s.core.v1.Secret(
+            f"{name}-receiver-urls",
+            metadata=ObjectMetaArgs(name=secret_name, namespace=config.namespace, labels=labels),
+            type="Opaque",
+            string_data={r.name: pulumi.Output.secret(args.secrets[r.url_secret]) for r in config.receivers},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=installs),
+        )
+        self.alertmanager_config = k8s.apiextensions.CustomResource(
+            f"{name}-alert-routing",
+            api_version="monitoring.coreos.com/v1alpha1",
+            kind="AlertmanagerConfig",
+            metadata=ObjectMetaArgs(name="slm-deploy", namespace=config.namespace, labels=labels),
+            spec=alertmanager_spec(config.receivers, secret_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*installs, self.receiver_secret]),
+        )
+
+
+def alertmanager_spec(receivers: Sequence[AlertmanagerReceiver], secret_name: str) -> dict[str, Any]:
+    """Routes by severity to each receiver; every URL is a reference to a key of ``secret_name``."""
+
+    def receiver(r: AlertmanagerReceiver) -> dict[str, Any]:
+        url = {"name": secret_name, "key": r.name}
+        if r.type == "slack":
+            return {"name": r.name, "slackConfigs": [{"apiURL": url, "sendResolved": True}]}
+        if r.type == "msteams":
+            return {"name": r.name, "msteamsConfigs": [{"webhookUrl": url, "sendResolved": True}]}
+        return {"name": r.name, "webhookConfigs": [{"urlSecret": url, "sendResolved": True}]}
+
+    routes = [
+        {
+            "receiver": r.name,
+            "matchers": [{"name": "severity", "value": r.severity, "matchType": "="}] if r.severity != "all" else [],
+            "continue": True,
+        }
+        for r in receivers
+    ]
+    return {
+        "route": {
+            "receiver": receivers[0].name,
+            "groupBy": ["alertname", "namespace"],
+            "matchers": [{"name": "slm_deploy", "value": "true", "matchType": "="}],
+            "routes": routes,
+        },
+        "receivers": [receiver(r) for r in receivers],
+    }
+
+
+def chart_values(config: MonitoringConfig) -> dict[str, Any]:
+    """kube-prometheus-stack values: our objects selected whatever their labels, Grafana's sidecar, retention."""
+    values: dict[str, Any] = {
+        "prometheus": {
+            "prometheusSpec": {
+                # The chart's default (true) only selects objects labelled release=<release>.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "probeSelectorNilUsesHelmValues": False,
+                "retention": config.retention,
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": config.storage_size}},
+                        }
+                    }
+                },
+            }
+        },
+        "alertmanager": {
+            "alertmanagerSpec": {
+                # Our AlertmanagerConfig routes on its own matchers, not only on its namespace.
+                "alertmanagerConfigSelector": {"matchLabels": {SELECTOR_LABEL: "true"}},
+                "alertmanagerConfigMatcherStrategy": {"type": "None"},
+            }
+        },
+        "grafana": {
+            "enabled": config.grafana,
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": DASHBOARD_LABEL,
+                    "labelValue": "1",
+                    "searchNamespace": config.namespace,
+                }
+            },
+        },
+        # Node metrics come from the cloud's own agent; the exporter needs host namespaces.
+        "nodeExporter": {"enabled": False},
+    }
+    return _merge(values, dict(config.values))
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

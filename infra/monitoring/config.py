@@ -1,0 +1,107 @@
+"""Alert thresholds and monitoring options, as stack-config sections (camelCase keys in the stack file)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from infra.config.base import ConfigModel
+
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration (``90s``, ``5m``, ``1h30m``)."""
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(f"'{text}' is not a Prometheus duration (e.g. 30s, 5m, 1h30m)")
+    return sum(int(part) * unit for part, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if part)
+
+
+def _duration(value: str) -> str:
+    duration_seconds(value)
+    return value
+
+
+def _label_name(value: str) -> str:
+    if not _LABEL_NAME.match(value):
+        raise ValueError(f"'{value}' is not a Prometheus label name")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+LabelName = Annotated[str, AfterValidator(_label_name)]
+
+
+class AlertThresholds(ConfigModel):
+    """Thresholds and `for:` durations of the model alerts (docs/runbooks.md explains each alert)."""
+
+    ttft_p95_seconds: float = Field(
+        2.0, gt=0, description="SlmTimeToFirstTokenHigh: p95 time to first token above this many seconds."
+    )
+    e2e_p95_seconds: float = Field(
+        60.0, gt=0, description="SlmEndToEndLatencyHigh: p95 end-to-end request latency above this many seconds."
+    )
+    error_ratio: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="SlmRequestErrorRatioHigh: share of finished requests aborted or failed (0-1) above this.",
+    )
+    queue_depth: float = Field(10, gt=0, description="SlmQueueDepthHigh: waiting requests on one replica above this.")
+    kv_cache_ratio: float = Field(
+        0.9, gt=0, lt=1, description="SlmKvCacheSaturated: KV-cache usage of one replica (0-1) above this."
+    )
+    preemption_rate: float = Field(
+        0.1, gt=0, description="SlmPreemptionsHigh: preemptions per second across the model's replicas above this."
+    )
+    gpu_memory_ratio: float = Field(
+        0.97,
+        gt=0,
+        lt=1,
+        description=(
+            "SlmGpuMemoryNearFull: GPU framebuffer used / (used + free) above this. vLLM reserves "
+            "`gpuMemoryUtilization` (0.9) of each GPU up front, so keep this above it."
+        ),
+    )
+    restarts: int = Field(
+        3, ge=1, description="SlmPodRestarting: container restarts within `restartsWindow` at or above this."
+    )
+    restarts_window: Duration = Field("30m", description="Window over which SlmPodRestarting counts restarts.")
+    rate_window: Duration = Field(
+        "5m", description="Window of the rates and latency percentiles (at least 4 scrape intervals)."
+    )
+    latency_for: Duration = Field("10m", description="`for:` of SlmTimeToFirstTokenHigh and SlmEndToEndLatencyHigh.")
+    error_ratio_for: Duration = Field("5m", description="`for:` of SlmRequestErrorRatioHigh.")
+    queue_for: Duration = Field("5m", description="`for:` of SlmQueueDepthHigh.")
+    kv_cache_for: Duration = Field("10m", description="`for:` of SlmKvCacheSaturated.")
+    preemption_for: Duration = Field("10m", description="`for:` of SlmPreemptionsHigh.")
+    gpu_memory_for: Duration = Field("15m", description="`for:` of SlmGpuMemoryNearFull.")
+    restarts_for: Duration = Field("5m", description="`for:` of SlmPodRestarting.")
+    target_down_for: Duration = Field("5m", description="`for:` of SlmMetricsTargetDown.")
+    unavailable_for: Duration = Field(
+        "10m", description="`for:` of SlmDeploymentUnavailable; longer than a normal model start-up from zero."
+    )
+
+
+class MonitoringOptions(ConfigModel):
+    """Where runbooks live and how the cluster's exporters label their series."""
+
+    runbook_base_url: str = Field(
+        "docs/runbooks.md",
+        min_length=1,
+        description="URL of docs/runbooks.md as on-call opens it (e.g. the repository's web view); "
+        "each alert's `runbook_url` is this plus `#<alert name in lower case>`.",
+    )
+    dcgm_namespace_label: LabelName = Field(
+        "namespace",
+        description="Label carrying the GPU's pod namespace on DCGM series: `namespace` when the DCGM "
+        "ServiceMonitor honours the exporter's labels, `exported_namespace` when it does not.",
+    )
+    dcgm_pod_label: LabelName = Field(
+        "pod", description="Label carrying the GPU's pod name on DCGM series (`pod` or `exported_pod`)."
+    )

@@ -1,0 +1,74 @@
+"""What monitoring needs to know about one model server."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from infra.monitoring.metrics import ENGINES, EngineName
+
+if TYPE_CHECKING:
+    from infra.config.stack import ModelConfig
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class MonitoredModel:
+    """A model server as Prometheus sees it.
+
+    The Deployment is named after the model, so its pods are ``<name>-<hash>-<suffix>``; the engine's
+    ``model_name`` label is the served model name.
+    """
+
+    name: str
+    namespace: str
+    engine: EngineName
+    served_model_name: str
+    #: GPUs per replica; GPU alerts and panels only when above 0.
+    gpu_count: int = 0
+    #: Share of each GPU's memory the engine reserves up front (vLLM's ``gpuMemoryUtilization``).
+    gpu_memory_reserved: float | None = None
+
+    def __post_init__(self) -> None:
+        for field_name in ("name", "namespace"):
+            value = getattr(self, field_name)
+            if not _DNS_LABEL.match(value):
+                raise ValueError(f"model {field_name} '{value}' is not a Kubernetes DNS label")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine '{self.engine}' (expected {', '.join(ENGINES)})")
+        if not self.served_model_name:
+            raise ValueError(f"model '{self.name}' has an empty served model name")
+        if self.gpu_count < 0:
+            raise ValueError(f"model '{self.name}' has a negative GPU count")
+
+    @classmethod
+    def from_config(cls, model: ModelConfig) -> MonitoredModel:
+        """The monitoring view of a stack's model."""
+        reserved = None
+        if model.engine == "vllm" and model.gpu.count > 0:
+            reserved = model.vllm.gpu_memory_utilization if model.vllm else 0.9
+        return cls(
+            name=model.name,
+            namespace=model.k8s_namespace,
+            engine=model.engine,
+            served_model_name=model.api_model_name,
+            gpu_count=model.gpu.count,
+            gpu_memory_reserved=reserved,
+        )
+
+    @property
+    def deployment(self) -> str:
+        return self.name
+
+    @property
+    def pod_regex(self) -> str:
+        """Matches the Deployment's pods and nothing else (not ``<name>-large-…``)."""
+        return f"{self.name}-[a-z0-9]+-[a-z0-9]+"
+
+
+def quote(value: str) -> str:
+    """A PromQL string literal."""
+    return json.dumps(value)
