@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_azure_native import authorization, keyvault, managedidentity
 from pulumi_kubernetes.core.v1 import (
     CSIVolumeSourceArgs,
     EnvVarArgs,
@@ -71,10 +70,12 @@ class ModelSecrets(pulumi.ComponentResource):
     """The secrets of one model in the configured backend, and how its pods reference them."""
 
     secret: k8s.core.v1.Secret | None
-    identity: managedidentity.UserAssignedIdentity | None
-    federated_credential: managedidentity.FederatedIdentityCredential | None
-    vault_secrets: dict[str, keyvault.Secret]
-    role_assignment: authorization.RoleAssignment | None
+    # Azure resources typed loosely: the Azure SDK is imported only by stacks that use Key Vault, and
+    # the Pulumi SDK resolves these annotations at run time.
+    identity: pulumi.CustomResource | None
+    federated_credential: pulumi.CustomResource | None
+    vault_secrets: dict[str, pulumi.CustomResource]
+    role_assignment: pulumi.CustomResource | None
     provider_class: k8s.apiextensions.CustomResource | None
     wiring: SecretWiring
 
@@ -125,6 +126,8 @@ class ModelSecrets(pulumi.ComponentResource):
         return wiring
 
     def _key_vault(self, name: str, args: ModelSecretsArgs, needed: list[str]) -> SecretWiring:
+        from pulumi_azure_native import authorization, keyvault, managedidentity
+
         vault = args.store.key_vault
         issuer = args.store.oidc_issuer_url
         assert vault is not None and issuer is not None  # the config model guarantees both
