@@ -41,9 +41,15 @@ def node_selector(pool: str) -> dict[str, str]:
     return pool_node_labels(pool)
 
 
+#: AKS taints spot nodes with this; a GPU pod may land there only when its pool is a spot pool.
+SPOT_TAINT_KEY = "kubernetes.azure.com/scalesetpriority"
+
+
 def tolerations() -> list[Toleration]:
-    """What a GPU pod tolerates: the pool taint and the device plugin's ``nvidia.com/gpu`` taint."""
+    """What a GPU pod tolerates: the pool taint, the device plugin's ``nvidia.com/gpu`` taint and AKS's spot
+    taint (the node selector decides the pool; tolerating spot only matters when that pool is a spot pool)."""
     return [
         Toleration(key=GPU_TAINT_KEY, operator="Equal", value=GPU_TAINT_VALUE, effect=GPU_TAINT_EFFECT),
         Toleration(key=NVIDIA_GPU, operator="Exists", effect="NoSchedule"),
+        Toleration(key=SPOT_TAINT_KEY, operator="Equal", value="spot", effect="NoSchedule"),
     ]

@@ -11,6 +11,7 @@ from infra.components.autoscaling import Keda, KedaArgs
 from infra.components.entry_point import EntryPoint, EntryPointArgs, RouteTarget
 from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
+from infra.config.cluster import AksCluster
 from infra.config.secrets import SecretValue
 from infra.config.stack import StackConfig
 from infra.engines import engine_for
@@ -28,12 +29,20 @@ def secret_output(value: SecretValue) -> pulumi.Output[str]:
 
 def deploy(config: StackConfig) -> dict[str, ModelServer]:
     """Declare every resource of the stack. This is the program, for `pulumi up` and the offline plan."""
-    provider = k8s.Provider(
-        "kubernetes",
-        context=config.cluster.context,
-        # Server-side apply: field ownership is tracked by the API server, as kubectl and GitOps tools do.
-        enable_server_side_apply=True,
-    )
+    oidc_issuer: pulumi.Input[str] | None = config.secret_store.oidc_issuer_url
+    if isinstance(config.cluster, AksCluster):
+        from infra.components.aks.platform import deploy_aks
+
+        aks = deploy_aks(config.cluster, protect=config.protect, service_monitor=config.monitoring.mode != "none")
+        provider = aks.provider
+        oidc_issuer = oidc_issuer or aks.cluster.oidc_issuer_url
+    else:
+        provider = k8s.Provider(
+            "kubernetes",
+            context=config.cluster.context,
+            # Server-side apply: field ownership is tracked by the API server, as kubectl and GitOps tools do.
+            enable_server_side_apply=True,
+        )
     on_cluster = pulumi.ResourceOptions(provider=provider)
     secrets = {name: secret_output(value) for name, value in config.secrets.items()}
     engines = {model.name: engine_for(model, config) for model in config.models}
@@ -47,6 +56,7 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                 stack=config,
                 secrets=secrets,
                 prometheus_url=prometheus_query_url(config.monitoring),
+                oidc_issuer=oidc_issuer,
             ),
             opts=on_cluster,
         )

@@ -69,6 +69,8 @@ class ModelServerArgs:
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     #: Where KEDA queries the queue metric.
     prometheus_url: str = ""
+    #: The cluster's OIDC issuer, for workload identity (azure-keyvault secrets).
+    oidc_issuer: pulumi.Input[str] | None = None
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -122,6 +124,7 @@ class ModelServer(pulumi.ComponentResource):
                 file_env=_secret_env(engine.hf_token_path_env, model.hf_token_secret),
                 values=args.secrets,
                 store=stack.secret_store,
+                oidc_issuer=args.oidc_issuer,
                 labels=labels.all,
                 tags=stack.labels,
             ),

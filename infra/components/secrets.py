@@ -62,6 +62,8 @@ class ModelSecretsArgs:
     #: Secret values by config name (Pulumi secret outputs).
     values: Mapping[str, pulumi.Input[str]]
     store: SecretStoreConfig
+    #: The cluster's OIDC issuer (from the AKS cluster, or the store's config for an existing cluster).
+    oidc_issuer: pulumi.Input[str] | None = None
     labels: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -129,7 +131,7 @@ class ModelSecrets(pulumi.ComponentResource):
         from pulumi_azure_native import authorization, keyvault, managedidentity
 
         vault = args.store.key_vault
-        issuer = args.store.oidc_issuer_url
+        issuer = args.oidc_issuer or args.store.oidc_issuer_url
         assert vault is not None and issuer is not None  # the config model guarantees both
         child = pulumi.ResourceOptions(parent=self)
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from infra.catalog.architecture import ModelArchitecture
 from infra.config.base import ConfigModel, KeyPathError
+from infra.config.cluster import AksCluster, ClusterConfig, ExistingCluster, check_cluster
 from infra.config.entry_point import EntryPointConfig, check_entry_point
 from infra.config.names import DnsLabel, Quantity
 from infra.config.quantity import parse_quantity
@@ -357,8 +358,11 @@ class ModelConfig(ConfigModel):
         return self
 
 
-def size_for(model: ModelConfig) -> Any:
-    """The sizing result of a model with ``sizing`` (cached: validation and the engine both ask)."""
+def size_for(model: ModelConfig, vm_size: str | None = None) -> Any:
+    """The sizing result of a model with ``sizing`` on ``vm_size`` (default: the model's own ``gpu.vmSize``).
+
+    Cached: validation and the engine both ask.
+    """
     from infra.catalog import resolve_architecture
 
     assert model.sizing is not None
@@ -369,7 +373,7 @@ def size_for(model: ModelConfig) -> Any:
         sizing.context,
         sizing.concurrency,
         sizing.gpu_memory_utilization,
-        model.gpu.vm_size,
+        vm_size or model.gpu.vm_size,
         model.name,
     )
 
@@ -476,7 +480,8 @@ class SecretStoreConfig(ConfigModel):
     oidc_issuer_url: str | None = Field(
         None,
         pattern=r"^https://",
-        description="The cluster's OIDC issuer, for workload identity federation (azure-keyvault backend).",
+        description="The cluster's OIDC issuer, for workload identity federation (azure-keyvault backend); "
+        "taken from the AKS cluster in `aks` mode.",
     )
 
     @model_validator(mode="after")
@@ -484,8 +489,6 @@ class SecretStoreConfig(ConfigModel):
         if self.backend == "azure-keyvault":
             if self.key_vault is None:
                 raise ValueError("backend 'azure-keyvault' needs keyVault (name, resourceGroup, location)")
-            if self.oidc_issuer_url is None:
-                raise ValueError("backend 'azure-keyvault' needs oidcIssuerUrl (the cluster's OIDC issuer)")
         elif self.key_vault is not None or self.oidc_issuer_url is not None:
             raise ValueError("keyVault and oidcIssuerUrl are for backend 'azure-keyvault' only")
         return self
@@ -539,19 +542,16 @@ class AutoscalerInstall(ConfigModel):
     namespace: DnsLabel = Field("keda", description="KEDA's namespace.")
 
 
-class ClusterConfig(ConfigModel):
-    """The cluster the stack deploys into."""
-
-    mode: Literal["existing"] = Field("existing", description="`existing`: a cluster from a kubeconfig context.")
-    context: str | None = Field(None, description="kubeconfig context; the current context when unset.")
-
-
 class StackConfig(ConfigModel):
     """The whole `slm-deploy` namespace of a stack file."""
 
     environment: Environment = Field(description="dev, staging or prod: selects the policy levels.")
     kubernetes_version: str = Field("1.31", description="Kubernetes minor version the manifests target.")
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Where to deploy.")
+    cluster: ClusterConfig = Field(
+        default_factory=ExistingCluster,
+        description="Where to deploy: an existing cluster (`mode: existing`) or an AKS cluster the stack creates "
+        "(`mode: aks`).",
+    )
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on every object.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network isolation.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, description="Metrics, alerts, dashboards.")
@@ -571,6 +571,13 @@ class StackConfig(ConfigModel):
     )
     models: list[ModelConfig] = Field(min_length=1, description="The model servers of the stack.")
     waivers: list[Waiver] = Field(default_factory=list, description="Accepted policy exceptions.")
+
+    def gpu_vm_size(self, model: ModelConfig) -> str | None:
+        """The VM size a GPU model runs on: its own `gpu.vmSize`, or its AKS pool's."""
+        if model.gpu.vm_size is not None or not isinstance(self.cluster, AksCluster):
+            return model.gpu.vm_size
+        pool = self.cluster.pool(model.gpu.pool)
+        return pool.vm_size if pool is not None else None
 
     @property
     def protect(self) -> bool:
@@ -604,6 +611,42 @@ class StackConfig(ConfigModel):
                     f"namespace '{model.k8s_namespace}' is already used by models[{namespaces[model.k8s_namespace]}]",
                 )
             namespaces[model.k8s_namespace] = index
+        return self
+
+    @model_validator(mode="after")
+    def _cluster(self) -> StackConfig:
+        check_cluster(
+            self.cluster, environment=self.environment, kubernetes_version=self.kubernetes_version, models=self.models
+        )
+        if isinstance(self.cluster, AksCluster):
+            for index, model in enumerate(self.models):
+                pool = self.cluster.pool(model.gpu.pool) if model.gpu.count else None
+                if pool is None:
+                    continue
+                if model.gpu.vm_size is not None and model.gpu.vm_size != pool.vm_size:
+                    raise KeyPathError(
+                        ("models", index, "gpu", "vmSize"),
+                        f"says {model.gpu.vm_size}, but pool '{pool.name}' runs {pool.vm_size}: leave vmSize unset "
+                        "in aks mode (the pool decides)",
+                    )
+                if model.sizing is not None and model.gpu.vm_size is None:
+                    # Size against the pool's VM: a model too big for its GPU is a config error naming both.
+                    try:
+                        size_for(
+                            model.model_copy(update={"gpu": model.gpu.model_copy(update={"vm_size": pool.vm_size})})
+                        )
+                    except ValueError as error:
+                        raise KeyPathError(("models", index, "gpu", "pool"), f"pool '{pool.name}': {error}") from None
+        store = self.secret_store
+        if (
+            store.backend == "azure-keyvault"
+            and store.oidc_issuer_url is None
+            and not isinstance(self.cluster, AksCluster)
+        ):
+            raise KeyPathError(
+                ("secretStore", "oidcIssuerUrl"),
+                "backend 'azure-keyvault' on an existing cluster needs the cluster's OIDC issuer URL",
+            )
         return self
 
     @model_validator(mode="after")

@@ -13,17 +13,19 @@ HOME = "/home/vllm"
 CACHE = "/models"
 
 
-def effective_settings(model: ModelConfig) -> VllmSettings:
-    """The vLLM flags: from sizing when the model has it, each overridden by what the stack sets explicitly."""
+def effective_settings(model: ModelConfig, stack: StackConfig) -> VllmSettings:
+    """The vLLM flags: from sizing (on the model's VM size) when the model has it, each overridden by what the
+    stack sets explicitly."""
     explicit = model.vllm or VllmSettings()
     if model.sizing is None:
         return explicit
-    sized = {k: v for k, v in size_for(model).vllm_settings.items() if k in VllmSettings.model_fields}
+    sized = size_for(model, stack.gpu_vm_size(model)).vllm_settings
+    sized = {k: v for k, v in sized.items() if k in VllmSettings.model_fields}
     return VllmSettings.model_validate({**sized, **explicit.model_dump(exclude_unset=True)})
 
 
 def vllm_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
-    settings = effective_settings(model)
+    settings = effective_settings(model, stack)
     args = [
         model.model_id,
         "--host=0.0.0.0",

@@ -18,6 +18,7 @@ from pulumi.output import Unknown as OutputUnknown
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.rpc import UNKNOWN as RPC_UNKNOWN
 
+from infra.plan import placeholders
 from infra.plan.model import UNKNOWN, RecordedResource, Secret
 
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -93,14 +94,33 @@ class PlanMocks(pulumi_mocks.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         # The monitor has already decoded the request's inputs (secrets still marked); keep them.
         self.inputs[(args.typ, args.name)] = args.inputs
-        outputs, placeholders = _computed_outputs(args.typ, args.name, args.inputs, self.preview)
+        outputs, computed = _computed_outputs(args.typ, args.name, args.inputs, self.preview)
+        key = placeholders.NAME_INPUT.get(args.typ)
+        if key and key in args.inputs and not self.preview:
+            # As the provider does after create; in preview a new resource's name output stays unknown.
+            outputs = {**outputs, "name": args.inputs[key]}
+        identity = outputs.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # Azure takes a list of identity ids and answers a map keyed by id (the SDK's output type).
+            outputs = {
+                **outputs,
+                "identity": {**identity, "userAssignedIdentities": {i: {} for i in identity["userAssignedIdentities"]}},
+            }
         if not self.preview:
-            self.placeholders[args.name] = placeholders
+            self.placeholders[args.name] = computed
         return f"placeholder-id-{args.name}", outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         # A plain dict: the SDK's mock monitor reads a tuple as (result, failures) and iterates failures.
-        answer = dict(INVOKE_PLACEHOLDERS.get(args.token, {}))
+        if args.token == placeholders.GET_RESOURCE_GROUP:
+            name = args.args.get("resourceGroupName")
+            answer: dict[str, Any] = {
+                "name": name,
+                "location": "placeholder-location",
+                "id": f"/subscriptions/{PLACEHOLDER_UUID}/resourceGroups/{name}",
+            }
+        else:
+            answer = dict(INVOKE_PLACEHOLDERS.get(args.token, placeholders.INVOKE_ANSWERS.get(args.token, {})))
         self.invokes.append((args.token, answer))
         return answer
 

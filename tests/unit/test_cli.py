@@ -36,7 +36,8 @@ def test_plan_json_records_inputs_and_options(root: Path) -> None:
     caches = [r for r in plan["resources"] if r["type"] == "kubernetes:core/v1:PersistentVolumeClaim"]
     assert caches and all(r["protect"] for r in caches)
     deployment = next(r for r in plan["resources"] if r["type"] == "kubernetes:apps/v1:Deployment")
-    assert deployment["provider"].endswith("pulumi:providers:kubernetes::kubernetes")
+    # prod runs on the AKS cluster it creates: the provider is built from that cluster's kubeconfig.
+    assert deployment["provider"].endswith("pulumi:providers:kubernetes::aks-cluster-kubernetes")
     assert deployment["parent"].endswith(
         "slm-deploy:serving:ModelServer::" + deployment["name"].removesuffix("-deployment")
     )

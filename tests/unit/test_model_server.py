@@ -220,9 +220,9 @@ def test_prod_vllm_flags_come_from_sizing(plan_of: PlanOf) -> None:
     plan = plan_of("prod", True)
     for model in plan.config.models:
         assert model.sizing is not None and model.vllm is None
-        sized = size_for(model)
+        sized = size_for(model, plan.config.gpu_vm_size(model))
         args = pod_spec(one(plan.run.resources, "Deployment", f"{model.name}-deployment"))["containers"][0]["args"]
         assert f"--max-model-len={sized.vllm_settings['max_model_len']}" in args
         assert f"--max-num-seqs={sized.vllm_settings['max_num_seqs']}" in args
         assert f"--tensor-parallel-size={sized.vllm_settings['tensor_parallel_size']}" in args
-        assert sized.choice.vm_size == model.gpu.vm_size
+        assert sized.choice.vm_size == plan.config.gpu_vm_size(model)

@@ -88,7 +88,9 @@ def fake_ollama(tmp_path: Path) -> Path:
     binary.write_text(
         "#!/bin/sh\n"
         'echo "$OLLAMA_HOST $*" >> "$CALLS"\n'
-        'case "$1" in serve) sleep 30 ;; pull) [ "$2" != missing ] ;; *) true ;; esac\n'
+        # `list` answers only once `serve` is up, as the real client does.
+        'case "$1" in serve) touch "$CALLS.up"; sleep 30 ;; list) [ -f "$CALLS.up" ] ;; '
+        'pull) [ "$2" != missing ] ;; *) true ;; esac\n'
     )
     binary.chmod(binary.stat().st_mode | stat.S_IEXEC)
     return tmp_path

@@ -1,0 +1,463 @@
+"""Where the stack deploys: an existing cluster from a kubeconfig context, or an AKS cluster the stack creates.
+
+``StackConfig.cluster`` is :data:`ClusterConfig` (discriminated on ``mode``). Checks that need the rest of
+the stack (environment, Kubernetes version, models) are in :func:`check_cluster`, which StackConfig's
+model validator calls; it raises :class:`KeyPathError` with the key path of the offending value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Literal, Protocol
+
+from pydantic import Field, field_validator, model_validator
+
+from infra import gpu
+from infra.components.aks.gpu_vm_sizes import GPU_VM_SIZES, GpuVmSize, gpu_vm_size
+from infra.config.base import ConfigModel, KeyPathError
+
+#: AKS agent pool names: lowercase letters and digits, starting with a letter, at most 12 for Linux pools.
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+#: AKS cluster names: letters, digits, '-' and '_', starting and ending alphanumeric, at most 63.
+_CLUSTER_NAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$")
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,89}[-\w_()]$")
+_OPEN_RANGES = frozenset({"0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/1", "::/0"})
+Zone = Literal["1", "2", "3"]
+#: The system pool's taint: only pods that tolerate it (CoreDNS, konnectivity, CSI …) run there.
+CRITICAL_ADDONS_TAINT = "CriticalAddonsOnly=true:NoSchedule"
+
+
+def _all_zones() -> list[Zone]:
+    return ["1", "2", "3"]
+
+
+def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError as error:
+        raise ValueError(f"'{value}' is not a CIDR block (e.g. 10.224.0.0/16)") from error
+
+
+class ExistingCluster(ConfigModel):
+    """An existing cluster, reached through a kubeconfig context; nothing Azure is created."""
+
+    mode: Literal["existing"] = Field("existing", description="`existing`: a cluster from a kubeconfig context.")
+    context: str | None = Field(None, description="kubeconfig context; the current context when unset.")
+
+
+class AksNetwork(ConfigModel):
+    """The virtual network of the nodes, and the pod and service ranges (Azure CNI Overlay)."""
+
+    vnet_cidr: str = Field("10.224.0.0/12", description="Address space of the virtual network the stack creates.")
+    node_subnet_cidr: str = Field(
+        "10.224.0.0/16", description="Subnet of the node VMs (and of internal load balancers); inside `vnetCidr`."
+    )
+    pod_cidr: str = Field(
+        "10.244.0.0/16", description="Overlay range pod IPs come from; must not overlap the virtual network."
+    )
+    service_cidr: str = Field(
+        "10.0.0.0/16", description="Range of ClusterIP services; must not overlap the virtual network or pods."
+    )
+    dns_service_ip: str = Field("10.0.0.10", description="ClusterIP of CoreDNS; inside `serviceCidr`.")
+
+    @field_validator("vnet_cidr", "node_subnet_cidr", "pod_cidr", "service_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        _network(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ranges_fit(self) -> AksNetwork:
+        vnet, subnet = _network(self.vnet_cidr), _network(self.node_subnet_cidr)
+        pods, services = _network(self.pod_cidr), _network(self.service_cidr)
+        if subnet.version != vnet.version or not subnet.subnet_of(vnet):  # type: ignore[arg-type]
+            raise ValueError(f"nodeSubnetCidr {subnet} is not inside vnetCidr {vnet}")
+        for key, block in (("podCidr", pods), ("serviceCidr", services)):
+            if block.overlaps(vnet):
+                raise ValueError(f"{key} {block} overlaps vnetCidr {vnet}")
+        if pods.overlaps(services):
+            raise ValueError(f"podCidr {pods} overlaps serviceCidr {services}")
+        try:
+            dns = ipaddress.ip_address(self.dns_service_ip)
+        except ValueError as error:
+            raise ValueError(f"dnsServiceIp '{self.dns_service_ip}' is not an IP address") from error
+        if dns not in services or dns in (services.network_address, services.broadcast_address):
+            raise ValueError(f"dnsServiceIp {dns} is not a host address of serviceCidr {services}")
+        return self
+
+
+class ApiServerAccess(ConfigModel):
+    """Who can reach the Kubernetes API server: a private endpoint, or a public one limited to IP ranges."""
+
+    private: bool = Field(
+        False, description="Private cluster: the API server has only a private IP in the virtual network."
+    )
+    authorized_ip_ranges: list[str] = Field(
+        default_factory=list,
+        description="CIDRs allowed to reach a public API server (your admin network, CI egress). Prod needs "
+        "these or `private`.",
+    )
+
+    @field_validator("authorized_ip_ranges")
+    @classmethod
+    def _ranges(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            block = _network(cidr)
+            if str(block) in _OPEN_RANGES or block.prefixlen == 0:
+                raise ValueError(f"'{cidr}' opens the API server to the internet: list your admin networks")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ApiServerAccess:
+        if self.private and self.authorized_ip_ranges:
+            raise ValueError(
+                "authorizedIpRanges do not apply to a private cluster (AKS refuses both): "
+                "use private: true, or authorizedIpRanges"
+            )
+        return self
+
+
+class SystemPool(ConfigModel):
+    """The System node pool: CoreDNS, metrics-server, CSI drivers and other critical add-ons only."""
+
+    name: str = Field("system", description="Agent pool name (lowercase letters and digits, at most 12).")
+    vm_size: str = Field("Standard_D4ds_v5", description="VM size of the system nodes.")
+    min_count: int = Field(2, ge=1, le=3, description="Fewest system nodes (2 keeps CoreDNS up during upgrades).")
+    max_count: int = Field(3, ge=1, le=10, description="Most system nodes the autoscaler may add.")
+    only_critical_addons: bool = Field(
+        True, description=f"Taint the pool `{CRITICAL_ADDONS_TAINT}` so that workloads never land there."
+    )
+    zones: list[Zone] = Field(
+        default_factory=_all_zones, description="Availability zones the system nodes spread over."
+    )
+    os_sku: Literal["AzureLinux", "Ubuntu"] = Field("AzureLinux", description="Node OS image.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _pool_name(value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SystemPool:
+        if self.min_count > self.max_count:
+            raise ValueError(f"minCount {self.min_count} is above maxCount {self.max_count}")
+        return self
+
+
+class UserPool(ConfigModel):
+    """A CPU node pool for everything that is neither a system add-on nor a GPU model server."""
+
+    name: str = Field("user", description="Agent pool name (lowercase letters and digits, at most 12).")
+    vm_size: str = Field("Standard_D4ds_v5", description="VM size of the CPU nodes.")
+    min_count: int = Field(1, ge=0, description="Fewest nodes (0 only outside prod).")
+    max_count: int = Field(3, ge=1, description="Most nodes the autoscaler may add.")
+    zones: list[Zone] = Field(default_factory=_all_zones, description="Availability zones.")
+    os_sku: Literal["AzureLinux", "Ubuntu"] = Field("AzureLinux", description="Node OS image.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _pool_name(value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> UserPool:
+        if self.min_count > self.max_count:
+            raise ValueError(f"minCount {self.min_count} is above maxCount {self.max_count}")
+        return self
+
+
+def _pool_name(value: str) -> str:
+    if not _POOL_NAME.match(value):
+        raise ValueError(
+            f"'{value}' is not an AKS agent pool name (lowercase letters and digits, starting with a letter, "
+            f"at most 12 characters for Linux pools; got {len(value)})"
+        )
+    return value
+
+
+class GpuPool(ConfigModel):
+    """One GPU node pool (an AKS User pool), tainted so that only GPU pods land there."""
+
+    name: str = Field(
+        description="Agent pool name, also what models name in `gpu.pool` (lowercase letters and digits, at most 12)."
+    )
+    vm_size: str = Field(description="GPU VM size, e.g. `Standard_NC24ads_A100_v4` (see docs/aks.md for the list).")
+    min_count: int = Field(1, ge=0, description="Fewest nodes; 0 (scale to zero) only outside prod.")
+    max_count: int = Field(2, ge=1, le=1000, description="Most nodes the cluster autoscaler may add.")
+    spot: bool = Field(
+        False,
+        description="Spot VMs (evicted with 30 s notice; eviction policy Delete, any price up to on-demand); "
+        "refused in prod.",
+    )
+    gpu_driver: Literal["install", "none"] = Field(
+        "install",
+        description="`install`: AKS installs the NVIDIA driver (the stack adds the device plugin); `none`: AKS "
+        "skips it and the stack installs the NVIDIA GPU Operator.",
+    )
+    zones: list[Zone] = Field(
+        default_factory=list, description="Availability zones; empty lets Azure place nodes where the size exists."
+    )
+    os_sku: Literal["Ubuntu", "AzureLinux"] = Field(
+        "Ubuntu", description="Node OS image; Ubuntu has the widest NVIDIA driver and GPU Operator support."
+    )
+    os_disk_size_gb: int = Field(256, ge=64, description="OS disk size; images of GPU engines are large.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _pool_name(value)
+
+    @field_validator("vm_size")
+    @classmethod
+    def _known_size(cls, value: str) -> str:
+        size = gpu_vm_size(value)
+        if size is None:
+            close = difflib.get_close_matches(value, list(GPU_VM_SIZES), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(GPU_VM_SIZES)}"
+            raise ValueError(f"unknown GPU VM size '{value}' ({hint})")
+        return size.name
+
+    @model_validator(mode="after")
+    def _bounds(self) -> GpuPool:
+        if self.min_count > self.max_count:
+            raise ValueError(f"minCount {self.min_count} is above maxCount {self.max_count}")
+        return self
+
+    @property
+    def size(self) -> GpuVmSize:
+        size = gpu_vm_size(self.vm_size)
+        assert size is not None  # checked by the validator
+        return size
+
+    @property
+    def taint(self) -> str:
+        """The taint every GPU pool carries (the one GPU pods tolerate)."""
+        return gpu.pool_taint()
+
+    @property
+    def node_labels(self) -> dict[str, str]:
+        """The labels model servers select on."""
+        return gpu.pool_node_labels(self.name)
+
+
+class AksCluster(ConfigModel):
+    """An AKS cluster the stack creates, hardened by default."""
+
+    mode: Literal["aks"] = Field(description="`aks`: the stack creates the cluster with pulumi-azure-native.")
+    name: str = Field(description="Cluster name (also its DNS prefix).")
+    resource_group: str = Field(description="Resource group of the cluster and its network.")
+    existing_resource_group: bool = Field(
+        False, description="Use the resource group `resourceGroup` as it is instead of creating it."
+    )
+    location: str = Field(min_length=1, description="Azure region, e.g. `westeurope`.")
+    kubernetes_version: str = Field(
+        description="AKS Kubernetes version (`1.31` or a patch `1.31.5`); its minor must equal the stack's "
+        "`kubernetesVersion`.",
+        pattern=r"^1\.\d{2}(\.\d+)?$",
+    )
+    sku_tier: Literal["Free", "Standard", "Premium"] = Field(
+        "Standard", description="Control-plane tier; Standard has the uptime SLA (Free is for dev)."
+    )
+    network: AksNetwork = Field(default_factory=AksNetwork, description="Node network, pod and service ranges.")
+    api_server: ApiServerAccess = Field(
+        default_factory=ApiServerAccess, description="API server exposure: private, or authorized IP ranges."
+    )
+    admin_group_object_ids: list[str] = Field(
+        default_factory=list,
+        description="Entra ID group object ids whose members are cluster admins (Entra ID auth, Azure RBAC).",
+    )
+    user_assigned_identity_id: str | None = Field(
+        None,
+        description="Resource id of a user-assigned managed identity for the control plane; a system-assigned "
+        "identity when unset.",
+    )
+    upgrade_channel: Literal["rapid", "stable", "patch", "node-image"] = Field(
+        "stable", description="Automatic Kubernetes upgrade channel."
+    )
+    node_os_upgrade_channel: Literal["NodeImage", "SecurityPatch"] = Field(
+        "NodeImage", description="Automatic node OS upgrade channel."
+    )
+    kubelogin_method: Literal["azurecli", "workloadidentity", "spn", "msi", "devicecode"] = Field(
+        "azurecli",
+        description="How kubelogin gets Entra tokens for the stack's Kubernetes provider (`--login`); "
+        "`workloadidentity` or `spn` in CI.",
+    )
+    system_pool: SystemPool = Field(default_factory=SystemPool, description="The System node pool.")
+    user_pool: UserPool | None = Field(
+        default_factory=UserPool,
+        description="A CPU pool for monitoring, gateways and operators (the system pool takes critical "
+        "add-ons only); `null` to leave it out.",
+    )
+    gpu_pools: list[GpuPool] = Field(default_factory=list, description="GPU node pools, one AgentPool each.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Azure tags on every resource the stack creates.")
+
+    @field_validator("name")
+    @classmethod
+    def _cluster_name(cls, value: str) -> str:
+        if not _CLUSTER_NAME.match(value):
+            raise ValueError(
+                f"'{value}' is not an AKS cluster name (letters, digits, '-' and '_', at most 63, starting and "
+                "ending with a letter or digit)"
+            )
+        return value
+
+    @field_validator("resource_group")
+    @classmethod
+    def _resource_group(cls, value: str) -> str:
+        if not _RESOURCE_GROUP.match(value):
+            raise ValueError(f"'{value}' is not a resource group name (at most 90, not ending with '.')")
+        return value
+
+    @field_validator("admin_group_object_ids")
+    @classmethod
+    def _object_ids(cls, value: list[str]) -> list[str]:
+        for object_id in value:
+            try:
+                uuid.UUID(object_id)
+            except ValueError as error:
+                raise ValueError(f"'{object_id}' is not an Entra object id (a GUID)") from error
+        return value
+
+    @model_validator(mode="after")
+    def _pools(self) -> AksCluster:
+        seen: set[str] = {self.system_pool.name}
+        if self.user_pool is not None:
+            if self.user_pool.name in seen:
+                raise ValueError(f"userPool.name '{self.user_pool.name}' is already the system pool's name")
+            seen.add(self.user_pool.name)
+        for index, pool in enumerate(self.gpu_pools):
+            if pool.name in seen:
+                raise ValueError(f"gpuPools[{index}].name '{pool.name}' is already used by another node pool")
+            seen.add(pool.name)
+        drivers = {pool.gpu_driver for pool in self.gpu_pools}
+        if len(drivers) > 1:
+            raise ValueError(
+                "gpuPools mix gpuDriver 'install' and 'none': the NVIDIA GPU Operator would also manage the pools "
+                "whose driver AKS installs; use one gpuDriver for every GPU pool"
+            )
+        return self
+
+    @property
+    def context(self) -> None:
+        """No kubeconfig context: the Kubernetes provider is built from the cluster's credentials."""
+        return None
+
+    @property
+    def uses_gpu_operator(self) -> bool:
+        return any(pool.gpu_driver == "none" for pool in self.gpu_pools)
+
+    def pool(self, name: str) -> GpuPool | None:
+        return next((pool for pool in self.gpu_pools if pool.name == name), None)
+
+
+ClusterConfig = Annotated[ExistingCluster | AksCluster, Field(discriminator="mode")]
+"""The type of ``StackConfig.cluster``: ``Field(default_factory=ExistingCluster, description=...)``."""
+
+
+class _ModelGpu(Protocol):
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def pool(self) -> str: ...
+
+
+class ModelLike(Protocol):
+    """What :func:`check_cluster` reads of a model (``infra.config.stack.ModelConfig`` fits)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def gpu(self) -> _ModelGpu: ...
+
+    @property
+    def max_replicas(self) -> int: ...
+
+
+def check_cluster(
+    cluster: ExistingCluster | AksCluster,
+    *,
+    environment: str,
+    kubernetes_version: str,
+    models: Sequence[ModelLike],
+) -> None:
+    """Checks across the cluster and the rest of the stack; raises :class:`KeyPathError` at the first problem."""
+    if not isinstance(cluster, AksCluster):
+        return
+    prod = environment == "prod"
+    minor = ".".join(cluster.kubernetes_version.split(".")[:2])
+    if minor != kubernetes_version:
+        raise KeyPathError(
+            ("cluster", "kubernetesVersion"),
+            f"AKS version {cluster.kubernetes_version} does not match the stack's kubernetesVersion "
+            f"{kubernetes_version}: manifests are validated for that version",
+        )
+    if prod and not cluster.api_server.private and not cluster.api_server.authorized_ip_ranges:
+        raise KeyPathError(
+            ("cluster", "apiServer"),
+            "a prod API server must not be open to the internet: set apiServer.private: true, or "
+            "apiServer.authorizedIpRanges to your admin and CI networks",
+        )
+    for index, pool in enumerate(cluster.gpu_pools):
+        if prod and pool.spot:
+            raise KeyPathError(
+                ("cluster", "gpuPools", index, "spot"),
+                f"GPU pool '{pool.name}' uses spot VMs, which prod refuses: Azure may evict them at any time with "
+                "30 seconds notice (set spot: false)",
+            )
+        if prod and pool.min_count == 0:
+            raise KeyPathError(
+                ("cluster", "gpuPools", index, "minCount"),
+                f"GPU pool '{pool.name}' may scale to zero, which prod refuses: a new GPU node and model load take "
+                "many minutes (set minCount >= 1)",
+            )
+    if prod and cluster.user_pool is not None and cluster.user_pool.min_count == 0:
+        raise KeyPathError(
+            ("cluster", "userPool", "minCount"),
+            "the user pool may scale to zero, which prod refuses (monitoring and gateways run there)",
+        )
+    check_models_fit_pools(cluster, models)
+
+
+def check_models_fit_pools(cluster: AksCluster, models: Sequence[ModelLike]) -> None:
+    """Every GPU model names a pool whose VM size has enough GPUs, and the pool can grow to all its replicas."""
+    demand: dict[str, list[tuple[int, int]]] = {}
+    for index, model in enumerate(models):
+        if model.gpu.count == 0:
+            continue
+        pool = cluster.pool(model.gpu.pool)
+        if pool is None:
+            known = ", ".join(p.name for p in cluster.gpu_pools) or "none"
+            raise KeyPathError(
+                ("models", index, "gpu", "pool"),
+                f"model '{model.name}' asks for GPU pool '{model.gpu.pool}', which is not under cluster.gpuPools "
+                f"(known: {known})",
+            )
+        size = pool.size
+        if model.gpu.count > size.gpus:
+            raise KeyPathError(
+                ("models", index, "gpu", "count"),
+                f"model '{model.name}' asks for {model.gpu.count} GPUs per replica, but pool '{pool.name}' "
+                f"({size.name}) has {size.gpus} {size.sku.gpu} per node ({size.gpu_memory_gb} GB each): use a "
+                "larger VM size or fewer GPUs",
+            )
+        demand.setdefault(pool.name, []).append((index, model.max_replicas * model.gpu.count))
+    for pool_name, wanted in demand.items():
+        pool = cluster.pool(pool_name)
+        assert pool is not None
+        capacity = pool.max_count * pool.size.gpus
+        total = sum(gpus for _, gpus in wanted)
+        if total > capacity:
+            index = wanted[-1][0]
+            names = ", ".join(f"'{models[i].name}'" for i, _ in wanted)
+            raise KeyPathError(
+                ("models", index, "gpu", "count"),
+                f"models {names} need up to {total} GPUs at their maximum replicas, but pool '{pool.name}' holds at "
+                f"most {capacity} ({pool.max_count} nodes x {pool.size.gpus} GPUs of {pool.size.name}): raise "
+                "the pool's maxCount or lower the replicas",
+            )
