@@ -23,17 +23,20 @@ setup() {
   fi
   # Re-install only when the dependency list changed since the last set-up.
   stamp=.venv/.slm-deploy-installed
-  wanted="$(sha256sum pyproject.toml policies/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)"
+  wanted="$(sha256sum pyproject.toml policies/requirements.txt servers/onnx/requirements.txt \
+    servers/onnx/requirements-test.txt 2>/dev/null | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e '.[dev]'
+    # The ONNX Runtime GenAI server (servers/onnx) and its end-to-end test client share the venv.
+    .venv/bin/python -m pip install --quiet -r servers/onnx/requirements.txt -r servers/onnx/requirements-test.txt
     echo "$wanted" > "$stamp"
   fi
 }
 
 setup_test_tools() {
   # promtool (Debian's prometheus package) checks and unit-tests the alert rules.
-  if ! command -v promtool >/dev/null 2>&1; then
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
     else
@@ -62,8 +65,9 @@ case "$task" in
     setup_test_tools
     setup_checkov
     shift
-    .venv/bin/ruff check infra policies tests bench
+    .venv/bin/ruff check infra policies tests bench servers/onnx
     .venv/bin/mypy
+    (cd servers/onnx && ../../.venv/bin/mypy)
     exec .venv/bin/pytest -n 2 "$@"
     ;;
   *)

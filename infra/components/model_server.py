@@ -45,14 +45,18 @@ from infra import gpu
 from infra.components.autoscaling import ModelAutoscaler, ModelAutoscalerArgs
 from infra.components.entry_point import gateway_peer
 from infra.components.labels import ModelLabels
+from infra.components.model_preparation import ModelPreparation, ModelPreparationArgs
 from infra.components.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
 from infra.components.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
 from infra.config.stack import ModelConfig, StackConfig
 from infra.engines.base import EngineSpec
+from infra.engines.onnx import model_path as onnx_model_path
 from infra.hardening import Hardening
 
 CACHE_VOLUME = "model-cache"
 ENGINE_CONFIG_VOLUME = "engine-config"
+HF_TOKEN_ENV = "HF_TOKEN"
+HF_TOKEN_PATH_ENV = "HF_TOKEN_PATH"
 #: Pod Security Admission: enforce, audit and warn all at `restricted`.
 PSA_LABELS = {
     **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
@@ -85,6 +89,7 @@ class ModelServer(pulumi.ComponentResource):
     service: k8s.core.v1.Service
     disruption_budget: k8s.policy.v1.PodDisruptionBudget
     network_policy: ModelNetworkPolicy
+    preparation: ModelPreparation | None
     autoscaler: ModelAutoscaler | None
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None):
@@ -114,14 +119,18 @@ class ModelServer(pulumi.ComponentResource):
         # (Attribute lifting runs during preview too, while the namespace's uid is still unknown.)
         namespace_ref: pulumi.Output[str] = self.namespace.metadata.name
 
+        prepare = model.onnx.prepare if model.engine == "onnx" and model.onnx else None
         self.secrets = ModelSecrets(
             f"{name}-secrets",
             ModelSecretsArgs(
                 model=model.name,
                 namespace=namespace_ref,
                 service_account=model.name,
-                env=_secret_env(engine.hf_token_env, model.hf_token_secret),
-                file_env=_secret_env(engine.hf_token_path_env, model.hf_token_secret),
+                # The preparation Job (when there is one) downloads with the token even if the server does not.
+                env=_secret_env(engine.hf_token_env or (HF_TOKEN_ENV if prepare else None), model.hf_token_secret),
+                file_env=_secret_env(
+                    engine.hf_token_path_env or (HF_TOKEN_PATH_ENV if prepare else None), model.hf_token_secret
+                ),
                 values=args.secrets,
                 store=stack.secret_store,
                 oidc_issuer=args.oidc_issuer,
@@ -130,7 +139,11 @@ class ModelServer(pulumi.ComponentResource):
             ),
             opts=in_ns,
         )
-        wiring = self.secrets.wiring
+        job_wiring = self.secrets.wiring
+        # The server receives secrets only if its engine reads them.
+        wiring = job_wiring if engine.hf_token_env or engine.hf_token_path_env else SecretWiring()
+        wiring.pod_labels = job_wiring.pod_labels
+        wiring.service_account_annotations = job_wiring.service_account_annotations
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-serviceaccount",
             metadata=ObjectMetaArgs(
@@ -163,7 +176,28 @@ class ModelServer(pulumi.ComponentResource):
                 data=dict(engine.config_files),
                 opts=in_ns,
             )
+        self.preparation = None
         deployment_opts = in_ns
+        if prepare is not None:
+            self.preparation = ModelPreparation(
+                f"{name}-prepare",
+                ModelPreparationArgs(
+                    model=model,
+                    prepare=prepare,
+                    namespace=namespace_ref,
+                    service_account=model.name,
+                    claim_name=f"{model.name}-cache",
+                    output_path=onnx_model_path(model),
+                    wiring=job_wiring,
+                    hardening=model.hardening,
+                    labels={k: v for k, v in labels.all.items() if k != "app.kubernetes.io/name"},
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cache, self.service_account]),
+            )
+            # The server starts on a prepared model: Pulumi waits for the Job to complete first.
+            deployment_opts = pulumi.ResourceOptions.merge(
+                deployment_opts, pulumi.ResourceOptions(depends_on=[self.namespace, self.preparation.job])
+            )
         if model.autoscaling.enabled:
             deployment_opts = pulumi.ResourceOptions.merge(
                 in_ns, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])
@@ -212,6 +246,8 @@ class ModelServer(pulumi.ComponentResource):
             ModelNetworkPolicyArgs(
                 namespace=namespace_ref,
                 pod_selector=labels.selector,
+                # Every pod of the model (the server and its preparation Job) may resolve names and download.
+                egress_selector={"app.kubernetes.io/instance": model.name},
                 labels=labels.all,
                 serving_port=engine.port,
                 metrics_port=engine.metrics_port,
@@ -353,8 +389,8 @@ def _pod_spec(
         name=engine.container_name,
         image=engine.image.reference,
         image_pull_policy="IfNotPresent",
-        command=engine.command,
-        args=engine.args,
+        command=engine.command or None,
+        args=engine.args or None,
         env=env,
         ports=ports,
         resources=_resources(model),

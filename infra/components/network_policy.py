@@ -38,8 +38,10 @@ class Flow:
 @dataclass
 class ModelNetworkPolicyArgs:
     namespace: pulumi.Input[str]
-    #: Labels that select the model server's pods.
+    #: Labels that select the model server's pods (ingress is allowed to these only).
     pod_selector: dict[str, str]
+    #: Labels that select every pod of the model (server and preparation Job): DNS and download egress.
+    egress_selector: dict[str, str]
     #: Labels put on each NetworkPolicy.
     labels: dict[str, str]
     serving_port: int
@@ -66,12 +68,13 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
         self.policies = {}
         self.flows = []
         pods = LabelSelectorArgs(match_labels=args.pod_selector)
+        model_pods = LabelSelectorArgs(match_labels=args.egress_selector)
 
         self._policy("default-deny", LabelSelectorArgs(), ["Ingress", "Egress"])
         dns_ports = [NetworkPolicyPortArgs(protocol=p, port=53) for p in ("UDP", "TCP")]
         self._policy(
             "allow-dns-egress",
-            pods,
+            model_pods,
             ["Egress"],
             egress=[
                 NetworkPolicyEgressRuleArgs(
@@ -161,7 +164,7 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
         elif args.network.model_download == "allow":
             self._policy(
                 "allow-model-download-egress",
-                pods,
+                model_pods,
                 ["Egress"],
                 egress=[
                     NetworkPolicyEgressRuleArgs(
@@ -188,7 +191,7 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
             kind="CiliumNetworkPolicy",
             metadata=ObjectMetaArgs(name="allow-model-download-fqdn", namespace=args.namespace, labels=args.labels),
             spec={
-                "endpointSelector": {"matchLabels": args.pod_selector},
+                "endpointSelector": {"matchLabels": args.egress_selector},
                 "egress": [
                     {
                         # DNS through Cilium's proxy, so that toFQDNs learns the addresses of the hosts; the

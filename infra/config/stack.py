@@ -129,10 +129,30 @@ class VllmSettings(ConfigModel):
     extra_args: list[str] = Field(default_factory=list, description="More vLLM flags, passed as given.")
 
 
+class OnnxPrepare(ConfigModel):
+    """A Job that downloads a Hugging Face model and converts it to the ONNX Runtime GenAI format, once."""
+
+    source: str = Field(
+        min_length=1,
+        description="Hugging Face repository to convert; a repository already in ORT GenAI format (e.g. one "
+        "prepared for Foundry Local) is used as it is.",
+    )
+    precision: Literal["int4", "fp16", "fp32"] = Field("int4", description="Precision of the converted model.")
+    image: ImageRef = Field(
+        description="The preparation image (servers/onnx/Dockerfile.j2 rendered with build_tools: true)."
+    )
+
+
 class OnnxSettings(ConfigModel):
-    """ONNX Runtime GenAI server settings."""
+    """ONNX Runtime GenAI server settings (servers/onnx)."""
 
     device: Literal["cpu", "cuda"] = Field("cpu", description="Execution provider; cpu is CPU-only.")
+    max_concurrency: int = Field(1, ge=1, description="Generations at once (`SLM_ONNX_MAX_CONCURRENCY`).")
+    max_queue: int = Field(16, ge=0, description="Requests waiting beyond that; more get 429 (`SLM_ONNX_MAX_QUEUE`).")
+    context_length: int | None = Field(None, ge=128, description="Context served; the model's own when unset.")
+    prepare: OnnxPrepare | None = Field(
+        None, description="Convert the model in a Job before the server starts; unset: the model is already there."
+    )
 
 
 #: Modelfile PARAMETER names Ollama documents.
@@ -336,6 +356,11 @@ class ModelConfig(ConfigModel):
             raise ValueError(
                 "autoscaling needs a queue metric, and engine 'ollama' exports none (ollama#3144): "
                 "scale it with replicas, or serve the model with vllm or onnx"
+            )
+        if self.engine == "onnx" and self.image is None:
+            raise ValueError(
+                "engine 'onnx' runs the server image built from servers/onnx/Dockerfile.j2: set image "
+                "(repository, tag) to where you pushed it"
             )
         if self.engine == "vllm" and self.gpu.count == 0:
             raise ValueError("engine 'vllm' serves on GPUs: set gpu.count to 1 or more")

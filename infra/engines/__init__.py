@@ -7,11 +7,13 @@ from collections.abc import Callable
 from infra.config.stack import ModelConfig, StackConfig
 from infra.engines.base import EngineSpec
 from infra.engines.ollama import ollama_engine
+from infra.engines.onnx import onnx_engine
 from infra.engines.vllm import vllm_engine
 
 _ADAPTERS: dict[str, Callable[[ModelConfig, StackConfig], EngineSpec]] = {
     "vllm": vllm_engine,
     "ollama": ollama_engine,
+    "onnx": onnx_engine,
 }
 
 

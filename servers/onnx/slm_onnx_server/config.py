@@ -1,0 +1,119 @@
+"""Server settings, read from environment variables only (one place, validated at start-up)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PREFIX = "SLM_ONNX_"
+
+
+class ConfigError(ValueError):
+    """An environment variable is missing or has a bad value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_path: Path
+    served_model_name: str
+    context_length: int | None  # None: the model's own (genai_config.json)
+    max_concurrency: int
+    max_queue: int
+    host: str
+    port: int
+    api_key_file: Path | None
+    execution_provider: str | None  # None: as genai_config.json says
+    chat_template_file: Path | None
+    retry_after_seconds: int
+    default_max_tokens: int | None
+    log_level: str
+    # Test-only knobs (documented as such): slow the load and every generated token down.
+    test_load_delay_seconds: float
+    test_token_delay_seconds: float
+
+    @staticmethod
+    def from_env(env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get(PREFIX + name, "").strip()
+            return value if value else default
+
+        def integer(name: str, default: int | None, minimum: int) -> int | None:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{PREFIX}{name}: expected an integer, got {raw!r}") from None
+            if value < minimum:
+                raise ConfigError(f"{PREFIX}{name}: must be at least {minimum}, got {value}")
+            return value
+
+        def number(name: str, default: float) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{PREFIX}{name}: expected a number, got {raw!r}") from None
+            if value < 0:
+                raise ConfigError(f"{PREFIX}{name}: must not be negative, got {value}")
+            return value
+
+        model = get("MODEL_PATH")
+        if model is None:
+            raise ConfigError(f"{PREFIX}MODEL_PATH is required: the folder with genai_config.json")
+        model_path = Path(model)
+        provider = get("EXECUTION_PROVIDER")
+        if provider is not None and provider not in ("cpu", "cuda"):
+            raise ConfigError(f"{PREFIX}EXECUTION_PROVIDER: expected cpu or cuda, got {provider!r}")
+        api_key_file = get("API_KEY_FILE")
+        template = get("CHAT_TEMPLATE_FILE")
+        log_level = (get("LOG_LEVEL", "info") or "info").lower()
+        if log_level not in ("critical", "error", "warning", "info", "debug"):
+            raise ConfigError(f"{PREFIX}LOG_LEVEL: expected critical|error|warning|info|debug, got {log_level!r}")
+        return Settings(
+            model_path=model_path,
+            served_model_name=get("SERVED_MODEL_NAME") or model_path.name,
+            context_length=integer("CONTEXT_LENGTH", None, 1),
+            max_concurrency=integer("MAX_CONCURRENCY", 1, 1) or 1,
+            max_queue=integer("MAX_QUEUE", 16, 0) or 0,
+            host=get("HOST", "0.0.0.0") or "0.0.0.0",
+            port=integer("PORT", 8000, 1) or 8000,
+            api_key_file=Path(api_key_file) if api_key_file else None,
+            execution_provider=provider,
+            chat_template_file=Path(template) if template else None,
+            retry_after_seconds=integer("RETRY_AFTER_SECONDS", 1, 0) or 0,
+            default_max_tokens=integer("DEFAULT_MAX_TOKENS", None, 1),
+            log_level=log_level,
+            test_load_delay_seconds=number("TEST_LOAD_DELAY_SECONDS", 0.0),
+            test_token_delay_seconds=number("TEST_TOKEN_DELAY_SECONDS", 0.0),
+        )
+
+    def read_api_key(self) -> str | None:
+        """The API key from its file (a mounted Secret), or None when no key is configured."""
+        if self.api_key_file is None:
+            return None
+        try:
+            key = self.api_key_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ConfigError(f"{PREFIX}API_KEY_FILE: cannot read {self.api_key_file}: {error.strerror}") from None
+        if not key:
+            raise ConfigError(f"{PREFIX}API_KEY_FILE: {self.api_key_file} is empty")
+        return key
+
+
+def model_context_length(model_path: Path) -> int:
+    """The context length recorded in the model's genai_config.json."""
+    config = json.loads((model_path / "genai_config.json").read_text(encoding="utf-8"))
+    model = config.get("model", {})
+    value = model.get("context_length") or config.get("search", {}).get("max_length")
+    if not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{model_path / 'genai_config.json'}: no model.context_length")
+    return value

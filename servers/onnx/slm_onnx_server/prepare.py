@@ -1,0 +1,132 @@
+"""Convert a Hugging Face model folder into the ONNX Runtime GenAI format, idempotently.
+
+    python -m slm_onnx_server.prepare --source DIR --output DIR --precision int4|fp16|fp32 \\
+        --execution-provider cpu|cuda
+
+- OUTPUT already holds a converted model (genai_config.json and every ONNX file it names): validated, skipped.
+- SOURCE is itself already in the ONNX Runtime GenAI format (e.g. a Foundry Local build): validated, and
+  OUTPUT is left alone (serve SOURCE directly); nothing is converted.
+- Otherwise the onnxruntime-genai model builder converts SOURCE (a local folder; never a hub download) into
+  a temporary folder beside OUTPUT, which is then renamed into place, so a crash never leaves a half model
+  that the next run would take for a finished one.
+
+Exit status: 0 converted or already prepared, 1 the conversion or validation failed, 2 bad arguments.
+The builder needs torch, transformers and onnx-ir installed beside onnxruntime-genai (the conversion image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PRECISIONS = ("int4", "fp16", "fp32")
+PROVIDERS = ("cpu", "cuda")
+
+
+class PrepareError(Exception):
+    """The model cannot be prepared (exit status 1)."""
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files a converted model needs, per its genai_config.json; raises PrepareError when one is missing."""
+    config_path = folder / "genai_config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise PrepareError(f"{config_path}: {error.strerror}") from None
+    except ValueError as error:
+        raise PrepareError(f"{config_path}: not valid JSON ({error})") from None
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict):
+        raise PrepareError(f"{config_path}: no 'model' section")
+    names: list[str] = []
+    for section in model.values():
+        if isinstance(section, dict) and isinstance(section.get("filename"), str):
+            names.append(section["filename"])
+    if not names:
+        raise PrepareError(f"{config_path}: names no ONNX model file")
+    files = [config_path, *(folder / name for name in names)]
+    missing = [str(p.name) for p in files if not p.is_file()]
+    if missing:
+        raise PrepareError(f"{folder}: missing {', '.join(missing)}")
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
+        raise PrepareError(f"{folder}: no tokenizer files")
+    return files
+
+
+def is_prepared(folder: Path) -> bool:
+    try:
+        model_files(folder)
+    except PrepareError:
+        return False
+    return True
+
+
+def convert(source: Path, output: Path, precision: str, provider: str) -> None:
+    if not (source / "config.json").is_file():
+        raise PrepareError(f"{source}: neither an ONNX Runtime GenAI model nor a Hugging Face folder (no config.json)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    cache = staging / "cache"
+    result = staging / "model"
+    # The builder stamps the ONNX file with `git rev-parse HEAD` run near its install folder, which finds
+    # whatever repository encloses the virtualenv; with no repository it uses the wheel's own commit.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GIT_DIR": os.devnull}
+    command = [
+        sys.executable, "-m", "onnxruntime_genai.models.builder",
+        "-i", str(source), "-o", str(result), "-p", precision, "-e", provider, "-c", str(cache),
+    ]  # fmt: skip
+    try:
+        completed = subprocess.run(command, env=env, check=False)
+        if completed.returncode != 0:
+            raise PrepareError(f"the model builder failed with exit status {completed.returncode}")
+        model_files(result)
+        if output.exists():
+            if any(output.iterdir()):
+                raise PrepareError(f"{output}: exists, is not empty and holds no complete model; remove it")
+            output.rmdir()
+        result.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def prepare(source: Path, output: Path, precision: str, provider: str) -> str:
+    """Returns what was done: 'already-prepared', 'source-is-onnx' or 'converted'."""
+    if is_prepared(output):
+        return "already-prepared"
+    if (source / "genai_config.json").is_file():
+        model_files(source)
+        return "source-is-onnx"
+    convert(source, output, precision, provider)
+    return "converted"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m slm_onnx_server.prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--source", type=Path, required=True, help="Hugging Face folder (or an ORT GenAI model)")
+    parser.add_argument("--output", type=Path, required=True, help="where the converted model goes")
+    parser.add_argument("--precision", choices=PRECISIONS, default="int4")
+    parser.add_argument("--execution-provider", choices=PROVIDERS, default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        outcome = prepare(args.source, args.output, args.precision, args.execution_provider)
+    except PrepareError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    target = args.source if outcome == "source-is-onnx" else args.output
+    print(json.dumps({"outcome": outcome, "model": str(target)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

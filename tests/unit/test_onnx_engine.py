@@ -1,0 +1,99 @@
+"""The onnx engine: this project's ONNX Runtime GenAI server, and the Job that prepares its model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config.loader import StackConfigError, validate_stack_config
+from infra.plan.engine import run_program
+from infra.plan.model import RecordedResource
+from infra.plan.render import manifests
+from infra.plan.schema import validate_manifests
+from infra.platform import deploy
+from infra.policy.analyzer import run_policy_pack
+from tests.conftest import ROOT
+from tests.helpers import one, pod_spec
+
+SERVER = {"repository": "ghcr.io/example-org/slm-onnx-server", "tag": "0.1.0"}
+PREPARE = {"repository": "ghcr.io/example-org/slm-onnx-prepare", "tag": "0.1.0"}
+
+
+def stack(environment: str = "dev", **onnx: Any) -> dict[str, Any]:
+    model = {
+        "name": "edge",
+        "engine": "onnx",
+        "catalog": "phi-4-mini-instruct",
+        "image": SERVER,
+        "onnx": {"prepare": {"source": "microsoft/Phi-4-mini-instruct", "precision": "int4", "image": PREPARE}, **onnx},
+    }
+    if environment == "prod":
+        model |= {"replicas": 2, "cache": {"accessMode": "ReadWriteMany"}}
+        model["image"] = {**SERVER, "digest": "sha256:" + "a" * 64}
+        model["onnx"]["prepare"]["image"] = {**PREPARE, "digest": "sha256:" + "b" * 64}
+    return {
+        "environment": environment,
+        "network": {"modelDownload": "allow", "downloadCidrs": ["0.0.0.0/0"]},
+        "models": [model],
+    }
+
+
+@pytest.fixture(params=[True, False], ids=["preview", "update"])
+def resources(request: pytest.FixtureRequest) -> list[RecordedResource]:
+    config = validate_stack_config(stack(), "test")
+    return run_program(lambda: deploy(config), "test", request.param).resources
+
+
+def test_server_container(resources: list[RecordedResource]) -> None:
+    spec = pod_spec(one(resources, "Deployment", "edge-deployment"))
+    (server,) = spec["containers"]
+    assert server["image"] == "ghcr.io/example-org/slm-onnx-server:0.1.0"
+    assert "command" not in server  # the image's entrypoint starts the server
+    env = {e["name"]: e["value"] for e in server["env"]}
+    assert env["SLM_ONNX_MODEL_PATH"] == "/models/onnx/edge"
+    assert env["SLM_ONNX_EXECUTION_PROVIDER"] == "cpu"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert server[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    assert "nvidia.com/gpu" not in server["resources"]["limits"]
+    assert server["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {m["mountPath"] for m in server["volumeMounts"]} == {"/models", "/tmp"}
+
+
+def test_preparation_job_runs_before_the_server(resources: list[RecordedResource]) -> None:
+    job = one(resources, "Job", "edge-prepare-job")
+    deployment = one(resources, "Deployment", "edge-deployment")
+    assert job.urn in deployment.dependencies
+    template = job.inputs["spec"]["template"]
+    # Not selected by the model's Service (no server name label), but by its egress policies (instance label).
+    assert template["metadata"]["labels"]["app.kubernetes.io/name"] == "model-preparation"
+    assert template["metadata"]["labels"]["app.kubernetes.io/instance"] == "edge"
+    convert = template["spec"]["containers"][0]
+    assert convert["args"] == [
+        "--source=/models/hf-source/edge",
+        "--output=/models/onnx/edge",
+        "--precision=int4",
+        "--execution-provider=cpu",
+    ]
+    for container in (*template["spec"]["initContainers"], convert):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    dns = one(resources, "NetworkPolicy", "edge-network-allow-dns-egress")
+    assert dns.inputs["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/instance": "edge"}}
+
+
+def test_render_validates_and_prod_passes_the_pack(tmp_path: Path) -> None:
+    config = validate_stack_config(stack("prod"), "test")
+    run = run_program(lambda: deploy(config), "test", True)
+    assert [r for r in validate_manifests(manifests(run.resources), "1.31") if r.status != "valid"] == []
+    report = run_policy_pack(
+        run.resources, ROOT / "policies" / "config" / "prod.json", {"environment": "prod", "waivers": []}
+    )
+    assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []
+
+
+def test_onnx_needs_its_image() -> None:
+    config = stack()
+    del config["models"][0]["image"]
+    with pytest.raises(StackConfigError, match="engine 'onnx' runs the server image built from servers/onnx"):
+        validate_stack_config(config, "test")
