@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 from pulumi_azure_native import containerservice
@@ -14,6 +15,38 @@ from infra.config.cluster import GpuPool, UserPool
 SPOT_MAX_PRICE = -1.0
 #: The autoscaler owns the node count, the cluster's upgrade channel the version.
 _IGNORED = ["count", "orchestratorVersion"]
+
+
+def _user_pool(
+    name: str,
+    pool: GpuPool | UserPool,
+    args: GpuNodePoolArgs | UserNodePoolArgs,
+    parent: pulumi.Resource,
+    **specific: Any,
+) -> containerservice.AgentPool:
+    """An autoscaled User pool in the node subnet, without public IPs; ``specific`` adds the pool's own settings."""
+    return containerservice.AgentPool(
+        f"{name}-agent-pool",
+        # Keyword arguments: AgentPoolArgs(resource_name=...) collides with the Pulumi resource name.
+        resource_group_name=args.resource_group_name,
+        resource_name_=args.cluster_name,
+        agent_pool_name=pool.name,
+        mode=containerservice.AgentPoolMode.USER,
+        type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+        vm_size=pool.vm_size,
+        os_type=containerservice.OSType.LINUX,
+        os_sku=pool.os_sku,
+        enable_auto_scaling=True,
+        count=pool.min_count,
+        min_count=pool.min_count,
+        max_count=pool.max_count,
+        availability_zones=list(pool.zones) or None,
+        vnet_subnet_id=args.node_subnet_id,
+        enable_node_public_ip=False,
+        tags=dict(args.tags),
+        opts=pulumi.ResourceOptions(parent=parent, protect=args.protect, ignore_changes=_IGNORED),
+        **specific,
+    )
 
 
 @dataclass
@@ -36,23 +69,12 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("slm-deploy:aks:GpuNodePool", name, None, opts)
         pool = args.pool
-        self.agent_pool = containerservice.AgentPool(
-            f"{name}-agent-pool",
-            # Keyword arguments: AgentPoolArgs(resource_name=...) collides with the Pulumi resource name.
-            resource_group_name=args.resource_group_name,
-            resource_name_=args.cluster_name,
-            agent_pool_name=pool.name,
-            mode=containerservice.AgentPoolMode.USER,
-            type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-            vm_size=pool.vm_size,
-            os_type=containerservice.OSType.LINUX,
-            os_sku=pool.os_sku,
+        self.agent_pool = _user_pool(
+            name,
+            pool,
+            args,
+            self,
             os_disk_size_gb=pool.os_disk_size_gb,
-            enable_auto_scaling=True,
-            count=pool.min_count,
-            min_count=pool.min_count,
-            max_count=pool.max_count,
-            availability_zones=list(pool.zones) or None,
             # The same taint and labels the model servers tolerate and select (infra.gpu).
             node_taints=[pool.taint],
             node_labels=pool.node_labels,
@@ -61,16 +83,12 @@ class GpuNodePool(pulumi.ComponentResource):
                 if pool.gpu_driver == "install"
                 else containerservice.GPUDriver.NONE
             ),
-            vnet_subnet_id=args.node_subnet_id,
-            enable_node_public_ip=False,
             # Spot: evicted VMs are deleted (not kept deallocated), and price never triggers an eviction.
             scale_set_priority=containerservice.ScaleSetPriority.SPOT
             if pool.spot
             else containerservice.ScaleSetPriority.REGULAR,
             scale_set_eviction_policy=containerservice.ScaleSetEvictionPolicy.DELETE if pool.spot else None,
             spot_max_price=SPOT_MAX_PRICE if pool.spot else None,
-            tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, ignore_changes=_IGNORED),
         )
         self.register_outputs({"agentPoolName": self.agent_pool.name})
 
@@ -92,27 +110,7 @@ class UserNodePool(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: UserNodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("slm-deploy:aks:UserNodePool", name, None, opts)
-        pool = args.pool
-        self.agent_pool = containerservice.AgentPool(
-            f"{name}-agent-pool",
-            # Keyword arguments: AgentPoolArgs(resource_name=...) collides with the Pulumi resource name.
-            resource_group_name=args.resource_group_name,
-            resource_name_=args.cluster_name,
-            agent_pool_name=pool.name,
-            mode=containerservice.AgentPoolMode.USER,
-            type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-            vm_size=pool.vm_size,
-            os_type=containerservice.OSType.LINUX,
-            os_sku=pool.os_sku,
-            enable_auto_scaling=True,
-            count=pool.min_count,
-            min_count=pool.min_count,
-            max_count=pool.max_count,
-            availability_zones=list(pool.zones) or None,
-            scale_set_priority=containerservice.ScaleSetPriority.REGULAR,
-            vnet_subnet_id=args.node_subnet_id,
-            enable_node_public_ip=False,
-            tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, ignore_changes=_IGNORED),
+        self.agent_pool = _user_pool(
+            name, args.pool, args, self, scale_set_priority=containerservice.ScaleSetPriority.REGULAR
         )
         self.register_outputs({"agentPoolName": self.agent_pool.name})
