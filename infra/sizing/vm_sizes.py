@@ -1,7 +1,7 @@
 """Azure GPU VM sizes that sizing chooses from.
 
-Provisional source of truth: when ``infra/config/cluster.py`` (the AKS GPU pools) lands with its own table,
-one of the two should import the other.
+The project's one table of GPU VM sizes: the AKS GPU pools (``infra/components/aks/gpu_vm_sizes.py``)
+read it too.
 
 Sources (checked for the names, vCPUs, RAM and GPUs per VM):
 - the size lists of the NCasT4_v3, NVadsA10_v5, NC_A100_v4 and NCads_H100_v5 families in Microsoft's Aspire

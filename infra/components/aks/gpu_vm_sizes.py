@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.sizing.vm_sizes import VM_SIZES
+
 
 @dataclass(frozen=True)
 class GpuSku:
@@ -26,12 +28,6 @@ class GpuSku:
     family: str
     gpu: str
     memory_gb_per_gpu: int
-
-
-T4 = GpuSku("NCasT4_v3", "NVIDIA T4", 16)
-A10 = GpuSku("NVadsA10_v5", "NVIDIA A10", 24)
-A100 = GpuSku("NC_A100_v4", "NVIDIA A100 PCIe", 80)
-H100 = GpuSku("NCads_H100_v5", "NVIDIA H100 NVL", 94)
 
 
 @dataclass(frozen=True)
@@ -52,33 +48,12 @@ class GpuVmSize:
         return self.gpus * self.sku.memory_gb_per_gpu
 
 
-#: GPUs per VM, per size, grouped by SKU.
-_GPUS_PER_SIZE: dict[GpuSku, dict[str, int]] = {
-    T4: {
-        "Standard_NC4as_T4_v3": 1,
-        "Standard_NC8as_T4_v3": 1,
-        "Standard_NC16as_T4_v3": 1,
-        "Standard_NC64as_T4_v3": 4,
-    },
-    A10: {
-        "Standard_NV36ads_A10_v5": 1,
-        "Standard_NV36adms_A10_v5": 1,
-        "Standard_NV72ads_A10_v5": 2,
-    },
-    A100: {
-        "Standard_NC24ads_A100_v4": 1,
-        "Standard_NC48ads_A100_v4": 2,
-        "Standard_NC96ads_A100_v4": 4,
-    },
-    H100: {
-        "Standard_NC40ads_H100_v5": 1,
-        "Standard_NC80adis_H100_v5": 2,
-    },
-}
-
+# One table for the whole project: sizing's (infra/sizing/vm_sizes.py), seen here as GPU SKUs and counts.
+_SKUS = {size.family: GpuSku(size.family, size.gpu, int(size.gpu_memory_gb)) for size in VM_SIZES}
 GPU_VM_SIZES: dict[str, GpuVmSize] = {
-    name: GpuVmSize(name, sku, gpus) for sku, sizes in _GPUS_PER_SIZE.items() for name, gpus in sizes.items()
+    size.name: GpuVmSize(size.name, _SKUS[size.family], size.gpu_count) for size in VM_SIZES
 }
+T4, A10, A100, H100 = (_SKUS[family] for family in ("NCasT4_v3", "NVadsA10_v5", "NC_A100_v4", "NCads_H100_v5"))
 _BY_LOWER = {name.lower(): size for name, size in GPU_VM_SIZES.items()}
 
 
