@@ -357,11 +357,6 @@ class ModelConfig(ConfigModel):
                 "autoscaling needs a queue metric, and engine 'ollama' exports none (ollama#3144): "
                 "scale it with replicas, or serve the model with vllm or onnx"
             )
-        if self.engine == "onnx" and self.image is None:
-            raise ValueError(
-                "engine 'onnx' runs the server image built from servers/onnx/Dockerfile.j2: set image "
-                "(repository, tag) to where you pushed it"
-            )
         if self.engine == "vllm" and self.gpu.count == 0:
             raise ValueError("engine 'vllm' serves on GPUs: set gpu.count to 1 or more")
         if self.engine == "onnx" and self.gpu.count > 0 and (self.onnx or OnnxSettings()).device == "cpu":
@@ -373,6 +368,11 @@ class ModelConfig(ConfigModel):
             raise ValueError(
                 f"cache.accessMode {self.cache.access_mode} cannot be shared by {self.max_replicas} replicas on "
                 "different nodes: use ReadWriteMany (e.g. storageClass azurefile-csi-premium on AKS)"
+            )
+        if self.engine == "onnx" and self.image is None:
+            raise ValueError(
+                "engine 'onnx' runs the server image built from servers/onnx/Dockerfile.j2: set image "
+                "(repository, tag) to where you pushed it"
             )
         settings = self.vllm or VllmSettings()
         if settings.tensor_parallel_size and settings.tensor_parallel_size > self.gpu.count:
