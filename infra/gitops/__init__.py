@@ -1,0 +1,1 @@
+"""GitOps helpers: render diffs between revisions, PR comments and CI pipeline templates."""

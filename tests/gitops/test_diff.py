@@ -1,0 +1,283 @@
+"""slm-deploy diff: a render directory or a git ref as base, field-level changes, reports, exit status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from infra.cli import app
+from infra.gitops.diff import (
+    DiffResult,
+    FieldChange,
+    ObjectChange,
+    diff_command,
+    diff_stack,
+    render_json,
+    render_markdown,
+    render_text,
+)
+from infra.plan.render import MARKER
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "slm-qwen3-micro"
+DEPLOYMENT = f"{NS}/deployment.apps--qwen3-micro.yaml"
+SERVICE = f"{NS}/service--qwen3-micro.yaml"
+STALE = f"{NS}/configmap--retired.yaml"
+
+
+def _project(tmp: Path) -> Path:
+    (tmp / "stacks").mkdir(parents=True)
+    shutil.copy(ROOT / "stacks" / "Pulumi.dev.yaml", tmp / "stacks" / "Pulumi.dev.yaml")
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _project(tmp_path_factory.mktemp("diff-project"))
+
+
+@pytest.fixture(scope="module")
+def base_render(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `slm-deploy render` writes for the dev stack today."""
+    out = tmp_path_factory.mktemp("renders") / "dev"
+    result = CliRunner().invoke(app, ["render", "--stack", "dev", "--root", str(project), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def edited_base(base_render: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An "earlier" render: one object different, one missing (added now), one extra (removed now)."""
+    from ruamel.yaml import YAML
+
+    base = tmp_path_factory.mktemp("edited") / "dev"
+    shutil.copytree(base_render, base)
+    yaml = YAML(typ="safe", pure=True)
+    deployment = yaml.load((base / DEPLOYMENT).read_text())
+    deployment["spec"]["replicas"] = 3
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    for variable in container["env"]:
+        if variable["name"] == "OLLAMA_KEEP_ALIVE":
+            variable["value"] = "5m"
+    with (base / DEPLOYMENT).open("w") as stream:
+        yaml.dump(deployment, stream)
+    (base / SERVICE).unlink()
+    (base / STALE).write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: retired\n  namespace: slm-qwen3-micro\ndata:\n  a: b\n"
+    )
+    return base
+
+
+@pytest.fixture(scope="module")
+def edited_diff(project: Path, edited_base: Path) -> DiffResult:
+    return diff_stack(project, "dev", str(edited_base), with_policy=True)
+
+
+def test_a_fresh_render_diffs_clean(project: Path, base_render: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert diff_command(project, "dev", str(base_render), "json", None) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["added"] == data["summary"]["changed"] == data["summary"]["removed"] == 0
+    assert data["summary"]["unchanged"] == len([p for p in base_render.rglob("*.yaml")])
+
+
+def test_directory_base_added_changed_removed(edited_diff: DiffResult) -> None:
+    assert [c.path for c in edited_diff.added] == [SERVICE]
+    assert [c.path for c in edited_diff.removed] == [STALE]
+    assert [c.path for c in edited_diff.changed] == [DEPLOYMENT]
+    removed = edited_diff.removed[0]
+    assert (removed.kind, removed.name, removed.namespace) == ("ConfigMap", "retired", NS)
+    fields = {f.path: f for f in edited_diff.changed[0].fields}
+    assert fields["spec.replicas"] == FieldChange("spec.replicas", "changed", 3, 1)
+    # Named list items are matched by name and shown by name, not by index.
+    keep_alive = "spec.template.spec.containers[name=ollama].env[name=OLLAMA_KEEP_ALIVE].value"
+    assert fields[keep_alive] == FieldChange(keep_alive, "changed", "5m", "24h")
+    assert len(fields) == 2
+    assert edited_diff.base_kind == "render"
+
+
+def test_exit_status_and_output_file(project: Path, edited_base: Path, tmp_path: Path) -> None:
+    target = tmp_path / "reports" / "diff.json"
+    assert diff_command(project, "dev", str(edited_base), "json", target) == 1
+    assert json.loads(target.read_text())["summary"] == {"added": 1, "changed": 1, "removed": 1, "unchanged": 13}
+
+
+@pytest.mark.parametrize(
+    ("base", "stack", "message"),
+    [
+        ("not-a-ref-anywhere", "dev", "neither a render directory nor a git ref"),
+        ("{plain}", "dev", f"no {MARKER} file"),
+        ("{render}", "missing", "Pulumi.missing.yaml"),
+    ],
+)
+def test_errors_exit_2_with_one_line(
+    project: Path,
+    base_render: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    base: str,
+    stack: str,
+    message: str,
+) -> None:
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "x.yaml").write_text("a: 1\n")
+    base = base.format(plain=tmp_path / "plain", render=base_render)
+    assert diff_command(project, stack, base, "text", None) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert message in err
+    assert diff_command(project, "dev", str(base_render), "yaml", None) == 2
+
+
+def test_text_and_json_reports(edited_diff: DiffResult) -> None:
+    text = render_text(edited_diff)
+    assert "spec.replicas" in text and "1 added, 1 changed, 1 removed, 13 unchanged" in text
+    data = json.loads(render_json(edited_diff))
+    changed = next(c for c in data["changes"] if c["status"] == "changed")
+    assert {"path": "spec.replicas", "kind": "changed", "old": 3, "new": 1} in changed["fields"]
+    assert data["policy"]["ok"] in (True, False)
+
+
+def test_markdown_comment(edited_diff: DiffResult) -> None:
+    text = render_markdown(edited_diff)
+    assert text.startswith("## ") and "`dev`: 1 added, 1 changed, 1 removed, 13 unchanged" in text
+    assert "| `spec.replicas` | changed | `3` | `1` |" in text
+    assert "`ConfigMap` slm-qwen3-micro/retired" in text
+    assert "Policy pack" in text  # the policy results of the new render follow
+    assert "Truncated" not in text
+    assert len(text) <= 65_000
+
+
+def _big_result(objects: int, fields: int) -> DiffResult:
+    changes = [
+        ObjectChange(
+            path=f"ns/configmap--c{i}.yaml",
+            status="changed",
+            kind="ConfigMap",
+            name=f"c{i}",
+            namespace="ns",
+            fields=tuple(FieldChange(f"data.key{j}", "changed", "x" * 300, "y" * 300) for j in range(fields)),
+        )
+        for i in range(objects)
+    ]
+    return DiffResult(stack="big", base="HEAD", base_kind="git", changes=changes, unchanged=0)
+
+
+@pytest.mark.parametrize("limit", [65_000, 5_000])
+def test_markdown_truncates_with_a_note(limit: int) -> None:
+    text = render_markdown(_big_result(400, 6), limit=limit)
+    assert len(text) <= limit
+    assert "**Truncated:**" in text and "of 400 resource section(s) shown" in text
+    assert "slm-deploy diff --stack big" in text
+
+
+def test_markdown_keeps_policy_within_limit(edited_diff: DiffResult) -> None:
+    big = _big_result(300, 4)
+    big.policy = edited_diff.policy
+    text = render_markdown(big, limit=20_000)
+    assert len(text) <= 20_000
+    assert "Policy pack" in text and "**Truncated:**" in text
+
+
+# --------------------------------------------------------------------------- secrets
+
+CANARY = "hf_CANARY_5b0c7e21aa"
+SECRET_STACK = """config:
+  slm-deploy:environment: staging
+  slm-deploy:secrets:
+    hfToken:
+      secure: v1:c2FsdA==:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0
+  slm-deploy:models:
+    - name: gated
+      engine: vllm
+      modelId: google/gemma-3-4b-it
+      gpu: {count: 1}
+      hfTokenSecret: hfToken
+"""
+
+
+def test_secret_values_never_appear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.secret.yaml").write_text(SECRET_STACK)
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"slm-deploy:secrets": json.dumps({"hfToken": CANARY})}))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["slm-deploy:secrets"]))
+    base = tmp_path / "base"
+    result = CliRunner().invoke(app, ["render", "--stack", "secret", "--root", str(tmp_path), "--out", str(base)])
+    assert result.exit_code in (0, 1), result.output
+    secrets = [p for p in base.rglob("secret--*.yaml")]
+    assert len(secrets) == 1
+    # A hand-edited base holding a real value, and an object removed now that carries one too.
+    text = secrets[0].read_text()
+    assert "[secret]" in text
+    secrets[0].write_text(text.replace("'[secret]'", CANARY).replace("[secret]", CANARY))
+    (base / "slm-gated" / "secret--old.yaml").write_text(
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: old\n  namespace: slm-gated\nstringData:\n  t: {CANARY}\n"
+    )
+    diff = diff_stack(tmp_path, "secret", str(base), with_policy=True)
+    assert [c.path for c in diff.removed] == ["slm-gated/secret--old.yaml"]
+    assert not [c for c in diff.changed if c.kind == "Secret"]  # both sides read [secret]
+    for text in (render_text(diff), render_json(diff), render_markdown(diff)):
+        assert CANARY not in text
+
+
+# --------------------------------------------------------------------------- git ref
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_git_ref_base_uses_the_base_revisions_own_code(tmp_path: Path) -> None:
+    """A throwaway repository: the base commit's code labels objects differently than the code now."""
+    repo = tmp_path / "repo"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "infra", repo / "infra", ignore=ignore)
+    shutil.copytree(ROOT / "templates", repo / "templates", ignore=ignore)
+    shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
+    _project(repo)
+    labels = repo / "infra" / "components" / "labels.py"
+    original = labels.read_text()
+    assert '"app.kubernetes.io/part-of": PART_OF' in original
+    labels.write_text(original.replace('"app.kubernetes.io/part-of": PART_OF', '"app.kubernetes.io/part-of": "old"'))
+    _git(repo, "init", "--quiet", "--initial-branch=main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "--quiet", "-m", "base")
+    labels.write_text(original)
+    stack = repo / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("keepAlive: 24h", "keepAlive: 12h", 1))
+
+    diff = diff_stack(repo, "dev", "HEAD")
+
+    assert diff.base_kind == "git" and not diff.added and not diff.removed
+    deployment = next(c for c in diff.changed if c.path == DEPLOYMENT)
+    fields = {f.path: (f.old, f.new) for f in deployment.fields}
+    keep_alive = "spec.template.spec.containers[name=ollama].env[name=OLLAMA_KEEP_ALIVE].value"
+    assert fields[keep_alive] == ("24h", "12h")
+    assert fields['metadata.labels["app.kubernetes.io/part-of"]'] == ("old", "slm-deploy")
+    # The temporary worktree is gone.
+    assert _git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_git_ref_where_the_stack_does_not_exist_yet(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("x\n")
+    _git(repo, "init", "--quiet", "--initial-branch=main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "--quiet", "-m", "empty")
+    _project(repo)
+    diff = diff_stack(repo, "dev", "main")
+    assert not diff.changed and not diff.removed and len(diff.added) == 15
+    assert "does not exist at main" in diff.notes[0]
+    assert _git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
