@@ -43,3 +43,25 @@ def test_plan_json_records_inputs_and_options(root: Path) -> None:
     )
     assert any(d.endswith("-namespace") for d in deployment["dependsOn"])
     assert "status" in deployment["placeholderOutputs"]
+
+
+def test_existing_cluster_stacks_create_nothing_on_azure(root: Path) -> None:
+    for stack in ("dev", "staging"):
+        result = CliRunner().invoke(app, ["plan", "--stack", stack, "--root", str(root), "--format", "json"])
+        types = json.loads(result.stdout)["counts"]
+        assert not [t for t in types if t.startswith("azure-native:")], stack
+
+
+def test_aks_stack_plan_shows_cluster_pools_identity_and_addons(root: Path) -> None:
+    result = CliRunner().invoke(app, ["plan", "--stack", "prod", "--root", str(root), "--format", "json"])
+    plan = json.loads(result.stdout)
+    (cluster,) = [r for r in plan["resources"] if r["type"] == "azure-native:containerservice:ManagedCluster"]
+    inputs = cluster["inputs"]
+    assert inputs["aadProfile"]["enableAzureRBAC"] is True and inputs["disableLocalAccounts"] is True
+    assert inputs["oidcIssuerProfile"]["enabled"] is True
+    assert inputs["securityProfile"]["workloadIdentity"]["enabled"] is True
+    assert inputs["addonProfiles"]["azureKeyvaultSecretsProvider"]["enabled"] is True
+    assert inputs["identity"]["type"]
+    pools = [r["inputs"]["agentPoolName"] for r in plan["resources"] if r["type"].endswith(":AgentPool")]
+    assert {"a10", "a100", "t4"} <= set(pools)
+    assert cluster["protect"] is True
