@@ -182,6 +182,18 @@ class PlanRun:
     invokes: list[tuple[str, dict[str, Any]]]
 
 
+def _ensure_event_loop() -> None:
+    """The SDK creates futures on the thread's current loop; ``asyncio.run`` elsewhere leaves none behind."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(program: Callable[[], Any], stack: str, preview: bool, project: str = "slm-deploy") -> PlanRun:
     """Run ``program`` (which declares resources) to completion under the mock engine."""
     from pulumi.runtime import settings as pulumi_settings
@@ -189,6 +201,7 @@ def run_program(program: Callable[[], Any], stack: str, preview: bool, project: 
     from pulumi.runtime.sync_await import _sync_await
 
     with _LOCK:
+        _ensure_event_loop()
         mocks = PlanMocks(preview=preview)
         monitor = RecordingMonitor(mocks, project, stack)
         # A fresh root stack for every run: set_mocks creates one when none is registered.

@@ -39,3 +39,15 @@ def test_unknowns_secrets_and_options_are_recorded(preview: bool) -> None:
     assert data.value["token"] == "s3cr3t"
     assert "s3cr3t" not in repr(second.inputs)
     assert second.urn == "urn:pulumi:test::slm-deploy::kubernetes:core/v1:ConfigMap::second"
+
+
+def test_runs_after_asyncio_run_left_no_current_loop() -> None:
+    import asyncio
+
+    async def nothing() -> None:
+        return None
+
+    # asyncio.run closes its loop and leaves the thread without a current one (as httpx-based code does).
+    asyncio.run(nothing())
+    run = run_program(_program, "test", True)
+    assert {r.name for r in run.resources} == {"first", "second"}
