@@ -112,10 +112,10 @@ class CatalogueModel(_Data):
 def _read_data() -> Any:
     from importlib.resources import files
 
-    import yaml
+    from infra.yamlio import load_yaml
 
     text = files(__name__).joinpath(_DATA_FILE).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 @functools.cache

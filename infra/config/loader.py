@@ -154,11 +154,9 @@ def validate_stack_config(values: Mapping[str, Any], source: str) -> StackConfig
 
 
 def _read_yaml(path: Path) -> Any:
-    # libyaml's C loader: reading is on the path of every command, and it is already loaded by Pulumi.
-    import yaml
     from yaml import YAMLError
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from infra.yamlio import load_yaml
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -167,7 +165,7 @@ def _read_yaml(path: Path) -> Any:
     except OSError as error:
         raise StackConfigError(str(path), None, f"cannot be read ({error.strerror})") from None
     try:
-        return yaml.load(text, Loader=loader)
+        return load_yaml(text)
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -14,12 +14,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
 from infra.monitoring.config import MonitoringOptions
 from infra.monitoring.metrics import ENGINES, EngineName, series_for
 from infra.monitoring.model import MonitoredModel, quote
 from infra.templates import render_template
+from infra.yamlio import load_yaml
 
 DASHBOARD_TEMPLATE_DIR = "monitoring/dashboards"
 #: Dashboard file name → (template, engines it covers; ``None`` for every engine in the stack).
@@ -211,7 +210,7 @@ def render_dashboard(
         raise ValueError(f"{file_name}: no model of engine {engine}")
     engines = [engine] if engine else sorted({model.engine for model in covered}, key=ENGINES.index)
     text = render_template(f"{DASHBOARD_TEMPLATE_DIR}/{template}", **_context(covered, engines, options))
-    return build_dashboard(yaml.safe_load(text), [model.namespace for model in covered])
+    return build_dashboard(load_yaml(text), [model.namespace for model in covered])
 
 
 def render_dashboards(models: Sequence[MonitoredModel], options: MonitoringOptions | None = None) -> dict[str, str]:

@@ -18,6 +18,7 @@ from infra.monitoring.metrics import all_series, series_for
 from infra.monitoring.model import MonitoredModel, quote
 from infra.monitoring.promql import metric_names
 from infra.templates import render_template
+from infra.yamlio import load_yaml
 
 #: Every alert, in the order rules appear in a group; each has templates/monitoring/rules/<alert>.yaml.j2
 #: and a section in docs/runbooks.md.
@@ -97,7 +98,7 @@ def render_rule(
         label=_label,
         value=_value,
     )
-    rule = yaml.safe_load(text)
+    rule = load_yaml(text)
     if not isinstance(rule, dict) or rule.get("alert") != alert:
         raise ValueError(f"{rule_template(alert)} must render one rule named {alert}")
     missing = {"expr", "for", "labels", "annotations"} - rule.keys()

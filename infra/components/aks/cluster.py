@@ -15,6 +15,7 @@ from pulumi_azure_native import containerservice
 
 from infra.config.cluster import CRITICAL_ADDONS_TAINT
 from infra.config.cluster import AksCluster as AksClusterConfig
+from infra.yamlio import load_yaml
 
 #: The add-on profile key of the Secrets Store CSI driver with the Azure Key Vault provider.
 KEY_VAULT_ADDON = "azureKeyvaultSecretsProvider"
@@ -40,7 +41,7 @@ def kubeconfig_for(encoded: str, login: str) -> str:
         text = base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as error:
         raise ValueError("the cluster's user credentials are not a base64 kubeconfig") from error
-    document: Any = yaml.safe_load(text)
+    document: Any = load_yaml(text)
     if not isinstance(document, dict):
         raise ValueError("the cluster's user credentials are not a kubeconfig")
     for user in document.get("users") or []:
