@@ -208,22 +208,6 @@ def bench(
     raise typer.Exit(bench_command(url, model, concurrency, requests, api_key_file, output_format, max_tokens))
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write the whole file or nothing (a pipeline never reads half a report)."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-
-
 @app.command()
 def check(
     stack: StackOption,
@@ -237,6 +221,7 @@ def check(
     Levels come from policies/config/<environment>.json. Exit 0: nothing mandatory violated;
     1: a mandatory violation; 2: bad input.
     """
+    from infra.files import write_atomically
     from infra.policy.analyzer import DEFAULT_PACK_DIR, run_policy_pack
     from infra.policy.pack_config import PolicyConfigError
 
@@ -254,7 +239,7 @@ def check(
     text = _policy_report(report, output_format, f"stacks/Pulumi.{stack}.yaml")
     if output is not None:
         try:
-            _write_atomically(output, text)
+            write_atomically(output, text)
         except OSError as error:
             fail(f"{output}: {error.strerror}")
         typer.echo(

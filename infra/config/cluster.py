@@ -121,7 +121,23 @@ class ApiServerAccess(ConfigModel):
         return self
 
 
-class SystemPool(ConfigModel):
+class _AutoscaledPool(ConfigModel):
+    """What every node pool shares: an AKS pool name and autoscaler bounds that make sense."""
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _pool_name(value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> _AutoscaledPool:
+        low, high = getattr(self, "min_count"), getattr(self, "max_count")  # noqa: B009 - set by subclasses
+        if low > high:
+            raise ValueError(f"minCount {low} is above maxCount {high}")
+        return self
+
+
+class SystemPool(_AutoscaledPool):
     """The System node pool: CoreDNS, metrics-server, CSI drivers and other critical add-ons only."""
 
     name: str = Field("system", description="Agent pool name (lowercase letters and digits, at most 12).")
@@ -136,19 +152,8 @@ class SystemPool(ConfigModel):
     )
     os_sku: Literal["AzureLinux", "Ubuntu"] = Field("AzureLinux", description="Node OS image.")
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _pool_name(value)
 
-    @model_validator(mode="after")
-    def _bounds(self) -> SystemPool:
-        if self.min_count > self.max_count:
-            raise ValueError(f"minCount {self.min_count} is above maxCount {self.max_count}")
-        return self
-
-
-class UserPool(ConfigModel):
+class UserPool(_AutoscaledPool):
     """A CPU node pool for everything that is neither a system add-on nor a GPU model server."""
 
     name: str = Field("user", description="Agent pool name (lowercase letters and digits, at most 12).")
@@ -157,17 +162,6 @@ class UserPool(ConfigModel):
     max_count: int = Field(3, ge=1, description="Most nodes the autoscaler may add.")
     zones: list[Zone] = Field(default_factory=_all_zones, description="Availability zones.")
     os_sku: Literal["AzureLinux", "Ubuntu"] = Field("AzureLinux", description="Node OS image.")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return _pool_name(value)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> UserPool:
-        if self.min_count > self.max_count:
-            raise ValueError(f"minCount {self.min_count} is above maxCount {self.max_count}")
-        return self
 
 
 def _pool_name(value: str) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from infra.files import write_atomically
 from infra.plan.model import SECRET_TEXT
 from infra.plan.render import MARKER
 
@@ -561,18 +562,6 @@ def render_markdown(result: DiffResult, limit: int = MARKDOWN_LIMIT) -> str:
 # --------------------------------------------------------------------------- command
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-
-
 def diff_command(root: Path, stack: str, base: str, output_format: str, output: Path | None) -> int:
     """The ``slm-deploy diff`` command: 0 no changes, 1 changes, 2 error (one line on stderr).
 
@@ -595,7 +584,7 @@ def diff_command(root: Path, stack: str, base: str, output_format: str, output: 
     text = renderers[output_format](result)
     if output is not None:
         try:
-            _write_atomically(output, text)
+            write_atomically(output, text)
         except OSError as error:
             print(f"error: {output}: {error.strerror}", file=sys.stderr)
             return 2
