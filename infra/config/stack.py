@@ -322,17 +322,9 @@ class ModelConfig(ConfigModel):
                 resolve_architecture(self.catalog, self.architecture)
             except (UnknownModelError, ValueError) as error:
                 raise ValueError(str(error).strip("'\"")) from None
-        if self.sizing is None:
-            return self
-        if self.engine != "vllm":
+        if self.sizing is not None and self.engine != "vllm":
             raise ValueError(f"sizing derives vLLM flags, but the engine is '{self.engine}'")
-        result = size_for(self)
-        assert result.choice is not None  # size_for raises when nothing fits
-        if result.choice.tensor_parallel_size > self.gpu.count:
-            raise ValueError(
-                f"sized for tensor parallelism {result.choice.tensor_parallel_size} on {result.choice.vm_size}, "
-                f"but gpu.count is {self.gpu.count}"
-            )
+        # Whether the model fits its GPU is checked by the stack, which knows the VM size (its own or its pool's).
         return self
 
     @property
@@ -654,14 +646,6 @@ class StackConfig(ConfigModel):
                         f"says {model.gpu.vm_size}, but pool '{pool.name}' runs {pool.vm_size}: leave vmSize unset "
                         "in aks mode (the pool decides)",
                     )
-                if model.sizing is not None and model.gpu.vm_size is None:
-                    # Size against the pool's VM: a model too big for its GPU is a config error naming both.
-                    try:
-                        size_for(
-                            model.model_copy(update={"gpu": model.gpu.model_copy(update={"vm_size": pool.vm_size})})
-                        )
-                    except ValueError as error:
-                        raise KeyPathError(("models", index, "gpu", "pool"), f"pool '{pool.name}': {error}") from None
         store = self.secret_store
         if (
             store.backend == "azure-keyvault"
@@ -672,6 +656,27 @@ class StackConfig(ConfigModel):
                 ("secretStore", "oidcIssuerUrl"),
                 "backend 'azure-keyvault' on an existing cluster needs the cluster's OIDC issuer URL",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _models_fit_their_gpus(self) -> StackConfig:
+        for index, model in enumerate(self.models):
+            if model.sizing is None:
+                continue
+            vm_size = self.gpu_vm_size(model)
+            from_pool = model.gpu.vm_size is None and vm_size is not None
+            where = ("models", index, "gpu", "pool" if from_pool else "vmSize" if vm_size else "sizing")
+            prefix = f"pool '{model.gpu.pool}': " if from_pool else ""
+            try:
+                result = size_for(model, vm_size)
+            except ValueError as error:
+                raise KeyPathError(where, f"{prefix}{error}") from None
+            if result.choice.tensor_parallel_size > model.gpu.count:
+                raise KeyPathError(
+                    ("models", index, "gpu", "count"),
+                    f"sized for tensor parallelism {result.choice.tensor_parallel_size} on {result.choice.vm_size}, "
+                    f"but gpu.count is {model.gpu.count}",
+                )
         return self
 
     @model_validator(mode="after")

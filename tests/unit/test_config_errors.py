@@ -110,7 +110,7 @@ CASES = {
             "\n    - name: big\n      engine: vllm\n      catalog: qwen3-14b\n"
             "      gpu: {count: 1, vmSize: Standard_NC4as_T4_v3}\n      sizing: {precision: bf16}\n"
         ),
-        "slm-deploy:models[0]: big (bf16, context 8192, 8 sequences) needs",
+        "slm-deploy:models[0].gpu.vmSize: big (bf16, context 8192, 8 sequences) needs",
     ),
     "unknown-catalogue-model": (
         stack_text("\n    - name: x\n      engine: vllm\n      catalog: qwen4-9b\n      gpu: {count: 1}\n"),
