@@ -301,8 +301,9 @@ def humanize(value: float) -> str:
 
 
 def humanize_duration(value: float) -> str:
-    if value < 1:
-        raise NotImplementedError("sub-second durations are not used by the scenarios")
+    if value == 0 or math.isnan(value) or math.isinf(value) or abs(value) < 1:
+        # As Prometheus's humanizeDuration: below a second, SI prefixes (0.25 -> "250ms").
+        return humanize(value) + "s"
     whole = int(value)
     days, hours, minutes, seconds = whole // 86400, whole // 3600 % 24, whole // 60 % 60, whole % 60
     if days:
