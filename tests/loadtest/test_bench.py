@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "verify"))
-from verify_local_target import LocalServer, onnx_available, start_local_server
+from verify_local_target import LocalServer, require_onnx_server, start_local_server
 
 from infra.loadtest.bench import (
     BenchError,
@@ -124,8 +124,7 @@ def test_helpers() -> None:
 
 
 def test_bench_against_the_onnx_server() -> None:
-    if not onnx_available():
-        pytest.skip("the ONNX Runtime server is not installed here (pip install -r servers/onnx/requirements.txt)")
+    require_onnx_server()
     server = start_local_server(prefer_onnx=True, unprivileged=False)
     assert server.kind == "onnx"
     try:

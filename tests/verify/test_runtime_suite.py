@@ -72,10 +72,9 @@ def test_the_suite_against_the_onnx_server() -> None:
     machine), it runs as root: then the suite must report exactly the two promises root breaks."""
     import os
 
-    from verify_local_target import onnx_available
+    from verify_local_target import require_onnx_server
 
-    if not onnx_available():
-        pytest.skip("the ONNX Runtime server is not installed here (pip install -r servers/onnx/requirements.txt)")
+    require_onnx_server()
     server = start_local_server(prefer_onnx=True)
     if server.kind != "onnx":  # it could not run unprivileged: run it as this user instead
         server.stop()

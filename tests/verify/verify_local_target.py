@@ -70,6 +70,18 @@ def onnx_available() -> bool:
     return (ONNX_DIR / "slm_onnx_server").is_dir() and all(importlib.util.find_spec(m) for m in needed)
 
 
+def require_onnx_server() -> None:
+    """Skip without the ONNX Runtime server's dependencies; in CI, where they are installed, fail instead."""
+    import pytest
+
+    if onnx_available():
+        return
+    reason = "the ONNX Runtime server is not installed here (pip install -r servers/onnx/requirements.txt)"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run this against the real server: {reason}")
+    pytest.skip(reason)
+
+
 @dataclass
 class LocalServer:
     kind: str
