@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,3 +22,14 @@ def one(resources: Iterable[RecordedResource], kind: str, name: str) -> Recorded
 def pod_spec(deployment: RecordedResource) -> dict[str, Any]:
     spec: dict[str, Any] = deployment.inputs["spec"]["template"]["spec"]
     return spec
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server the test started, and kill it if it does not stop within 10 seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

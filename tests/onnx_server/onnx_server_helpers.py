@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = ROOT / "servers" / "onnx"
 TINY_MODEL = SERVER_DIR / "tests_model" / "tiny-llama"
@@ -91,13 +93,7 @@ class RunningServer:
         raise RuntimeError(f"server not ready after {timeout}s:\n{self.log.read_text()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log_file.close()
 
     def metrics(self) -> dict[str, float]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.verify.expectations import Expectation
+from tests.helpers import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = Path(__file__).resolve().parent / "slm_standin_server.py"
@@ -95,13 +96,7 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
