@@ -7,37 +7,25 @@
 
 from __future__ import annotations
 
-if __package__:
-    from .registry import (
-        ALWAYS_ADVISORY,
-        PACK_DESCRIPTION,
-        PACK_NAME,
-        PACK_VERSION,
-        POLICIES,
-        RULE_FOLDERS,
-        RULES,
-        RULES_BY_ID,
-        RULES_BY_NAME,
-        catalogue,
-        reset_state,
-    )
-else:  # imported as a top-level module from the pack folder
+if not __package__:  # imported as a top-level module from the pack folder (as the Pulumi CLI runs it)
     import _bootstrap
 
     _bootstrap.ensure_package()
-    from policies.registry import (  # type: ignore[no-redef]
-        ALWAYS_ADVISORY,
-        PACK_DESCRIPTION,
-        PACK_NAME,
-        PACK_VERSION,
-        POLICIES,
-        RULE_FOLDERS,
-        RULES,
-        RULES_BY_ID,
-        RULES_BY_NAME,
-        catalogue,
-        reset_state,
-    )
+
+# One import either way: the pack folder is always importable as the package `policies` by now.
+from policies.registry import (
+    ALWAYS_ADVISORY,
+    PACK_DESCRIPTION,
+    PACK_NAME,
+    PACK_VERSION,
+    POLICIES,
+    RULE_FOLDERS,
+    RULES,
+    RULES_BY_ID,
+    RULES_BY_NAME,
+    catalogue,
+    reset_state,
+)
 
 __all__ = [
     "ALWAYS_ADVISORY",
