@@ -43,15 +43,9 @@ def _from_wire(value: Any) -> Any:
     return value
 
 
-#: Outputs that only the provider computes, per resource type (besides Kubernetes' uid and status).
-COMPUTED_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "azure-native:managedidentity:UserAssignedIdentity": ("clientId", "principalId", "tenantId"),
-}
-
-
 def _placeholder(type_: str, name: str, key: str) -> str:
     if key.endswith("Id") and type_.startswith("azure-native:"):
-        return PLACEHOLDER_UUID
+        return placeholders.PLACEHOLDER_UUID
     return f"placeholder-{key}-{name}"
 
 
@@ -65,22 +59,9 @@ def _computed_outputs(
         metadata["uid"] = RPC_UNKNOWN if preview else f"placeholder-uid-{name}"
         status: Any = RPC_UNKNOWN if preview else {}
         return {**inputs, "metadata": metadata, "status": status}, ("metadata.uid", "status")
-    computed = COMPUTED_OUTPUTS.get(type_, ())
+    computed = placeholders.COMPUTED_OUTPUTS.get(type_, ())
     outputs = {**inputs, **{k: RPC_UNKNOWN if preview else _placeholder(type_, name, k) for k in computed}}
     return outputs, computed
-
-
-PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
-#: What the offline plan answers for the invokes the program makes. Every value is a placeholder:
-#: no cloud is asked, and reports say so.
-INVOKE_PLACEHOLDERS: dict[str, dict[str, Any]] = {
-    "azure-native:authorization:getClientConfig": {
-        "clientId": PLACEHOLDER_UUID,
-        "objectId": PLACEHOLDER_UUID,
-        "subscriptionId": PLACEHOLDER_UUID,
-        "tenantId": PLACEHOLDER_UUID,
-    },
-}
 
 
 class PlanMocks(pulumi_mocks.Mocks):
@@ -117,10 +98,10 @@ class PlanMocks(pulumi_mocks.Mocks):
             answer: dict[str, Any] = {
                 "name": name,
                 "location": "placeholder-location",
-                "id": f"/subscriptions/{PLACEHOLDER_UUID}/resourceGroups/{name}",
+                "id": f"/subscriptions/{placeholders.PLACEHOLDER_UUID}/resourceGroups/{name}",
             }
         else:
-            answer = dict(INVOKE_PLACEHOLDERS.get(args.token, placeholders.INVOKE_ANSWERS.get(args.token, {})))
+            answer = dict(placeholders.INVOKE_ANSWERS.get(args.token, {}))
         self.invokes.append((args.token, answer))
         return answer
 

@@ -34,11 +34,20 @@ users:
       provideClusterInfo: false
 """
 PLACEHOLDER_KUBECONFIG_B64 = base64.b64encode(PLACEHOLDER_KUBECONFIG.encode()).decode()
-PLACEHOLDER_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+#: Every placeholder id (subscription, tenant, client, object): clearly not a real one.
+PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
+PLACEHOLDER_SUBSCRIPTION = PLACEHOLDER_UUID
+GET_CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 
-#: What PlanMocks.call should answer, per invoke token (every value a placeholder).
+#: What the offline plan answers for the invokes the program makes (every value a placeholder:
+#: no cloud is asked, and reports say so). getResourceGroup echoes its arguments: see PlanMocks.call.
 INVOKE_ANSWERS: dict[str, Any] = {
     LIST_USER_CREDENTIALS: {"kubeconfigs": [{"name": "clusterUser", "value": PLACEHOLDER_KUBECONFIG_B64}]},
+    GET_CLIENT_CONFIG: {key: PLACEHOLDER_UUID for key in ("clientId", "objectId", "subscriptionId", "tenantId")},
+}
+#: Outputs that only the provider computes, per resource type (besides Kubernetes' uid and status).
+COMPUTED_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "azure-native:managedidentity:UserAssignedIdentity": ("clientId", "principalId", "tenantId"),
 }
 #: The input that holds an azure-native resource's Azure name, per type (the provider echoes it as ``name``).
 NAME_INPUT = {
