@@ -163,30 +163,28 @@ class PlanRun:
     invokes: list[tuple[str, dict[str, Any]]]
 
 
-def _ensure_event_loop() -> None:
-    """The SDK creates futures on the thread's current loop; ``asyncio.run`` elsewhere leaves none behind."""
-    import asyncio
-
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        loop = None
-    if loop is None or loop.is_closed():
-        asyncio.set_event_loop(asyncio.new_event_loop())
-
-
 def run_program(program: Callable[[], Any], stack: str, preview: bool, project: str = "slm-deploy") -> PlanRun:
     """Run ``program`` (which declares resources) to completion under the mock engine."""
+    import asyncio
+
     from pulumi.runtime import settings as pulumi_settings
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
     with _LOCK:
-        _ensure_event_loop()
-        mocks = PlanMocks(preview=preview)
-        monitor = RecordingMonitor(mocks, project, stack)
-        # A fresh root stack for every run: set_mocks creates one when none is registered.
-        pulumi_settings.ROOT.set(None)
-        pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
-        _sync_await(run_pulumi_func(program))
-        return PlanRun(stack=stack, preview=preview, resources=monitor.records(), invokes=list(mocks.invokes))
+        # The SDK creates its futures on the thread's current loop. Each run gets its own, closed at the
+        # end: a loop left for interpreter shutdown can be finalised after its self-pipe, which prints
+        # "Exception ignored in BaseEventLoop.__del__" on a large stack.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            mocks = PlanMocks(preview=preview)
+            monitor = RecordingMonitor(mocks, project, stack)
+            # A fresh root stack for every run: set_mocks creates one when none is registered.
+            pulumi_settings.ROOT.set(None)
+            pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+            _sync_await(run_pulumi_func(program))
+            return PlanRun(stack=stack, preview=preview, resources=monitor.records(), invokes=list(mocks.invokes))
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()

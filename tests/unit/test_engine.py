@@ -51,3 +51,12 @@ def test_runs_after_asyncio_run_left_no_current_loop() -> None:
     asyncio.run(nothing())
     run = run_program(_program, "test", True)
     assert {r.name for r in run.resources} == {"first", "second"}
+
+
+def test_a_run_closes_the_loop_it_ran_on() -> None:
+    import asyncio
+
+    run_program(_program, "test", True)
+    # A loop left open is finalised at interpreter exit, sometimes after its self-pipe, and then prints
+    # "Exception ignored in BaseEventLoop.__del__" under a large plan's output.
+    assert asyncio.get_event_loop_policy().get_event_loop().is_closed()
