@@ -58,13 +58,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _guarded_plan(stack: str, root: Path, preview: bool) -> Any:
+    from infra import collector
     from infra.config.loader import StackConfigError
     from infra.plan.stack import plan_stack
 
     try:
-        return plan_stack(stack, root, preview=preview)
+        plan = plan_stack(stack, root, preview=preview)
     except StackConfigError as error:
         fail(str(error))
+    # The SDKs and the recorded plan live until this command ends.
+    collector.freeze()
+    return plan
 
 
 @app.command()
@@ -287,10 +291,14 @@ def docs(
 
 
 def main() -> None:
+    from infra import collector
+
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         sys.exit(130)
+    finally:
+        collector.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -83,7 +83,8 @@ class ModelServer(pulumi.ComponentResource):
     namespace: k8s.core.v1.Namespace
     service_account: k8s.core.v1.ServiceAccount
     cache: k8s.core.v1.PersistentVolumeClaim
-    secrets: ModelSecrets
+    #: None when the model reads no secret.
+    secrets: ModelSecrets | None
     engine_config: k8s.core.v1.ConfigMap | None
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
@@ -120,26 +121,32 @@ class ModelServer(pulumi.ComponentResource):
         namespace_ref: pulumi.Output[str] = self.namespace.metadata.name
 
         prepare = model.onnx.prepare if model.engine == "onnx" and model.onnx else None
-        self.secrets = ModelSecrets(
-            f"{name}-secrets",
-            ModelSecretsArgs(
-                model=model.name,
-                namespace=namespace_ref,
-                service_account=model.name,
-                # The preparation Job (when there is one) downloads with the token even if the server does not.
-                env=_secret_env(engine.hf_token_env or (HF_TOKEN_ENV if prepare else None), model.hf_token_secret),
-                file_env=_secret_env(
-                    engine.hf_token_path_env or (HF_TOKEN_PATH_ENV if prepare else None), model.hf_token_secret
-                ),
-                values=args.secrets,
-                store=stack.secret_store,
-                oidc_issuer=args.oidc_issuer,
-                labels=labels.all,
-                tags=stack.labels,
-            ),
-            opts=in_ns,
+        # The preparation Job (when there is one) downloads with the token even if the server does not.
+        secret_env = _secret_env(engine.hf_token_env or (HF_TOKEN_ENV if prepare else None), model.hf_token_secret)
+        secret_file_env = _secret_env(
+            engine.hf_token_path_env or (HF_TOKEN_PATH_ENV if prepare else None), model.hf_token_secret
         )
-        job_wiring = self.secrets.wiring
+        # A model that reads no secret gets no (empty) secrets component.
+        self.secrets = None
+        job_wiring = SecretWiring()
+        if secret_env or secret_file_env:
+            self.secrets = ModelSecrets(
+                f"{name}-secrets",
+                ModelSecretsArgs(
+                    model=model.name,
+                    namespace=namespace_ref,
+                    service_account=model.name,
+                    env=secret_env,
+                    file_env=secret_file_env,
+                    values=args.secrets,
+                    store=stack.secret_store,
+                    oidc_issuer=args.oidc_issuer,
+                    labels=labels.all,
+                    tags=stack.labels,
+                ),
+                opts=in_ns,
+            )
+            job_wiring = self.secrets.wiring
         # The server receives secrets only if its engine reads them.
         wiring = job_wiring if engine.hf_token_env or engine.hf_token_path_env else SecretWiring()
         wiring.pod_labels = job_wiring.pod_labels

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra import collector
 from infra.config.loader import StackConfigError, load_stack_file, stack_file
 from infra.config.stack import StackConfig
 from infra.plan.engine import PlanRun
@@ -25,13 +26,14 @@ def load_stack(stack: str, root: Path | None = None) -> tuple[Path, StackConfig]
 
 def plan_stack(stack: str, root: Path | None = None, preview: bool = True) -> StackPlan:
     """Run the program for ``stack`` under the mock engine (preview: outputs unknown)."""
-    from infra.engines import EngineNotAvailableError
-    from infra.plan.engine import run_program
-    from infra.platform import deploy
-
     path, config = load_stack(stack, root)
-    try:
-        run = run_program(lambda: deploy(config), stack, preview)
-    except EngineNotAvailableError as error:
-        raise StackConfigError(str(path), None, str(error)) from None
+    with collector.paused():
+        from infra.engines import EngineNotAvailableError
+        from infra.plan.engine import run_program
+        from infra.platform import deploy
+
+        try:
+            run = run_program(lambda: deploy(config), stack, preview)
+        except EngineNotAvailableError as error:
+            raise StackConfigError(str(path), None, str(error)) from None
     return StackPlan(stack=stack, stack_file=path, config=config, run=run)

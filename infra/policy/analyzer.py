@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
+from infra import collector
 from infra.plan.model import RecordedResource, Secret, Unknown
 
 from .model import Level, PolicyInfo, PolicyReport, PolicyResult, Status, WaiverInfo
@@ -141,6 +142,7 @@ def _parse_fields(text: str) -> dict[str, str]:
     return dict(w.split("=", 1) for w in words if "=" in w)
 
 
+@collector.paused()
 def run_policy_pack(
     resources: Sequence[RecordedResource],
     environment_config: Path | str | Mapping[str, Any],

@@ -40,7 +40,6 @@ def test_every_model_gets_its_objects(stack: str, preview: bool, plan_of: PlanOf
                 "Service",
                 "PodDisruptionBudget",
                 "ModelNetworkPolicy",
-                "ModelSecrets",
             ]
         )
         for child in children:
@@ -182,11 +181,24 @@ def test_hf_token_is_a_secret_reference(preview: bool) -> None:
     program, _ = _program_with_secret()
     run = run_program(program, "test", preview)
     secret = one(run.resources, "Secret", "gated-secrets-secret")
+    assert secret.parent and secret.parent.endswith("ModelSecrets::gated-secrets")
     assert isinstance(secret.inputs["stringData"], Secret)
     container = pod_spec(one(run.resources, "Deployment", "gated-deployment"))["containers"][0]
     token_env = next(e for e in container["env"] if e["name"] == "HF_TOKEN")
     assert token_env == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"key": "hfToken", "name": "gated-secrets"}}}
     assert "hf_canary_value_123" not in repr([r.inputs for r in run.resources])
+
+
+def test_a_model_that_reads_no_secret_gets_no_secrets_component() -> None:
+    # The reference stacks configure no Hugging Face token: nothing to own, so no empty component.
+    config = validate_stack_config(
+        {"environment": "dev", "models": [{"name": "open", "engine": "vllm", "modelId": "org/open", "gpu": {"count": 1}}]},
+        "test",
+    )
+    servers: dict[str, ModelServer] = {}
+    run = run_program(lambda: servers.update(deploy(config)), "test", True)
+    assert servers["open"].secrets is None
+    assert not [r for r in run.resources if r.type == "slm-deploy:secrets:ModelSecrets"]
 
 
 def _is_known(output: pulumi.Output[Any]) -> bool:
