@@ -192,7 +192,10 @@ def test_hf_token_is_a_secret_reference(preview: bool) -> None:
 def test_a_model_that_reads_no_secret_gets_no_secrets_component() -> None:
     # The reference stacks configure no Hugging Face token: nothing to own, so no empty component.
     config = validate_stack_config(
-        {"environment": "dev", "models": [{"name": "open", "engine": "vllm", "modelId": "org/open", "gpu": {"count": 1}}]},
+        {
+            "environment": "dev",
+            "models": [{"name": "open", "engine": "vllm", "modelId": "org/open", "gpu": {"count": 1}}],
+        },
         "test",
     )
     servers: dict[str, ModelServer] = {}
