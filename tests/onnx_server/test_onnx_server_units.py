@@ -143,7 +143,7 @@ def test_dockerfile_template_renders_a_hardened_image(build_tools: bool) -> None
             assert "--no-cache-dir" in argv and "--requirement" in argv
     entrypoint = json.loads(next(line for line in lines if line.startswith("ENTRYPOINT "))[11:])
     assert entrypoint == ["python", "-m", "slm_onnx_server.prepare" if build_tools else "slm_onnx_server"]
-    assert ("requirements-build.txt\"]" in text) == build_tools
+    assert ('requirements-build.txt"]' in text) == build_tools
     for requirements in ("requirements.txt", "requirements-build.txt"):
         for line in (SERVER_DIR / requirements).read_text().splitlines():
             if line and not line.startswith("#"):
