@@ -11,6 +11,7 @@ queries against the catalogue.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _COMMENT = re.compile(r"#[^\n]*")
@@ -62,6 +63,8 @@ def _skip_group(tokens: list[tuple[str, str]], start: int) -> int:
     raise PromQLError("unclosed bracket")
 
 
+# A rule's expression is checked when it is rendered and again when it is matched to its model.
+@lru_cache(maxsize=1024)
 def metric_names(expr: str) -> frozenset[str]:
     """The metric names ``expr`` selects (``foo`` in ``rate(foo{a="b"}[5m])``)."""
     tokens = _tokens(expr)
