@@ -21,6 +21,8 @@ def _environment() -> Any:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        # Templates do not change while a command runs: no stat of the file at every render.
+        auto_reload=False,
     )
 
 
