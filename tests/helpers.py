@@ -1,10 +1,13 @@
-"""Small helpers for reading recorded resources in tests."""
+"""Small helpers for tests: reading recorded resources, and tools that may be missing here."""
 
 from __future__ import annotations
 
-import subprocess
+import os
+import shutil
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 from infra.plan.model import RecordedResource
 
@@ -24,12 +27,16 @@ def pod_spec(deployment: RecordedResource) -> dict[str, Any]:
     return spec
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a server the test started, and kill it if it does not stop within 10 seconds."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def unavailable(reason: str, *, module: bool = False) -> NoReturn:
+    """Skip a test whose tool or server is not installed here; fail in CI, which installs it."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI installs what this test needs, yet {reason}")
+    pytest.skip(reason, allow_module_level=module)
+
+
+def installed(command: str, package: str) -> str:
+    """The path of ``command``, or :func:`unavailable` naming the Debian package that has it."""
+    path = shutil.which(command)
+    if path is None:
+        unavailable(f"{command} is not installed (Debian package '{package}'; scripts/run.sh test installs it)")
+    return path

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from infra.processes import stop_process
 from infra.verify.expectations import EXPECTATIONS_ENV, Expectation
 from infra.verify.report import Check, CheckStatus
 
@@ -156,12 +157,7 @@ def port_forward(
             raise VerifyError(f"kubectl port-forward service/{service} in {namespace}: {error or 'failed'}")
         yield f"http://127.0.0.1:{found[0]}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 class KubectlRunner:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from infra.monitoring.config import duration_seconds
 from infra.monitoring.metrics import all_series, series_for
 from infra.monitoring.rules import rule_metrics, rule_template
 from infra.templates import TEMPLATES
+from tests.helpers import installed
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
@@ -36,12 +35,7 @@ SETTINGS = {
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing in CI: scripts/run.sh installs Debian's prometheus package")
-        pytest.skip("promtool not installed (Debian package 'prometheus'); CI installs it")
-    return path
+    return installed("promtool", "prometheus")
 
 
 def alerts_of(spec: dict[str, Any]) -> list[str]:

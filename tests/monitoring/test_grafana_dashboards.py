@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from infra.monitoring import MonitoredModel, MonitoringOptions
 from infra.monitoring.dashboards import DASHBOARDS, render_dashboards
 from infra.monitoring.metrics import series_for
 from infra.monitoring.promql import metric_names
+from tests.helpers import installed
 
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.*),\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\)$")
 SUBSETS: dict[str, list[MonitoredModel]] = {
@@ -137,11 +136,7 @@ def test_dashboards_are_valid_grafana_dashboards(options: MonitoringOptions) -> 
 
 def test_every_query_parses_as_promql(tmp_path: Path) -> None:
     """promtool parses each query (as a recording rule), Grafana's $__rate_interval set to 5m."""
-    binary = shutil.which("promtool")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing in CI")
-        pytest.skip("promtool not installed (Debian package 'prometheus'); CI installs it")
+    binary = installed("promtool", "prometheus")
     rules = []
     for text in render_dashboards(list(MODELS.values())).values():
         for expr in queries(json.loads(text)):

@@ -8,8 +8,6 @@ interval and ``queueFor: 1s``, and reads ``/api/v1/rules`` and ``/api/v1/alerts`
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -26,6 +24,8 @@ import yaml
 
 from infra.monitoring import AlertThresholds, MonitoredModel, render_rules, rules_yaml
 from infra.monitoring.metrics import VLLM_METRICS
+from infra.processes import stop_process
+from tests.helpers import installed
 
 MODEL = MonitoredModel(
     "chat", "slm-chat", "vllm", "microsoft/Phi-4-mini-instruct", gpu_count=1, gpu_memory_reserved=0.9
@@ -91,12 +91,7 @@ def free_port() -> int:
 
 
 def prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("the prometheus server is missing in CI: scripts/run.sh installs Debian's prometheus package")
-        pytest.skip("the prometheus server is not installed (Debian package 'prometheus'); CI installs it")
-    return path
+    return installed("prometheus", "prometheus")
 
 
 def get(base: str, path: str) -> Any:
@@ -202,10 +197,5 @@ def test_prometheus_loads_the_rules_and_fires_the_queue_alert(tmp_path: Path, me
         print((tmp_path / "prometheus.log").read_text(encoding="utf-8")[-4000:])
         raise
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
         log.close()

@@ -16,9 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.helpers import stop_process
+from infra.processes import stop_process
+from tests.helpers import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_DIR = ROOT / "servers" / "onnx"
@@ -35,10 +34,10 @@ def require(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if not missing:
         return
-    reason = f"not installed: {', '.join(missing)} (pip install -r servers/onnx/requirements.txt)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the ONNX server tests; {reason}")
-    pytest.skip(reason, allow_module_level=True)
+    unavailable(
+        f"the ONNX server's {', '.join(missing)} is not installed (pip install -r servers/onnx/requirements.txt)",
+        module=True,
+    )
 
 
 def free_port() -> int:

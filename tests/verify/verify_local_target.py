@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.processes import stop_process
 from infra.verify.expectations import Expectation
-from tests.helpers import stop_process
+from tests.helpers import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN = Path(__file__).resolve().parent / "slm_standin_server.py"
@@ -73,14 +74,8 @@ def onnx_available() -> bool:
 
 def require_onnx_server() -> None:
     """Skip without the ONNX Runtime server's dependencies; in CI, where they are installed, fail instead."""
-    import pytest
-
-    if onnx_available():
-        return
-    reason = "the ONNX Runtime server is not installed here (pip install -r servers/onnx/requirements.txt)"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run this against the real server: {reason}")
-    pytest.skip(reason)
+    if not onnx_available():
+        unavailable("the ONNX Runtime server is not installed (pip install -r servers/onnx/requirements.txt)")
 
 
 @dataclass
