@@ -1,4 +1,8 @@
-"""The whole stack: one Kubernetes provider, then a model server per configured model."""
+"""The whole stack: one Kubernetes provider, then a model server per configured model.
+
+This is the composition root: the only module that knows every component, and the one that computes
+what crosses components (the gateway peer of the network policies, secret values, the OIDC issuer).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,14 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.autoscaling import Keda, KedaArgs
-from infra.components.entry_point import EntryPoint, EntryPointArgs, RouteTarget
+from infra.components.entry_point import EntryPoint, EntryPointArgs, RouteTarget, gateway_peer
+from infra.components.keda import Keda, KedaArgs
 from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
 from infra.config.cluster import AksCluster
-from infra.config.secrets import SecretValue
 from infra.config.stack import StackConfig
 from infra.engines import engine_for
 from infra.engines.base import EngineSpec
-
-#: Stands in for a secret the offline plan cannot decrypt; it is a Pulumi secret like the real value.
-OFFLINE_SECRET_PLACEHOLDER = "offline-placeholder-secret"
-
-
-def secret_output(value: SecretValue) -> pulumi.Output[str]:
-    """A config secret as a Pulumi secret output (a placeholder when only the ciphertext is known)."""
-    plaintext = value.plaintext if value.plaintext is not None else OFFLINE_SECRET_PLACEHOLDER
-    return pulumi.Output.secret(plaintext)
 
 
 def deploy(config: StackConfig) -> dict[str, ModelServer]:
@@ -44,8 +38,10 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
             enable_server_side_apply=True,
         )
     on_cluster = pulumi.ResourceOptions(provider=provider)
-    secrets = {name: secret_output(value) for name, value in config.secrets.items()}
+    # Offline, a secret known only by its ciphertext is a placeholder; either way a Pulumi secret.
+    secrets = {name: pulumi.Output.secret(value.plaintext_or_placeholder) for name, value in config.secrets.items()}
     engines = {model.name: engine_for(model, config) for model in config.models}
+    entry = config.entry_point
     servers: dict[str, ModelServer] = {}
     for model in config.models:
         servers[model.name] = ModelServer(
@@ -53,7 +49,12 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
             ModelServerArgs(
                 model=model,
                 engine=engines[model.name],
-                stack=config,
+                network=config.network,
+                monitoring_namespace=config.monitoring.namespace,
+                secret_store=config.secret_store,
+                protect=config.protect,
+                labels=config.labels,
+                gateway_peer=gateway_peer(entry) if entry.exposes(model.name) else None,
                 secrets=secrets,
                 prometheus_url=prometheus_query_url(config.monitoring),
                 oidc_issuer=oidc_issuer,
@@ -64,7 +65,6 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
         _monitoring(config, engines, servers, secrets, on_cluster)
     if config.keda.install:
         Keda("keda", KedaArgs(namespace=config.keda.namespace, labels=config.labels), opts=on_cluster)
-    entry = config.entry_point
     if entry.enabled:
         EntryPoint(
             "entry-point",

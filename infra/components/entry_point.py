@@ -16,7 +16,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF, PUBLIC_EXPOSURE
+from infra.components.pod_security import restricted_namespace
 from infra.config.entry_point import EntryPointConfig, parse_api_keys
+from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER
 
 #: The Envoy Gateway Helm chart (an OCI artifact), installed at ``EntryPointConfig.controller_version``.
 ENVOY_GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
@@ -32,17 +35,8 @@ API_KEY_SECRET = "slm-entry-point-api-keys"
 API_KEY_HEADER = "authorization"
 #: The authenticated client's name, set by the proxy for the model server (a client cannot forge it).
 CLIENT_ID_HEADER = "x-slm-client"
-#: Namespaces carry this label with their own name (Kubernetes sets it, nobody else can).
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-AZURE_INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
-#: The policy pack's explicit opt-in for a public load balancer (rule no-public-load-balancer).
-PUBLIC_EXPOSURE = "slm-deploy.io/public-exposure"
 #: UID/GID of the distroless Envoy image's non-root user.
 PROXY_UID = 65532
-PSA_LABELS = {
-    **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
-    **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
-}
 
 
 @dataclass(frozen=True)
@@ -122,8 +116,8 @@ class EntryPoint(pulumi.ComponentResource):
             "app.kubernetes.io/instance": name,
             "app.kubernetes.io/version": config.controller_version,
             "app.kubernetes.io/component": "entry-point",
-            "app.kubernetes.io/part-of": "slm-deploy",
-            "app.kubernetes.io/managed-by": "pulumi",
+            "app.kubernetes.io/part-of": PART_OF,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
         }
         self.gateway_peer = gateway_peer(config)
         self.base_urls = {route.model: f"https://{hostname}/models/{route.model}/v1" for route in args.routes}
@@ -131,10 +125,8 @@ class EntryPoint(pulumi.ComponentResource):
         def meta(object_name: str, namespace: str | None = ns, **extra: Any) -> ObjectMetaArgs:
             return ObjectMetaArgs(name=object_name, namespace=namespace, labels=self.labels, **extra)
 
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=ObjectMetaArgs(name=ns, labels={**self.labels, **PSA_LABELS}),
-            opts=pulumi.ResourceOptions(parent=self),
+        self.namespace = restricted_namespace(
+            f"{name}-namespace", ns, self.labels, opts=pulumi.ResourceOptions(parent=self)
         )
 
         # The controller first: its chart brings the Gateway API and Envoy Gateway CRDs.
@@ -143,9 +135,10 @@ class EntryPoint(pulumi.ComponentResource):
         self.gateway_class = None
         crds: list[pulumi.Resource] = []
         if config.install_controller:
-            self.controller_namespace = k8s.core.v1.Namespace(
+            self.controller_namespace = restricted_namespace(
                 f"{name}-controller-namespace",
-                metadata=ObjectMetaArgs(name=config.controller_namespace, labels={**self.labels, **PSA_LABELS}),
+                config.controller_namespace,
+                self.labels,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             self.controller = k8s.helm.v3.Release(
@@ -424,8 +417,6 @@ def _route_spec(route: RouteTarget, hostname: str, gateway_namespace: str, timeo
 
 def _api_key_data(text: str) -> dict[str, str]:
     """The API-key Secret's data (client name → key); runs inside a secret Output, so nothing is printed."""
-    from infra.platform import OFFLINE_SECRET_PLACEHOLDER
-
     if text == OFFLINE_SECRET_PLACEHOLDER:
         # Offline plan without the stack's passphrase: one placeholder client stands in for the real ones.
         return {"offline-placeholder": text}

@@ -1,4 +1,4 @@
-"""The recommended ``app.kubernetes.io/*`` labels, computed once per model."""
+"""Label and annotation names shared by components, and the recommended ``app.kubernetes.io/*`` labels."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ from dataclasses import dataclass
 
 PART_OF = "slm-deploy"
 COMPONENT = "model-server"
+MANAGED_BY = "pulumi"
+#: Namespaces carry this label with their own name (Kubernetes sets it since 1.22, nobody else can).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+#: Asks AKS's cloud provider for a load balancer on the virtual network instead of a public IP.
+AZURE_INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
+#: The policy pack's explicit opt-in for a public load balancer (rule no-public-load-balancer).
+PUBLIC_EXPOSURE = "slm-deploy.io/public-exposure"
 
 
 @dataclass(frozen=True)
@@ -28,5 +35,5 @@ class ModelLabels:
             "app.kubernetes.io/version": self.version,
             "app.kubernetes.io/component": COMPONENT,
             "app.kubernetes.io/part-of": PART_OF,
-            "app.kubernetes.io/managed-by": "pulumi",
+            "app.kubernetes.io/managed-by": MANAGED_BY,
         }

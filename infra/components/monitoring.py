@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from infra.components.pod_security import restricted_namespace
 from infra.config.stack import AlertmanagerReceiver, MonitoringConfig
 
 CHART = "kube-prometheus-stack"
@@ -83,20 +84,10 @@ class MonitoringStack(pulumi.ComponentResource):
         self.alertmanager_config = None
         installs: list[pulumi.Resource] = []
         if config.mode == "kube-prometheus-stack":
-            self.namespace = k8s.core.v1.Namespace(
-                f"{name}-namespace",
-                metadata=ObjectMetaArgs(
-                    name=ns,
-                    labels={
-                        **labels,
-                        # node-exporter (host namespaces) is off, so every chart pod can run `restricted`;
-                        # `monitoring.podSecurity: baseline` relaxes enforcement for charts that cannot.
-                        "pod-security.kubernetes.io/enforce": config.pod_security,
-                        "pod-security.kubernetes.io/audit": "restricted",
-                        "pod-security.kubernetes.io/warn": "restricted",
-                    },
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
+            # node-exporter (host namespaces) is off, so every chart pod can run `restricted`;
+            # `monitoring.podSecurity: baseline` relaxes enforcement for charts that cannot.
+            self.namespace = restricted_namespace(
+                f"{name}-namespace", ns, labels, opts=pulumi.ResourceOptions(parent=self), enforce=config.pod_security
             )
             self.release = Release(
                 f"{name}-release",

@@ -8,6 +8,9 @@ from pydantic import GetCoreSchemaHandler, PlainSerializer
 from pydantic_core import PydanticCustomError, core_schema
 
 SECRET_TEXT = "[secret]"
+#: Stands in, offline, for a secret only the stack's passphrase could decrypt; it is handed on as a
+#: Pulumi secret like the real value, so nothing downstream can tell it apart by treatment.
+OFFLINE_SECRET_PLACEHOLDER = "offline-placeholder-secret"
 
 
 class SecretValue:
@@ -26,6 +29,11 @@ class SecretValue:
     @property
     def known(self) -> bool:
         return self.plaintext is not None
+
+    @property
+    def plaintext_or_placeholder(self) -> str:
+        """The value, or :data:`OFFLINE_SECRET_PLACEHOLDER` when only the ciphertext is known (offline)."""
+        return self.plaintext if self.plaintext is not None else OFFLINE_SECRET_PLACEHOLDER
 
     def __repr__(self) -> str:
         return SECRET_TEXT

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from infra.config.stack import ModelConfig, StackConfig
-from infra.engines.base import EngineSpec
+from infra.engines.base import EngineContext, EngineSpec
 from infra.engines.ollama import ollama_engine
 from infra.engines.onnx import onnx_engine
 from infra.engines.vllm import vllm_engine
 
-_ADAPTERS: dict[str, Callable[[ModelConfig, StackConfig], EngineSpec]] = {
+_ADAPTERS: dict[str, Callable[[ModelConfig, EngineContext], EngineSpec]] = {
     "vllm": vllm_engine,
     "ollama": ollama_engine,
     "onnx": onnx_engine,
@@ -28,4 +28,11 @@ def engine_for(model: ModelConfig, stack: StackConfig) -> EngineSpec:
         raise EngineNotAvailableError(
             f"engine '{model.engine}' cannot be deployed by this version (available: {', '.join(_ADAPTERS)})"
         )
-    return adapter(model, stack)
+    return adapter(model, context_of(model, stack))
+
+
+def context_of(model: ModelConfig, stack: StackConfig) -> EngineContext:
+    """The few stack settings an engine reads."""
+    return EngineContext(
+        gpu_vm_size=stack.gpu_vm_size(model), downloads_allowed=stack.network.model_download == "allow"
+    )

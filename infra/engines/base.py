@@ -8,6 +8,16 @@ from infra.config.stack import ImageRef
 
 
 @dataclass(frozen=True)
+class EngineContext:
+    """What an engine adapter needs to know of the stack beyond the model itself."""
+
+    #: The Azure VM size the model's GPUs come from (its own ``gpu.vmSize`` or its AKS pool's), if known.
+    gpu_vm_size: str | None = None
+    #: Whether the network lets the server download weights at start-up (``network.modelDownload``).
+    downloads_allowed: bool = False
+
+
+@dataclass(frozen=True)
 class WritablePath:
     """A directory the engine writes to. The root filesystem is read-only, so each gets a volume."""
 
@@ -30,6 +40,27 @@ class PrepareStep:
     command: list[str]
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """A Job that readies the model in the cache volume before the server starts (download, convert).
+
+    Its steps run in order, in one pod: all but the last as init containers, the last as the Job's
+    container. The server's Deployment waits for the Job to complete.
+    """
+
+    image: ImageRef
+    steps: tuple[PrepareStep, ...]
+    #: Plain environment of every step (paths, caches); secrets never go here.
+    env: dict[str, str] = field(default_factory=dict)
+    #: Where the steps mount the model-cache volume.
+    cache_mount_path: str = "/models"
+    #: Variables that receive the Hugging Face token (its value, or a mounted file's path), for gated models.
+    hf_token_env: str = "HF_TOKEN"
+    hf_token_path_env: str = "HF_TOKEN_PATH"
+    #: Scratch space of the steps (``/tmp``).
+    scratch_size_limit: str = "8Gi"
 
 
 @dataclass(frozen=True)
@@ -59,8 +90,10 @@ class EngineSpec:
     hf_token_path_env: str | None = None
     #: The OpenAI API's base path.
     api_base_path: str = "/v1"
-    #: Steps run before the server starts, in order.
+    #: Steps run before the server starts, in order, as init containers of the server's pod.
     prepare: tuple[PrepareStep, ...] = ()
+    #: A Job that readies the model before the server's pod starts, when the engine needs one.
+    preparation: Preparation | None = None
     #: Files the engine reads (file name → text), mounted read-only from a ConfigMap.
     config_files: dict[str, str] = field(default_factory=dict)
     config_mount_path: str = "/etc/slm-deploy/engine"

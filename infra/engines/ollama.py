@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from infra.config.stack import ImageRef, ModelConfig, OllamaSettings, StackConfig
-from infra.engines.base import EngineSpec, PrepareStep, WritablePath
+from infra.config.stack import ImageRef, ModelConfig, OllamaSettings
+from infra.engines.base import EngineContext, EngineSpec, PrepareStep, WritablePath
 from infra.templates import render_template
 
 OLLAMA_IMAGE = ImageRef(repository="ollama/ollama", tag="0.20.6")
@@ -50,7 +50,7 @@ def modelfile(base: str, settings: OllamaSettings) -> str | None:
     return render_template("ollama/Modelfile.j2", base=base, system=settings.modelfile.system, parameters=parameters)
 
 
-def ollama_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
+def ollama_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
     settings = model.ollama or OllamaSettings()
     home = f"{CACHE}/home"
     env = {

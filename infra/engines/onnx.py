@@ -1,17 +1,25 @@
 """The ONNX Runtime GenAI server of this project (servers/onnx): OpenAI API, vLLM's metric names.
 
 CPU by default (the edge-friendly path), CUDA optionally. The model lives in the cache volume under
-``/models/onnx/<model>``, put there by the preparation Job (:mod:`infra.components.model_preparation`)
-or by the operator.
+``/models/onnx/<model>``, put there by the preparation Job this module describes (``onnx.prepare``:
+download the Hugging Face repository, then convert it with the onnxruntime-genai model builder through
+``python -m slm_onnx_server.prepare``, which skips a model already converted and uses a repository already
+in ORT GenAI format as it is), or by the operator. Both steps are idempotent: re-running costs a check.
 """
 
 from __future__ import annotations
 
-from infra.config.stack import ModelConfig, OnnxSettings, StackConfig
-from infra.engines.base import EngineSpec, WritablePath
+from infra.config.stack import ModelConfig, OnnxPrepare, OnnxSettings
+from infra.engines.base import EngineContext, EngineSpec, Preparation, PrepareStep, WritablePath
 
 PORT = 8000
 CACHE = "/models"
+
+_DOWNLOAD = """set -eu
+if [ -f "$SLM_OUTPUT/genai_config.json" ]; then echo "already prepared: $SLM_OUTPUT"; exit 0; fi
+python -c 'import os, huggingface_hub as hub; hub.snapshot_download(os.environ["SLM_SOURCE"],
+    local_dir=os.environ["SLM_DOWNLOAD"])'
+"""
 
 
 def model_path(model: ModelConfig) -> str:
@@ -19,7 +27,37 @@ def model_path(model: ModelConfig) -> str:
     return f"{CACHE}/onnx/{model.name}"
 
 
-def onnx_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
+def preparation(model: ModelConfig, prepare: OnnxPrepare, device: str) -> Preparation:
+    """Download the source repository into the cache, then convert it next to where the server reads."""
+    download_dir = f"{CACHE}/hf-source/{model.name}"
+    output = model_path(model)
+    return Preparation(
+        image=prepare.image,
+        env={
+            "SLM_SOURCE": prepare.source,
+            "SLM_DOWNLOAD": download_dir,
+            "SLM_OUTPUT": output,
+            "HF_HOME": f"{CACHE}/hf",
+            "HOME": "/tmp",
+        },
+        cache_mount_path=CACHE,
+        steps=(
+            PrepareStep("download", ["/bin/sh", "-c", _DOWNLOAD]),
+            PrepareStep(
+                "convert",
+                ["python", "-m", "slm_onnx_server.prepare"],
+                [
+                    f"--source={download_dir}",
+                    f"--output={output}",
+                    f"--precision={prepare.precision}",
+                    f"--execution-provider={device}",
+                ],
+            ),
+        ),
+    )
+
+
+def onnx_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
     settings = model.onnx or OnnxSettings()
     assert model.image is not None  # the config model requires one for this engine
     env = {
@@ -48,4 +86,5 @@ def onnx_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
         metrics_port=PORT,
         cache_mount_path=CACHE,
         writable_paths=[WritablePath("tmp", "/tmp", size_limit="1Gi")],
+        preparation=preparation(model, settings.prepare, settings.device) if settings.prepare else None,
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from infra.config.stack import ImageRef, ModelConfig, StackConfig, VllmSettings, size_for
-from infra.engines.base import EngineSpec, WritablePath
+from infra.config.stack import ImageRef, ModelConfig, VllmSettings, size_for
+from infra.engines.base import EngineContext, EngineSpec, WritablePath
 
 #: The pinned release. v0.12 removed ``vllm:gpu_cache_usage_perc``; dashboards and alerts use
 #: ``vllm:kv_cache_usage_perc``, which this release exports.
@@ -13,19 +13,19 @@ HOME = "/home/vllm"
 CACHE = "/models"
 
 
-def effective_settings(model: ModelConfig, stack: StackConfig) -> VllmSettings:
+def effective_settings(model: ModelConfig, gpu_vm_size: str | None) -> VllmSettings:
     """The vLLM flags: from sizing (on the model's VM size) when the model has it, each overridden by what the
     stack sets explicitly."""
     explicit = model.vllm or VllmSettings()
     if model.sizing is None:
         return explicit
-    sized = size_for(model, stack.gpu_vm_size(model)).vllm_settings
+    sized = size_for(model, gpu_vm_size).vllm_settings
     sized = {k: v for k, v in sized.items() if k in VllmSettings.model_fields}
     return VllmSettings.model_validate({**sized, **explicit.model_dump(exclude_unset=True)})
 
 
-def vllm_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
-    settings = effective_settings(model, stack)
+def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
+    settings = effective_settings(model, context.gpu_vm_size)
     args = [
         model.model_id,
         "--host=0.0.0.0",
@@ -59,7 +59,7 @@ def vllm_engine(model: ModelConfig, stack: StackConfig) -> EngineSpec:
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
     }
-    if stack.network.model_download == "deny":
+    if not context.downloads_allowed:
         # Weights must already be in the cache; fail fast instead of timing out on blocked egress.
         env["HF_HUB_OFFLINE"] = "1"
     return EngineSpec(

@@ -45,7 +45,7 @@ def bench_job_spec(
     ``namespace`` defaults to the model's; the model's NetworkPolicies must admit it (its namespace in
     ``network.ingressFromNamespaces``, or run it where they do).
     """
-    from infra.components.model_server import container_security_context, pod_security_context
+    from infra.components.pod_security import container_security_context, pod_security_context
     from infra.engines import engine_for
 
     engine = engine_for(model, config)

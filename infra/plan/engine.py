@@ -148,6 +148,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     provider=request.provider.rsplit("::", 1)[0] if request.provider else None,
                     protect=bool(request.protect),
                     dependencies=tuple(sorted(request.dependencies)),
+                    ignore_changes=tuple(request.ignoreChanges),
                     placeholder_outputs=self.plan_mocks.placeholders.get(request.name, ()),
                 )
             )

@@ -72,6 +72,8 @@ class RecordedResource:
     provider: str | None = None
     protect: bool = False
     dependencies: tuple[str, ...] = field(default_factory=tuple)
+    #: Input properties the engine leaves alone on update (``ignore_changes``).
+    ignore_changes: tuple[str, ...] = field(default_factory=tuple)
     #: A placeholder answer of the mock engine (an invoke or a computed output), not a real value.
     placeholder_outputs: tuple[str, ...] = field(default_factory=tuple)
 

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from infra.components.labels import NAMESPACE_NAME_LABEL
 from infra.plan.model import RecordedResource, reveal
 
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 CILIUM_NAMESPACE_LABEL = "k8s:io.kubernetes.pod.namespace"
 _SHORT_LABELS = ("app.kubernetes.io/instance", "k8s-app", "app.kubernetes.io/name")
 

@@ -19,9 +19,9 @@ from infra.components.entry_point import (
     RouteTarget,
 )
 from infra.config.entry_point import EntryPointConfig
+from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER
 from infra.plan.engine import PlanRun, run_program
 from infra.plan.model import RecordedResource, Secret
-from infra.platform import OFFLINE_SECRET_PLACEHOLDER
 from tests.helpers import of_kind, one
 
 MODES = pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])

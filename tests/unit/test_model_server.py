@@ -8,8 +8,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.components.model_server import ModelServer
+from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.config.loader import validate_stack_config
+from infra.config.stack import ModelConfig, NetworkConfig, SecretStoreConfig
+from infra.engines.base import EngineContext
+from infra.engines.ollama import ollama_engine
 from infra.plan.engine import run_program
 from infra.plan.model import Secret
 from infra.plan.stack import StackPlan
@@ -241,3 +244,30 @@ def test_prod_vllm_flags_come_from_sizing(plan_of: PlanOf) -> None:
         assert f"--max-num-seqs={sized.vllm_settings['max_num_seqs']}" in args
         assert f"--tensor-parallel-size={sized.vllm_settings['tensor_parallel_size']}" in args
         assert sized.choice.vm_size == plan.config.gpu_vm_size(model)
+
+
+@MODES
+def test_a_model_server_needs_only_its_args(preview: bool) -> None:
+    """No stack: the component is built from a model, its engine and the few settings it reads."""
+    model = ModelConfig.model_validate({"name": "tiny", "engine": "ollama", "modelId": "smollm2:135m"})
+
+    def program() -> None:
+        ModelServer(
+            "tiny",
+            ModelServerArgs(
+                model=model,
+                engine=ollama_engine(model, EngineContext()),
+                network=NetworkConfig(),
+                monitoring_namespace="monitoring",
+                secret_store=SecretStoreConfig(),
+                labels={"team": "ml"},
+            ),
+        )
+
+    resources = run_program(program, "test", preview).resources
+    deployment = one(resources, "Deployment", "tiny-deployment")
+    assert deployment.inputs["metadata"]["labels"]["team"] == "ml"
+    namespace = one(resources, "Namespace", "tiny-namespace")
+    assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # No gateway peer was passed: no policy admits the entry point's proxies.
+    assert not [r for r in of_kind(resources, "NetworkPolicy") if "gateway" in r.name]

@@ -12,6 +12,7 @@ import pytest
 
 from infra.config.loader import validate_stack_config
 from infra.config.stack import StackConfig
+from infra.engines import context_of
 from infra.engines.ollama import _PREPARE_SCRIPT, modelfile, ollama_engine
 from infra.plan.engine import run_program
 from infra.plan.stack import StackPlan
@@ -132,5 +133,5 @@ def test_a_failed_pull_fails_the_pod(fake_ollama: Path) -> None:
 
 def test_engine_declares_no_metrics_endpoint() -> None:
     config = stack()
-    engine = ollama_engine(config.models[0], config)
+    engine = ollama_engine(config.models[0], context_of(config.models[0], config))
     assert engine.metrics_path is None and engine.metrics_port is None

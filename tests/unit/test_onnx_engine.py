@@ -82,6 +82,19 @@ def test_preparation_job_runs_before_the_server(resources: list[RecordedResource
     assert dns.inputs["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/instance": "edge"}}
 
 
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+def test_autoscaled_server_still_waits_for_its_preparation_job(preview: bool) -> None:
+    """Autoscaling adds ignore_changes to the Deployment's options; it must not drop the Job dependency."""
+    config = stack()
+    config["models"][0]["autoscaling"] = {"enabled": True, "minReplicas": 1, "maxReplicas": 1}
+    run = run_program(lambda: deploy(validate_stack_config(config, "test")), "test", preview)
+    job = one(run.resources, "Job", "edge-prepare-job")
+    deployment = one(run.resources, "Deployment", "edge-deployment")
+    assert job.urn in deployment.dependencies
+    assert "spec.replicas" in deployment.ignore_changes
+    assert one(run.resources, "Namespace", "edge-namespace").urn in deployment.dependencies
+
+
 def test_render_validates_and_prod_passes_the_pack(tmp_path: Path) -> None:
     config = validate_stack_config(stack("prod"), "test")
     run = run_program(lambda: deploy(config), "test", True)

@@ -16,10 +16,9 @@ from pulumi_kubernetes.networking.v1 import (
     NetworkPolicySpecArgs,
 )
 
+from infra.components.labels import NAMESPACE_NAME_LABEL
 from infra.config.stack import NetworkConfig
 
-#: Namespaces carry this label with their own name (Kubernetes sets it since 1.22).
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 #: kube-prometheus-stack's Prometheus pods.
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 KUBE_DNS_LABELS = {"k8s-app": "kube-dns"}

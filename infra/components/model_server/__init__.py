@@ -1,4 +1,8 @@
-"""One model behind an OpenAI-compatible API: namespace, identity, cache, server, service, budget, policies."""
+"""One model behind an OpenAI-compatible API: namespace, identity, cache, server, service, budget, policies.
+
+The modules of this package are the model server's own child components (secrets, preparation Job,
+network policies, autoscaler); nothing outside the package builds them.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from pulumi_kubernetes.apps.v1 import (
     RollingUpdateDeploymentArgs,
 )
 from pulumi_kubernetes.core.v1 import (
-    CapabilitiesArgs,
     ConfigMapVolumeSourceArgs,
     ContainerArgs,
     ContainerPortArgs,
@@ -23,13 +26,10 @@ from pulumi_kubernetes.core.v1 import (
     HTTPGetActionArgs,
     PersistentVolumeClaimSpecArgs,
     PersistentVolumeClaimVolumeSourceArgs,
-    PodSecurityContextArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
     ProbeArgs,
     ResourceRequirementsArgs,
-    SeccompProfileArgs,
-    SecurityContextArgs,
     ServicePortArgs,
     ServiceSpecArgs,
     TolerationArgs,
@@ -42,33 +42,35 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra import gpu
-from infra.components.autoscaling import ModelAutoscaler, ModelAutoscalerArgs
-from infra.components.entry_point import gateway_peer
 from infra.components.labels import ModelLabels
-from infra.components.model_preparation import ModelPreparation, ModelPreparationArgs
-from infra.components.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
-from infra.components.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
-from infra.config.stack import ModelConfig, StackConfig
+from infra.components.model_server.autoscaler import ModelAutoscaler, ModelAutoscalerArgs
+from infra.components.model_server.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
+from infra.components.model_server.preparation import ModelPreparation, ModelPreparationArgs
+from infra.components.model_server.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
+from infra.components.pod_security import container_security_context, pod_security_context, restricted_namespace
+from infra.config.stack import ModelConfig, NetworkConfig, SecretStoreConfig
 from infra.engines.base import EngineSpec
-from infra.engines.onnx import model_path as onnx_model_path
-from infra.hardening import Hardening
 
 CACHE_VOLUME = "model-cache"
 ENGINE_CONFIG_VOLUME = "engine-config"
-HF_TOKEN_ENV = "HF_TOKEN"
-HF_TOKEN_PATH_ENV = "HF_TOKEN_PATH"
-#: Pod Security Admission: enforce, audit and warn all at `restricted`.
-PSA_LABELS = {
-    **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
-    **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
-}
 
 
 @dataclass
 class ModelServerArgs:
     model: ModelConfig
     engine: EngineSpec
-    stack: StackConfig
+    #: Who may call the server and where it may connect (the stack's ``network``).
+    network: NetworkConfig
+    #: Namespace of the Prometheus that scrapes the server.
+    monitoring_namespace: str
+    #: Where secret values live (the stack's ``secretStore``).
+    secret_store: SecretStoreConfig
+    #: Protect the model cache from deletion.
+    protect: bool = False
+    #: The stack's labels, on every object (and as tags on Azure objects).
+    labels: Mapping[str, str] = field(default_factory=dict)
+    #: The entry point's proxies (namespace, pod labels) when they route to this model.
+    gateway_peer: tuple[str, dict[str, str]] | None = None
     #: Secret values by config name (Pulumi secret outputs); only those the model references are used.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     #: Where KEDA queries the queue metric.
@@ -95,12 +97,12 @@ class ModelServer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm-deploy:serving:ModelServer", name, None, opts)
-        model, engine, stack = args.model, args.engine, args.stack
+        model, engine = args.model, args.engine
         labels = ModelLabels(
             app_name=engine.app_name,
             instance=model.name,
             version=engine.image.tag,
-            extra=tuple(sorted({**stack.labels, **model.labels}.items())),
+            extra=tuple(sorted({**args.labels, **model.labels}.items())),
         )
         self.labels = labels
         child = pulumi.ResourceOptions(parent=self)
@@ -109,22 +111,20 @@ class ModelServer(pulumi.ComponentResource):
         def meta(object_name: str, extra: dict[str, str] | None = None) -> ObjectMetaArgs:
             return ObjectMetaArgs(name=object_name, namespace=ns_name, labels={**labels.all, **(extra or {})})
 
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata=ObjectMetaArgs(name=ns_name, labels={**labels.all, **PSA_LABELS}),
-            opts=child,
-        )
+        self.namespace = restricted_namespace(f"{name}-namespace", ns_name, labels.all, opts=child)
         # Everything below lives in the namespace: create it first.
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
         # Components pass the namespace on as an output, which carries the dependency to their children.
         # (Attribute lifting runs during preview too, while the namespace's uid is still unknown.)
         namespace_ref: pulumi.Output[str] = self.namespace.metadata.name
 
-        prepare = model.onnx.prepare if model.engine == "onnx" and model.onnx else None
+        prepare = engine.preparation
         # The preparation Job (when there is one) downloads with the token even if the server does not.
-        secret_env = _secret_env(engine.hf_token_env or (HF_TOKEN_ENV if prepare else None), model.hf_token_secret)
+        secret_env = _secret_env(
+            engine.hf_token_env or (prepare.hf_token_env if prepare else None), model.hf_token_secret
+        )
         secret_file_env = _secret_env(
-            engine.hf_token_path_env or (HF_TOKEN_PATH_ENV if prepare else None), model.hf_token_secret
+            engine.hf_token_path_env or (prepare.hf_token_path_env if prepare else None), model.hf_token_secret
         )
         # A model that reads no secret gets no (empty) secrets component.
         self.secrets = None
@@ -139,10 +139,10 @@ class ModelServer(pulumi.ComponentResource):
                     env=secret_env,
                     file_env=secret_file_env,
                     values=args.secrets,
-                    store=stack.secret_store,
+                    store=args.secret_store,
                     oidc_issuer=args.oidc_issuer,
                     labels=labels.all,
-                    tags=stack.labels,
+                    tags=dict(args.labels),
                 ),
                 opts=in_ns,
             )
@@ -171,7 +171,7 @@ class ModelServer(pulumi.ComponentResource):
                 resources=VolumeResourceRequirementsArgs(requests={"storage": model.cache.size}),
             ),
             # Weights take long to fetch: a prod stack never deletes its cache by accident.
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(protect=stack.protect)),
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(protect=args.protect)),
         )
 
         env = [EnvVarArgs(name=key, value=value) for key, value in sorted(engine.env.items())] + wiring.env
@@ -184,37 +184,35 @@ class ModelServer(pulumi.ComponentResource):
                 opts=in_ns,
             )
         self.preparation = None
-        deployment_opts = in_ns
         if prepare is not None:
             self.preparation = ModelPreparation(
                 f"{name}-prepare",
                 ModelPreparationArgs(
-                    model=model,
-                    prepare=prepare,
+                    model=model.name,
+                    preparation=prepare,
                     namespace=namespace_ref,
                     service_account=model.name,
                     claim_name=f"{model.name}-cache",
-                    output_path=onnx_model_path(model),
+                    resources=_resources(model, with_gpu=False),
                     wiring=job_wiring,
                     hardening=model.hardening,
                     labels={k: v for k, v in labels.all.items() if k != "app.kubernetes.io/name"},
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cache, self.service_account]),
             )
+        # One expression, so that no option (a dependency above all) can be dropped by a later branch.
+        deployment_opts = pulumi.ResourceOptions(
+            parent=self,
             # The server starts on a prepared model: Pulumi waits for the Job to complete first.
-            deployment_opts = pulumi.ResourceOptions.merge(
-                deployment_opts, pulumi.ResourceOptions(depends_on=[self.namespace, self.preparation.job])
-            )
-        if model.autoscaling.enabled:
-            deployment_opts = pulumi.ResourceOptions.merge(
-                in_ns, pulumi.ResourceOptions(ignore_changes=["spec.replicas"])
-            )
+            depends_on=[self.namespace, *([self.preparation.job] if self.preparation is not None else [])],
+            # With an autoscaler, spec.replicas is only the starting count: the autoscaler owns it afterwards.
+            ignore_changes=["spec.replicas"] if model.autoscaling.enabled else None,
+        )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta(model.name),
             spec=DeploymentSpecArgs(
-                # With an autoscaler, this is only the starting count: the autoscaler owns it afterwards
-                # (spec.replicas is in ignore_changes below, so an update never resets it).
+                # With an autoscaler, this is only the starting count (spec.replicas is in ignore_changes).
                 replicas=model.autoscaling.min_replicas if model.autoscaling.enabled else model.replicas,
                 selector=LabelSelectorArgs(match_labels=labels.selector),
                 # Bring a new replica up before an old one goes: model start-up takes minutes.
@@ -258,9 +256,9 @@ class ModelServer(pulumi.ComponentResource):
                 labels=labels.all,
                 serving_port=engine.port,
                 metrics_port=engine.metrics_port,
-                network=stack.network,
-                monitoring_namespace=stack.monitoring.namespace,
-                gateway_peer=gateway_peer(stack.entry_point) if stack.entry_point.exposes(model.name) else None,
+                network=args.network,
+                monitoring_namespace=args.monitoring_namespace,
+                gateway_peer=args.gateway_peer,
             ),
             opts=in_ns,
         )
@@ -293,40 +291,6 @@ def _service_ports(engine: EngineSpec) -> list[ServicePortArgs]:
     if engine.metrics_port is not None and engine.metrics_port != engine.port:
         ports.append(ServicePortArgs(name="metrics", port=engine.metrics_port, target_port="metrics", protocol="TCP"))
     return ports
-
-
-def _seccomp(hardening: Hardening) -> SeccompProfileArgs:
-    return SeccompProfileArgs(
-        type=hardening.seccomp_profile,
-        localhost_profile=hardening.seccomp_localhost_profile if hardening.seccomp_profile == "Localhost" else None,
-    )
-
-
-def container_security_context(hardening: Hardening) -> SecurityContextArgs:
-    """The container-level half of the secure defaults (see :class:`infra.hardening.Hardening`)."""
-    return SecurityContextArgs(
-        privileged=False,
-        allow_privilege_escalation=hardening.allow_privilege_escalation,
-        read_only_root_filesystem=hardening.read_only_root_filesystem,
-        run_as_non_root=True,
-        run_as_user=hardening.run_as_user,
-        run_as_group=hardening.run_as_group,
-        capabilities=CapabilitiesArgs(drop=["ALL"]) if hardening.drop_all_capabilities else None,
-        seccomp_profile=_seccomp(hardening),
-    )
-
-
-def pod_security_context(hardening: Hardening) -> PodSecurityContextArgs:
-    """The pod-level half of the secure defaults."""
-    return PodSecurityContextArgs(
-        run_as_non_root=True,
-        run_as_user=hardening.run_as_user,
-        run_as_group=hardening.run_as_group,
-        fs_group=hardening.fs_group,
-        # Re-own the cache only when needed: a recursive chown of many GB delays every start.
-        fs_group_change_policy="OnRootMismatch",
-        seccomp_profile=_seccomp(hardening),
-    )
 
 
 def _resources(model: ModelConfig, with_gpu: bool = True) -> ResourceRequirementsArgs:

@@ -1,4 +1,4 @@
-"""Queue-based autoscaling of one model server, and KEDA itself.
+"""Queue-based autoscaling of one model server (KEDA itself is :mod:`infra.components.keda`).
 
 GPU utilisation is a poor signal for LLM serving (a batch-friendly server sits near 100% long before
 it is overloaded); the queue of waiting requests is what users feel. KEDA scales on
@@ -23,15 +23,10 @@ from pulumi_kubernetes.autoscaling.v2 import (
     MetricTargetArgs,
     PodsMetricSourceArgs,
 )
-from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.config.stack import Autoscaling
 
-#: KEDA's chart and version (chart and app versions move together); see docs/monitoring.md.
-KEDA_CHART = "keda"
-KEDA_REPOSITORY = "https://kedacore.github.io/charts"
-KEDA_VERSION = "2.20.1"
 #: The queue metric the servers export (vLLM, and the ONNX server under the same name).
 QUEUE_METRIC = "vllm:num_requests_waiting"
 
@@ -155,33 +150,3 @@ def _behavior(scaling: Autoscaling) -> HorizontalPodAutoscalerBehaviorArgs:
             policies=[HPAScalingPolicyArgs(type="Pods", value=1, period_seconds=300)],
         ),
     )
-
-
-@dataclass
-class KedaArgs:
-    namespace: str
-    version: str = KEDA_VERSION
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-class Keda(pulumi.ComponentResource):
-    """KEDA, as a pinned Helm release."""
-
-    release: Release
-
-    def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("slm-deploy:scaling:Keda", name, None, opts)
-        self.release = Release(
-            f"{name}-release",
-            name="keda",
-            chart=KEDA_CHART,
-            version=args.version,
-            repository_opts=RepositoryOptsArgs(repo=KEDA_REPOSITORY),
-            namespace=args.namespace,
-            create_namespace=True,
-            atomic=True,
-            # Hardened like everything else; KEDA's chart runs non-root with a read-only root filesystem.
-            values={"podLabels": {"keda": args.labels}} if args.labels else {},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.register_outputs({"version": args.version})
