@@ -115,15 +115,12 @@ def render(
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
 ) -> None:
     """Write every Kubernetes object as YAML (one file each) and validate it against the schemas."""
-    from infra.config.clock import today
-    from infra.plan.render import RenderError, manifests, write_render
+    from infra.plan.render import RenderError, stack_manifests, write_render
     from infra.plan.report import print_schema_results, schema_json
     from infra.plan.schema import validate_manifests
-    from infra.policy.checkov_skips import checkov_ids_of_pack, skip_annotations
 
     result = _guarded_plan(stack, root, preview=False)
-    skips = skip_annotations(result.config.waivers, checkov_ids_of_pack(), today()) if result.config.waivers else {}
-    items = manifests(result.run.resources, skips)
+    items = stack_manifests(result)
     checks = validate_manifests(items, result.config.kubernetes_version)
     try:
         write_render(items, out)

@@ -16,6 +16,7 @@ from infra.components.keda import Keda, KedaArgs
 from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
 from infra.config.cluster import AksCluster
+from infra.config.entry_point import ENTRY_POINT_RESOURCE
 from infra.config.stack import StackConfig
 from infra.engines import engine_for
 from infra.engines.base import EngineSpec
@@ -67,7 +68,7 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
         Keda("keda", KedaArgs(namespace=config.keda.namespace, labels=config.labels), opts=on_cluster)
     if entry.enabled:
         EntryPoint(
-            "entry-point",
+            ENTRY_POINT_RESOURCE,
             EntryPointArgs(
                 config=entry,
                 routes=[

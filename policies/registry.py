@@ -36,6 +36,8 @@ RULE_FOLDERS: dict[str, str] = {
     "waived-results": "waived_results",
 }
 POLICIES: list[Policy] = [r.policy() for r in RULES]
+#: The checkov checks each rule corresponds to, by the rule's (name, id): a waiver of the rule skips them.
+CHECKOV_IDS: dict[tuple[str, str], tuple[str, ...]] = {(r.name, r.id): tuple(r.checkov) for r in RULES if r.checkov}
 #: Policies whose level must stay advisory (see policies.lib.waivers).
 ALWAYS_ADVISORY = frozenset({WAIVED_RESULTS.name})
 

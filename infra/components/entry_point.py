@@ -18,7 +18,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF, PUBLIC_EXPOSURE
 from infra.components.pod_security import restricted_namespace
-from infra.config.entry_point import EntryPointConfig, parse_api_keys
+from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, parse_api_keys
 from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER
 
 #: The Envoy Gateway Helm chart (an OCI artifact), installed at ``EntryPointConfig.controller_version``.
@@ -173,7 +173,7 @@ class EntryPoint(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, *crds])
 
         self.proxy_config = k8s.apiextensions.CustomResource(
-            f"{name}-proxy-config",
+            f"{name}-{PROXY_CONFIG_CHILD}",
             api_version=f"{ENVOY_GATEWAY_GROUP}/v1alpha1",
             kind="EnvoyProxy",
             metadata=meta(PROXY_CONFIG_NAME),

@@ -18,7 +18,7 @@ from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.pod_security import restricted_namespace
-from infra.config.stack import AlertmanagerReceiver, MonitoringConfig
+from infra.config.monitoring import AlertmanagerReceiver, MonitoringConfig
 
 CHART = "kube-prometheus-stack"
 REPOSITORY = "https://prometheus-community.github.io/helm-charts"
@@ -53,7 +53,7 @@ class ScrapeTarget:
 class MonitoringStackArgs:
     config: MonitoringConfig
     targets: Sequence[ScrapeTarget]
-    #: PrometheusRule ``spec`` (groups), rendered from templates/monitoring.
+    #: PrometheusRule ``spec`` (groups), rendered from infra/templates/monitoring.
     rules: dict[str, Any]
     #: Dashboard file name → JSON text.
     dashboards: Mapping[str, str]

@@ -7,7 +7,6 @@ model validator calls; it raises :class:`KeyPathError` with the key path of the 
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 import uuid
@@ -17,8 +16,8 @@ from typing import Annotated, Literal, Protocol
 from pydantic import Field, field_validator, model_validator
 
 from infra import gpu
-from infra.components.aks.gpu_vm_sizes import GPU_VM_SIZES, GpuVmSize, gpu_vm_size
 from infra.config.base import ConfigModel, KeyPathError
+from infra.sizing.vm_sizes import GpuVmSize, UnknownVmSizeError, get_vm_size
 
 #: AKS agent pool names: lowercase letters and digits, starting with a letter, at most 12 for Linux pools.
 _POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -208,12 +207,10 @@ class GpuPool(ConfigModel):
     @field_validator("vm_size")
     @classmethod
     def _known_size(cls, value: str) -> str:
-        size = gpu_vm_size(value)
-        if size is None:
-            close = difflib.get_close_matches(value, list(GPU_VM_SIZES), n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(GPU_VM_SIZES)}"
-            raise ValueError(f"unknown GPU VM size '{value}' ({hint})")
-        return size.name
+        try:
+            return get_vm_size(value).name
+        except UnknownVmSizeError as error:
+            raise ValueError(str(error).strip("'\"")) from None
 
     @model_validator(mode="after")
     def _bounds(self) -> GpuPool:
@@ -223,9 +220,7 @@ class GpuPool(ConfigModel):
 
     @property
     def size(self) -> GpuVmSize:
-        size = gpu_vm_size(self.vm_size)
-        assert size is not None  # checked by the validator
-        return size
+        return get_vm_size(self.vm_size)
 
     @property
     def taint(self) -> str:
@@ -433,18 +428,18 @@ def check_models_fit_pools(cluster: AksCluster, models: Sequence[ModelLike]) -> 
                 f"(known: {known})",
             )
         size = pool.size
-        if model.gpu.count > size.gpus:
+        if model.gpu.count > size.gpu_count:
             raise KeyPathError(
                 ("models", index, "gpu", "count"),
                 f"model '{model.name}' asks for {model.gpu.count} GPUs per replica, but pool '{pool.name}' "
-                f"({size.name}) has {size.gpus} {size.sku.gpu} per node ({size.gpu_memory_gb} GB each): use a "
+                f"({size.name}) has {size.gpu_count} {size.gpu} per node ({size.gpu_memory_gb:g} GB each): use a "
                 "larger VM size or fewer GPUs",
             )
         demand.setdefault(pool.name, []).append((index, model.max_replicas * model.gpu.count))
     for pool_name, wanted in demand.items():
         pool = cluster.pool(pool_name)
         assert pool is not None
-        capacity = pool.max_count * pool.size.gpus
+        capacity = pool.max_count * pool.size.gpu_count
         total = sum(gpus for _, gpus in wanted)
         if total > capacity:
             index = wanted[-1][0]
@@ -452,6 +447,6 @@ def check_models_fit_pools(cluster: AksCluster, models: Sequence[ModelLike]) -> 
             raise KeyPathError(
                 ("models", index, "gpu", "count"),
                 f"models {names} need up to {total} GPUs at their maximum replicas, but pool '{pool.name}' holds at "
-                f"most {capacity} ({pool.max_count} nodes x {pool.size.gpus} GPUs of {pool.size.name}): raise "
+                f"most {capacity} ({pool.max_count} nodes x {pool.size.gpu_count} GPUs of {pool.size.name}): raise "
                 "the pool's maxCount or lower the replicas",
             )

@@ -22,6 +22,10 @@ from infra.config.secrets import SecretValue
 ENVOY_GATEWAY_VERSION = "v1.9.3"
 #: Key of the entry point in the ``slm-deploy`` config namespace.
 CONFIG_KEY = "entryPoint"
+#: The EntryPoint component's name in the program; its children are named ``<name>-<child>``.
+ENTRY_POINT_RESOURCE = "entry-point"
+#: The child (an ``EnvoyProxy``) that asks Envoy Gateway for the proxy Service and its load balancer.
+PROXY_CONFIG_CHILD = "proxy-config"
 Exposure = Literal["cluster", "internal", "public"]
 
 _HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

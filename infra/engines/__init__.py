@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from infra.config.stack import ModelConfig, StackConfig
+from infra.config.model import ModelConfig
+from infra.config.stack import StackConfig
 from infra.engines.base import EngineContext, EngineSpec
 from infra.engines.ollama import ollama_engine
 from infra.engines.onnx import onnx_engine

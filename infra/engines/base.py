@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from infra.config.stack import ImageRef
+from infra.config.images import ImageRef
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 
-from infra.config.stack import ImageRef, ModelConfig, OllamaSettings
+from infra.config.engines import OllamaSettings
+from infra.config.images import ImageRef
+from infra.config.model import ModelConfig
 from infra.engines.base import EngineContext, EngineSpec, PrepareStep, WritablePath
-from infra.templates import render_template
+from infra.templating import render_template
 
 OLLAMA_IMAGE = ImageRef(repository="ollama/ollama", tag="0.20.6")
 PORT = 11434

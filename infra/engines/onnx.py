@@ -9,7 +9,8 @@ in ORT GenAI format as it is), or by the operator. Both steps are idempotent: re
 
 from __future__ import annotations
 
-from infra.config.stack import ModelConfig, OnnxPrepare, OnnxSettings
+from infra.config.engines import OnnxPrepare, OnnxSettings
+from infra.config.model import ModelConfig
 from infra.engines.base import EngineContext, EngineSpec, Preparation, PrepareStep, WritablePath
 
 PORT = 8000

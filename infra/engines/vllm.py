@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from infra.config.stack import ImageRef, ModelConfig, VllmSettings, size_for
+from infra.config.engines import VllmSettings
+from infra.config.images import ImageRef
+from infra.config.model import ModelConfig
 from infra.engines.base import EngineContext, EngineSpec, WritablePath
+from infra.sizing.served import size_for
 
 #: The pinned release. v0.12 removed ``vllm:gpu_cache_usage_perc``; dashboards and alerts use
 #: ``vllm:kv_cache_usage_perc``, which this release exports.

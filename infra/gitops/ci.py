@@ -1,6 +1,6 @@
 """``slm-deploy init-ci github|azure``: write the CI/CD pipeline for this repository's stacks.
 
-The templates live in ``templates/ci/``. They are Jinja2 with ``[[ … ]]`` / ``[% … %]`` delimiters,
+The templates live in ``infra/templates/ci/``. They are Jinja2 with ``[[ … ]]`` / ``[% … %]`` delimiters,
 because both GitHub Actions (``${{ … }}``) and Azure Pipelines (``${{ … }}``, ``$( … )``) use the
 usual ``{{ … }}`` for their own expressions; a missing value is an error (``StrictUndefined``).
 """
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from infra.gitops.pr import COMMENT_MARKER, stack_names
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates" / "ci"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "ci"
 
 Provider = Literal["github", "azure"]
 

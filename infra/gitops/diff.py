@@ -196,16 +196,12 @@ def load_render(directory: Path) -> dict[str, dict[str, Any]]:
 
 def current_render(root: Path, stack: str) -> tuple[StackPlan, dict[str, dict[str, Any]]]:
     """Render ``stack`` now, exactly as ``slm-deploy render`` writes it (checkov skips included)."""
-    from infra.config.clock import today
-    from infra.plan.render import manifests, to_yaml
+    from infra.plan.render import stack_manifests, to_yaml
     from infra.plan.stack import plan_stack
-    from infra.policy.checkov_skips import checkov_ids_of_pack, skip_annotations
 
     plan = plan_stack(stack, root, preview=False)
-    waivers = plan.config.waivers
-    skips = skip_annotations(waivers, checkov_ids_of_pack(), today()) if waivers else {}
     # Through YAML and back, so both sides hold the same plain types as a render directory.
-    objects = {m.path: _scrub_secret(_yaml_load(to_yaml(m.document))) for m in manifests(plan.run.resources, skips)}
+    objects = {m.path: _scrub_secret(_yaml_load(to_yaml(m.document))) for m in stack_manifests(plan)}
     return plan, objects
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from infra.config.stack import ModelConfig, StackConfig
+    from infra.config.model import ModelConfig
+    from infra.config.stack import StackConfig
 
 
 def _plain(value: Any) -> Any:

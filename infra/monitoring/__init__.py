@@ -4,7 +4,7 @@ No Pulumi resources here: ``render_rules`` gives a PrometheusRule ``spec`` and `
 the dashboard files for Grafana's sidecar; the components that deliver them live elsewhere.
 """
 
-from infra.monitoring.config import AlertThresholds, MonitoringOptions
+from infra.config.monitoring import AlertThresholds, MonitoringOptions
 from infra.monitoring.dashboards import render_dashboards
 from infra.monitoring.model import MonitoredModel
 from infra.monitoring.rules import ALERTS, render_rules, rules_yaml

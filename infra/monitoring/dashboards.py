@@ -1,4 +1,4 @@
-"""Grafana dashboards (JSON) for the model servers, from ``templates/monitoring/dashboards/*.yaml.j2``.
+"""Grafana dashboards (JSON) for the model servers, from ``infra/templates/monitoring/dashboards/*.yaml.j2``.
 
 A template renders a short YAML description of one dashboard (variables, rows of panels, PromQL
 targets); this module turns it into Grafana's dashboard JSON model (ids, grid positions, the
@@ -14,10 +14,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from infra.monitoring.config import MonitoringOptions
+from infra.config.monitoring import MonitoringOptions
 from infra.monitoring.metrics import ENGINES, EngineName, series_for
 from infra.monitoring.model import MonitoredModel, quote
-from infra.templates import render_template
+from infra.templating import render_template
 from infra.yamlio import load_yaml
 
 DASHBOARD_TEMPLATE_DIR = "monitoring/dashboards"

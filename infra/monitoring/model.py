@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from infra.monitoring.metrics import ENGINES, EngineName
 
 if TYPE_CHECKING:
-    from infra.config.stack import ModelConfig
+    from infra.config.model import ModelConfig
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 

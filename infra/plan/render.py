@@ -8,9 +8,13 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from infra.config.clock import today
 from infra.plan.model import SECRET_TEXT, RecordedResource, redact
+
+if TYPE_CHECKING:
+    from infra.plan.stack import StackPlan
 
 #: A render directory carries this file, so a re-render may replace it and nothing else.
 MARKER = ".slm-deploy-render"
@@ -81,6 +85,17 @@ def _annotated(document: dict[str, Any], annotations: dict[str, str] | None) -> 
     metadata = dict(document.get("metadata") or {})
     metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
     return {**document, "metadata": metadata}
+
+
+def stack_manifests(plan: StackPlan) -> list[Manifest]:
+    """The manifests of a planned stack as ``render`` writes them: with checkov skip annotations for the
+    waivers in force today (the policy pack's own matcher decides which those are)."""
+    from policies.lib.waivers import checkov_skip_annotations
+    from policies.registry import CHECKOV_IDS
+
+    waivers = plan.config.waiver_list
+    skips = checkov_skip_annotations(waivers, CHECKOV_IDS, today()) if waivers else {}
+    return manifests(plan.run.resources, skips)
 
 
 def manifests(

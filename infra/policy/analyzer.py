@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
+import policies
 from infra import collector
 from infra.plan.model import RecordedResource, Secret, Unknown
 
@@ -31,8 +32,8 @@ from .pack_config import PolicyConfigError, PolicySchema, ReconciledPolicy, read
 if TYPE_CHECKING:
     from google.protobuf import struct_pb2
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PACK_DIR = REPO_ROOT / "policies"
+#: The pack that ships with slm-deploy (a package of its own: installed beside ``infra``).
+DEFAULT_PACK_DIR = Path(policies.__file__).resolve().parent
 CONFIG_NAMESPACE = "slm-deploy"
 
 #: Encoding of the engine's property values (see pulumi/runtime/rpc.py, pulumi_policy/deserialize.py).

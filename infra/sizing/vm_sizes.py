@@ -1,6 +1,6 @@
 """Azure GPU VM sizes that sizing chooses from.
 
-The project's one table of GPU VM sizes: the AKS GPU pools (``infra/components/aks/gpu_vm_sizes.py``)
+The project's one table of GPU VM sizes: the AKS GPU pools (``infra/config/cluster.py``)
 read it too.
 
 Sources (checked for the names, vCPUs, RAM and GPUs per VM):

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from infra.config.stack import ModelConfig, StackConfig
+    from infra.config.model import ModelConfig
+    from infra.config.stack import StackConfig
 
 #: Environment variable naming the expectations file the suite reads.
 EXPECTATIONS_ENV = "SLM_VERIFY_EXPECTATIONS"

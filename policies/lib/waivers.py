@@ -28,6 +28,15 @@ advisory and another as mandatory. Waivers therefore work in three parts, none o
 3. A waiver that has *expired* (``today >= expires``) does not apply: the rule reports its violation
    at the rule's own level, with a line saying when the waiver expired and whose it was.
 
+Matching, the same for every use (this module is the one parser and matcher: the stack config's
+checks, the checkov skip annotations of the render and the pack all call it):
+
+- policy: the rule's name or its id, compared case-insensitively (``SLM-K8S-009`` = ``slm-k8s-009``);
+- resource: the logical name or the URN, exactly (Pulumi names are case-sensitive); where no URN is
+  known yet (the stack config's own checks), the name part of a URN waiver;
+- expiry: ``expires`` is the first day on which the waiver no longer applies. A waiver with
+  ``expires: 2026-03-01`` covers up to and including 2026-02-28.
+
 Malformed waivers (not JSON, missing policy/resource/reason/owner/expires, bad date) and waivers
 that name an unknown policy never apply; the stack policy ``waiver-validity`` reports each of them.
 
@@ -45,7 +54,7 @@ import json
 import os
 import shlex
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -72,13 +81,35 @@ class Waiver:
     owner: str
     expires: date
 
+    def names_policy(self, name: str, policy_id: str) -> bool:
+        """Whether the waiver is for the policy called ``name`` with id ``policy_id`` (either, any case)."""
+        return self.policy.casefold() in {name.casefold(), policy_id.casefold()}
+
     def names(self, rule: Rule) -> bool:
-        return self.policy == rule.name or self.policy.upper() == rule.id.upper()
+        return self.names_policy(rule.name, rule.id)
+
+    @property
+    def resource_name(self) -> str:
+        """The waived resource's logical name: the waiver's resource, or the name part of its URN."""
+        return self.resource.rsplit("::", 1)[-1] if self.resource.startswith("urn:pulumi:") else self.resource
+
+    def names_resource(self, urn: str | None, name: str) -> bool:
+        """Whether the waiver is for the resource with this logical name or URN.
+
+        Before the program runs (stack config checks) no URN is known: a URN waiver then names the
+        resource by its name part.
+        """
+        if not self.resource:
+            return False
+        if urn is None:
+            return self.resource_name == name
+        return self.resource in {name, urn}
 
     def covers(self, rule: Rule, urn: str | None, name: str) -> bool:
-        return self.names(rule) and self.resource in {name, urn or ""} and bool(self.resource)
+        return self.names(rule) and self.names_resource(urn, name)
 
     def active(self, today: date) -> bool:
+        """In force on ``today``: ``expires`` is the first day it no longer applies."""
         return today < self.expires
 
     def fields(self) -> str:
@@ -162,6 +193,8 @@ def parse(raw: Any) -> tuple[list[Waiver], list[str]]:
             problems.append(f"{where} is not an object")
             continue
         where = f"waiver #{index + 1} ({entry.get('policy', '?')} on {entry.get('resource', '?')})"
+        # A stack file's YAML reader may already have made the date a date.
+        entry = {**entry, "expires": _iso(entry.get("expires"))}
         missing = [k for k in REQUIRED_FIELDS if not isinstance(entry.get(k), str) or not entry[k].strip()]
         if missing:
             problems.append(f"{where} is not applied: missing or empty {', '.join(missing)}")
@@ -182,6 +215,41 @@ def parse(raw: Any) -> tuple[list[Waiver], list[str]]:
             )
         )
     return waivers, problems
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def active_for(
+    waivers: Iterable[Waiver], name: str, policy_id: str, urn: str | None, resource: str, today: date
+) -> list[Waiver]:
+    """The waivers in force on ``today`` for one policy (by name and id) and one resource (by name and URN)."""
+    return [
+        w for w in waivers if w.names_policy(name, policy_id) and w.names_resource(urn, resource) and w.active(today)
+    ]
+
+
+def checkov_skip_annotations(
+    waivers: Iterable[Waiver], checkov_ids: Mapping[tuple[str, str], Iterable[str]], today: date
+) -> dict[str, dict[str, str]]:
+    """checkov skip annotations (``checkov.io/skip<N>: <CHECK>=<reason>``) by waived resource (name or URN).
+
+    ``checkov_ids`` maps each rule's ``(name, id)`` to the checkov checks it corresponds to. Only waivers
+    in force on ``today`` skip anything, so checkov fails exactly where the policy pack does.
+    """
+    by_resource: dict[str, list[tuple[str, str]]] = {}
+    for waiver in waivers:
+        if not waiver.active(today):
+            continue
+        reason = " ".join(f"{waiver.reason} (owner {waiver.owner}, until {waiver.expires})".split())
+        for (name, policy_id), checks in checkov_ids.items():
+            if waiver.names_policy(name, policy_id):
+                by_resource.setdefault(waiver.resource, []).extend((check, reason) for check in checks)
+    return {
+        resource: {f"checkov.io/skip{index}": f"{check}={reason}" for index, (check, reason) in enumerate(skips, 1)}
+        for resource, skips in by_resource.items()
+    }
 
 
 def load() -> tuple[list[Waiver], list[str]]:

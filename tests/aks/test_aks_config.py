@@ -9,7 +9,6 @@ from aks_cases import aks_config
 from pydantic import TypeAdapter, ValidationError
 
 from infra import gpu
-from infra.components.aks.gpu_vm_sizes import GPU_VM_SIZES, gpu_vm_size
 from infra.config.base import KeyPathError
 from infra.config.cluster import (
     AksCluster,
@@ -18,7 +17,8 @@ from infra.config.cluster import (
     GpuPool,
     check_cluster,
 )
-from infra.config.stack import ModelConfig
+from infra.config.model import ModelConfig
+from infra.sizing.vm_sizes import get_vm_size
 
 CLUSTER: TypeAdapter[ExistingCluster | AksCluster] = TypeAdapter(ClusterConfig)
 
@@ -88,7 +88,7 @@ def test_pool_taint_and_labels_come_from_infra_gpu() -> None:
 
 
 def test_vm_size_table() -> None:
-    assert gpu_vm_size("standard_nc24ads_a100_v4") is GPU_VM_SIZES["Standard_NC24ads_A100_v4"]
+    assert get_vm_size("standard_nc24ads_a100_v4") is get_vm_size("Standard_NC24ads_A100_v4")
     expected = {
         "Standard_NC4as_T4_v3": (1, 16),
         "Standard_NC64as_T4_v3": (4, 16),
@@ -99,8 +99,8 @@ def test_vm_size_table() -> None:
         "Standard_NC80adis_H100_v5": (2, 94),
     }
     for name, (gpus, memory) in expected.items():
-        size = GPU_VM_SIZES[name]
-        assert (size.gpus, size.gpu_memory_gb) == (gpus, memory)
+        size = get_vm_size(name)
+        assert (size.gpu_count, size.gpu_memory_gb) == (gpus, memory)
 
 
 def test_a_valid_prod_cluster_passes() -> None:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.config.monitoring import duration_seconds
 from infra.monitoring import AlertThresholds, MonitoredModel, MonitoringOptions
-from infra.monitoring.config import duration_seconds
 
 #: Samples every minute for 75 minutes; alerts are evaluated at EVAL_MINUTES.
 INTERVAL = "1m"

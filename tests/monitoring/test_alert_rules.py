@@ -19,11 +19,11 @@ from monitoring_cases import (
     rule_tests,
 )
 
+from infra.config.monitoring import duration_seconds
 from infra.monitoring import ALERTS, AlertThresholds, MonitoredModel, MonitoringOptions, render_rules, rules_yaml
-from infra.monitoring.config import duration_seconds
 from infra.monitoring.metrics import all_series, series_for
 from infra.monitoring.rules import rule_metrics, rule_template
-from infra.templates import TEMPLATES
+from infra.templating import TEMPLATES
 from tests.helpers import installed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,7 +189,7 @@ def test_promtool_unit_tests_prove_each_alert(setting: str, tmp_path: Path) -> N
 
 
 def test_models_come_from_the_stack_config() -> None:
-    from infra.config.stack import ModelConfig
+    from infra.config.model import ModelConfig
 
     vllm = ModelConfig.model_validate(
         {

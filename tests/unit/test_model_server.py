@@ -10,7 +10,9 @@ import pytest
 
 from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.config.loader import validate_stack_config
-from infra.config.stack import ModelConfig, NetworkConfig, SecretStoreConfig
+from infra.config.model import ModelConfig
+from infra.config.network import NetworkConfig
+from infra.config.secret_store import SecretStoreConfig
 from infra.engines.base import EngineContext
 from infra.engines.ollama import ollama_engine
 from infra.plan.engine import run_program
@@ -233,7 +235,7 @@ def test_computed_outputs_are_unknown_only_in_preview(preview: bool) -> None:
 
 
 def test_prod_vllm_flags_come_from_sizing(plan_of: PlanOf) -> None:
-    from infra.config.stack import size_for
+    from infra.sizing.served import size_for
 
     plan = plan_of("prod", True)
     for model in plan.config.models:

@@ -48,7 +48,9 @@ from infra.components.model_server.network_policy import ModelNetworkPolicy, Mod
 from infra.components.model_server.preparation import ModelPreparation, ModelPreparationArgs
 from infra.components.model_server.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
 from infra.components.pod_security import container_security_context, pod_security_context, restricted_namespace
-from infra.config.stack import ModelConfig, NetworkConfig, SecretStoreConfig
+from infra.config.model import ModelConfig
+from infra.config.network import NetworkConfig
+from infra.config.secret_store import SecretStoreConfig
 from infra.engines.base import EngineSpec
 
 CACHE_VOLUME = "model-cache"

@@ -25,7 +25,7 @@ from pulumi_kubernetes.autoscaling.v2 import (
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
-from infra.config.stack import Autoscaling
+from infra.config.autoscaling import Autoscaling
 
 #: The queue metric the servers export (vLLM, and the ONNX server under the same name).
 QUEUE_METRIC = "vllm:num_requests_waiting"

@@ -17,7 +17,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 
 from infra.components.labels import NAMESPACE_NAME_LABEL
-from infra.config.stack import NetworkConfig
+from infra.config.network import NetworkConfig
 
 #: kube-prometheus-stack's Prometheus pods.
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}

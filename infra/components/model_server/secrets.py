@@ -26,7 +26,7 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
-from infra.config.stack import SecretStoreConfig
+from infra.config.secret_store import SecretStoreConfig
 
 #: Built-in Azure role "Key Vault Secrets User": read secret contents, nothing else.
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"

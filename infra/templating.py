@@ -1,4 +1,7 @@
-"""Jinja2 templates from templates/ (Modelfiles, CI pipelines, dashboards …), rendered strictly."""
+"""Jinja2 templates from infra/templates/ (Modelfiles, CI pipelines, dashboards …), rendered strictly.
+
+They are package data: an installed slm-deploy carries them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 @cache
@@ -27,5 +30,5 @@ def _environment() -> Any:
 
 
 def render_template(name: str, **values: Any) -> str:
-    """Render ``templates/<name>`` with ``values``."""
+    """Render ``infra/templates/<name>`` with ``values``."""
     return str(_environment().get_template(name).render(**values))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
 from infra.config.base import ConfigModel
+from infra.config.names import DnsLabel, Quantity
 
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 _UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
@@ -104,4 +105,45 @@ class MonitoringOptions(ConfigModel):
     )
     dcgm_pod_label: LabelName = Field(
         "pod", description="Label carrying the GPU's pod name on DCGM series (`pod` or `exported_pod`)."
+    )
+
+
+class AlertmanagerReceiver(ConfigModel):
+    """Where alerts go. The endpoint URL is a secret (it embeds a token), referenced by name."""
+
+    name: DnsLabel = Field(description="Receiver name.")
+    type: Literal["slack", "msteams", "webhook"] = Field(description="Kind of receiver.")
+    url_secret: str = Field(description="Key under `secrets` holding the webhook URL.")
+    severity: Literal["critical", "warning", "all"] = Field("all", description="Which alerts it receives.")
+
+
+class MonitoringConfig(ConfigModel):
+    """Prometheus, Grafana and Alertmanager for the model servers."""
+
+    mode: Literal["kube-prometheus-stack", "existing", "none"] = Field(
+        "kube-prometheus-stack",
+        description="Install kube-prometheus-stack; or `existing`: only scrape, rule and dashboard objects for a "
+        "Prometheus you run (e.g. Azure Managed Prometheus); or `none`.",
+    )
+    namespace: DnsLabel = Field("monitoring", description="Namespace of Prometheus (and of the chart).")
+    prometheus_url: str = Field(
+        "",
+        description="Prometheus query URL for KEDA; the chart's service when empty and mode is kube-prometheus-stack.",
+    )
+    pod_security: Literal["restricted", "baseline"] = Field(
+        "restricted",
+        description="Pod Security level enforced on the monitoring namespace (audit and warn stay restricted); "
+        "`baseline` is an opt-out that the policy pack reports.",
+    )
+    retention: str = Field("15d", pattern=r"^\d+[smhdwy]$", description="Prometheus retention.")
+    storage_size: Quantity = Field("50Gi", description="Prometheus volume size.")
+    grafana: bool = Field(True, description="Install Grafana with the dashboard sidecar.")
+    receivers: list[AlertmanagerReceiver] = Field(
+        default_factory=list, description="Alertmanager receivers; none means alerts are only visible in the UI."
+    )
+    values: dict[str, object] = Field(
+        default_factory=dict, description="Extra kube-prometheus-stack values, merged over ours."
+    )
+    alerts: AlertThresholds = Field(
+        default_factory=AlertThresholds, description="SLO thresholds of the alert rules (docs/runbooks.md)."
     )

@@ -1,0 +1,155 @@
+"""One model server (an entry of `models:`): the model, its engine, its size and where it runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from infra.catalog.architecture import ModelArchitecture
+from infra.config.autoscaling import Autoscaling
+from infra.config.base import ConfigModel
+from infra.config.engines import OllamaSettings, OnnxSettings, VllmSettings
+from infra.config.images import ImageRef
+from infra.config.names import DnsLabel
+from infra.config.resources import CacheVolume, Gpu, Resources
+from infra.hardening import Hardening
+
+EngineName = Literal["vllm", "ollama", "onnx"]
+
+
+class ModelSizing(ConfigModel):
+    """Derive the vLLM flags (and check the GPU) from the model's architecture; see docs/sizing.md."""
+
+    precision: Literal["bf16", "fp16", "fp8", "int8", "int4"] = Field(
+        "bf16", description="Bytes per weight: bf16/fp16 2, fp8/int8 1, int4 0.5 (pre-quantized checkpoints)."
+    )
+    context: int | None = Field(
+        None, ge=128, description="Tokens per sequence (`--max-model-len`); the native context capped at 8192."
+    )
+    concurrency: int = Field(8, ge=1, description="Sequences held at full context at once (`--max-num-seqs`).")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Share of each GPU vLLM may use (`--gpu-memory-utilization`)."
+    )
+
+
+class ModelConfig(ConfigModel):
+    """One model server: the model, its engine, its size and where it runs."""
+
+    name: DnsLabel = Field(description="Short name; names the namespace and every object of the model.")
+    engine: EngineName = Field(description="Serving engine.")
+    catalog: str | None = Field(
+        None, description="Key of a model in the catalogue (infra/catalog/models.yaml): architecture and ids."
+    )
+    architecture: ModelArchitecture | None = Field(
+        None, description="The model's numbers, for a model not in the catalogue (instead of `catalog`)."
+    )
+    model_id: str = Field(
+        min_length=1,
+        description="What the engine loads: a Hugging Face id for vLLM, a tag for Ollama; from the catalogue "
+        "when `catalog` is set and this is not.",
+    )
+    sizing: ModelSizing | None = Field(
+        None, description="Size the server from the architecture: vLLM flags, tensor parallelism, GPU fit."
+    )
+    served_model_name: str | None = Field(
+        None, description="Name clients ask for in the OpenAI API; the model name when unset."
+    )
+    namespace: DnsLabel | None = Field(None, description="Namespace of the model; `slm-<name>` when unset.")
+    replicas: int = Field(1, ge=1, description="Server replicas (prod stacks run at least 2).")
+    resources: Resources = Field(default_factory=Resources, description="CPU and memory of the server.")
+    gpu: Gpu = Field(default_factory=Gpu, description="GPUs per replica and the pool they come from.")
+    image: ImageRef | None = Field(None, description="Overrides the engine's pinned image.")
+    cache: CacheVolume = Field(default_factory=CacheVolume, description="The model cache volume.")
+    hf_token_secret: str | None = Field(
+        None, description="Key under `secrets` holding a Hugging Face token, for gated models."
+    )
+    startup_timeout_seconds: int = Field(
+        1800,
+        ge=60,
+        description="How long the server may take to download and load the model before it is restarted.",
+    )
+    vllm: VllmSettings | None = Field(None, description="vLLM flags (engine vllm only).")
+    ollama: OllamaSettings | None = Field(None, description="Ollama settings (engine ollama only).")
+    onnx: OnnxSettings | None = Field(None, description="ONNX Runtime settings (engine onnx only).")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Queue-based autoscaling.")
+    hardening: Hardening = Field(
+        default_factory=Hardening, description="Security defaults; change one only to opt out of it."
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the model's objects.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_id_from_catalogue(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("catalog") and not data.get("modelId") and not data.get("model_id"):
+            from infra.catalog import UnknownModelError, get_model
+
+            try:
+                entry = get_model(str(data["catalog"]))
+            except UnknownModelError as error:
+                raise ValueError(str(error)) from None
+            model_id = getattr(entry.engines, str(data.get("engine")), None)
+            if model_id:
+                return {**data, "modelId": model_id}
+        return data
+
+    @model_validator(mode="after")
+    def _fits_its_gpu(self) -> ModelConfig:
+        if self.catalog is not None or self.architecture is not None:
+            from infra.catalog import UnknownModelError, resolve_architecture
+
+            try:
+                resolve_architecture(self.catalog, self.architecture)
+            except (UnknownModelError, ValueError) as error:
+                raise ValueError(str(error).strip("'\"")) from None
+        if self.sizing is not None and self.engine != "vllm":
+            raise ValueError(f"sizing derives vLLM flags, but the engine is '{self.engine}'")
+        # Whether the model fits its GPU is checked by the stack, which knows the VM size (its own or its pool's).
+        return self
+
+    @property
+    def max_replicas(self) -> int:
+        return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
+
+    @property
+    def k8s_namespace(self) -> str:
+        return self.namespace or f"slm-{self.name}"
+
+    @property
+    def api_model_name(self) -> str:
+        return self.served_model_name or self.name
+
+    @model_validator(mode="after")
+    def _engine_fits(self) -> ModelConfig:
+        for engine in ("vllm", "ollama", "onnx"):
+            if engine != self.engine and getattr(self, engine) is not None:
+                raise ValueError(f"'{engine}' settings given, but the engine is '{self.engine}'")
+        if self.autoscaling.enabled and self.engine == "ollama":
+            raise ValueError(
+                "autoscaling needs a queue metric, and engine 'ollama' exports none (ollama#3144): "
+                "scale it with replicas, or serve the model with vllm or onnx"
+            )
+        if self.engine == "vllm" and self.gpu.count == 0:
+            raise ValueError("engine 'vllm' serves on GPUs: set gpu.count to 1 or more")
+        if self.engine == "onnx" and self.gpu.count > 0 and (self.onnx or OnnxSettings()).device == "cpu":
+            raise ValueError(
+                f"gpu.count is {self.gpu.count}, but engine 'onnx' on device 'cpu' is CPU-only "
+                "(set onnx.device: cuda, or gpu.count: 0)"
+            )
+        if self.max_replicas > 1 and self.cache.access_mode != "ReadWriteMany":
+            raise ValueError(
+                f"cache.accessMode {self.cache.access_mode} cannot be shared by {self.max_replicas} replicas on "
+                "different nodes: use ReadWriteMany (e.g. storageClass azurefile-csi-premium on AKS)"
+            )
+        if self.engine == "onnx" and self.image is None:
+            raise ValueError(
+                "engine 'onnx' runs the server image built from servers/onnx/Dockerfile.j2: set image "
+                "(repository, tag) to where you pushed it"
+            )
+        settings = self.vllm or VllmSettings()
+        if settings.tensor_parallel_size and settings.tensor_parallel_size > self.gpu.count:
+            raise ValueError(
+                f"vllm.tensorParallelSize {settings.tensor_parallel_size} needs as many GPUs, "
+                f"but gpu.count is {self.gpu.count}"
+            )
+        return self
