@@ -14,33 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
-from pulumi.output import Unknown as OutputUnknown
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime.rpc import UNKNOWN as RPC_UNKNOWN
 
 from infra.plan import placeholders
-from infra.plan.model import UNKNOWN, RecordedResource, Secret
+from infra.plan.model import RecordedResource
+from infra.plan.wire import UNKNOWN_SENTINEL, from_wire
 
-_SIG_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 #: The Pulumi SDK's runtime settings are process-wide: one plan at a time.
 _LOCK = threading.Lock()
-
-
-def _from_wire(value: Any) -> Any:
-    """A property value as sent to the engine → plain data with :class:`Secret` and unknown markers."""
-    if isinstance(value, dict):
-        if value.get(_SIG_KEY) == _SECRET_SIG:
-            return Secret(_from_wire(value.get("value")))
-        return {k: _from_wire(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_wire(v) for v in value]
-    if isinstance(value, OutputUnknown) or value == RPC_UNKNOWN:
-        return UNKNOWN
-    if isinstance(value, float) and value.is_integer():
-        # The wire carries every number as a double; Kubernetes fields here are integers.
-        return int(value)
-    return value
 
 
 def _placeholder(type_: str, name: str, key: str) -> str:
@@ -56,11 +37,11 @@ def _computed_outputs(
     if type_.startswith("kubernetes:") and isinstance(inputs.get("metadata"), dict):
         metadata = dict(inputs["metadata"])
         metadata.setdefault("name", name)
-        metadata["uid"] = RPC_UNKNOWN if preview else f"placeholder-uid-{name}"
-        status: Any = RPC_UNKNOWN if preview else {}
+        metadata["uid"] = UNKNOWN_SENTINEL if preview else f"placeholder-uid-{name}"
+        status: Any = UNKNOWN_SENTINEL if preview else {}
         return {**inputs, "metadata": metadata, "status": status}, ("metadata.uid", "status")
     computed = placeholders.COMPUTED_OUTPUTS.get(type_, ())
-    outputs = {**inputs, **{k: RPC_UNKNOWN if preview else _placeholder(type_, name, k) for k in computed}}
+    outputs = {**inputs, **{k: UNKNOWN_SENTINEL if preview else _placeholder(type_, name, k) for k in computed}}
     return outputs, computed
 
 
@@ -135,7 +116,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         recorded = []
         for urn, request in self.requests:
             decoded = self.plan_mocks.inputs.get((request.type, request.name))
-            inputs = _from_wire(decoded if decoded is not None else json_format.MessageToDict(request.object))
+            inputs = from_wire(decoded if decoded is not None else json_format.MessageToDict(request.object))
             recorded.append(
                 RecordedResource(
                     urn=urn,

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import policies
 from infra import collector
-from infra.plan.model import RecordedResource, Secret, Unknown
+from infra.plan.model import RecordedResource
+from infra.plan.wire import to_wire
 
 from .model import Level, PolicyInfo, PolicyReport, PolicyResult, Status, WaiverInfo
 from .pack_config import PolicyConfigError, PolicySchema, ReconciledPolicy, read_config_file, reconcile
@@ -36,10 +37,6 @@ if TYPE_CHECKING:
 DEFAULT_PACK_DIR = Path(policies.__file__).resolve().parent
 CONFIG_NAMESPACE = "slm-deploy"
 
-#: Encoding of the engine's property values (see pulumi/runtime/rpc.py, pulumi_policy/deserialize.py).
-SPECIAL_SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 _LEVEL_NAMES: dict[int, Level] = {0: "advisory", 1: "mandatory", 2: "disabled", 3: "remediate"}
 _LEVEL_CODES = {v: k for k, v in _LEVEL_NAMES.items()}
@@ -62,21 +59,6 @@ def load_pack(pack_dir: Path | None = None) -> ModuleType:
         sys.modules["policies"] = module
         spec.loader.exec_module(module)
     return importlib.import_module("policies.pack")
-
-
-def to_wire(value: Any) -> Any:
-    """A recorded input value as the engine marshals it for an analyzer."""
-    if isinstance(value, Secret):
-        return {SPECIAL_SIG_KEY: SECRET_SIG, "value": to_wire(value.value)}
-    if isinstance(value, Unknown):
-        return UNKNOWN_SENTINEL
-    if isinstance(value, Mapping):
-        return {str(k): to_wire(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_wire(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 def _schemas(info: Any) -> list[PolicySchema]:
