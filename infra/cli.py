@@ -10,9 +10,13 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from infra.plan.stack import StackPlan
+    from infra.policy.model import PolicyReport
 
 app = typer.Typer(
     name="slm-deploy",
@@ -31,6 +35,25 @@ RootOption = Annotated[
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+class DiffFormat(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class CiProvider(StrEnum):
+    github = "github"
+    azure = "azure"
+
+
+class Precision(StrEnum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+    int8 = "int8"
+    int4 = "int4"
 
 
 class CheckFormat(StrEnum):
@@ -57,7 +80,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _guarded_plan(stack: str, root: Path, preview: bool) -> Any:
+def _guarded_plan(stack: str, root: Path, preview: bool) -> StackPlan:
     from infra import collector
     from infra.config.loader import StackConfigError
     from infra.plan.stack import plan_stack
@@ -137,7 +160,7 @@ def render(
 @app.command()
 def size(
     model: Annotated[str, typer.Argument(help="Catalogue key, e.g. phi-4-mini-instruct (see infra/catalog).")],
-    precision: Annotated[str, typer.Option(help="bf16, fp16, fp8, int8 or int4.")] = "bf16",
+    precision: Annotated[Precision, typer.Option(help="Bytes per weight of the checkpoint.")] = Precision.bf16,
     context: Annotated[int | None, typer.Option(help="Tokens per sequence; native context capped at 8192.")] = None,
     concurrency: Annotated[int, typer.Option(help="Sequences at full context at once.")] = 1,
     vm_size: Annotated[
@@ -148,7 +171,7 @@ def size(
     """Memory a model needs (weights, KV cache, overhead), where it fits, and the vLLM flags."""
     from infra.sizing.cli import size_command
 
-    code = size_command(model, precision, context, concurrency, vm_size, output_format.value)
+    code = size_command(model, precision.value, context, concurrency, vm_size, output_format.value)
     if code:
         raise typer.Exit(code)
 
@@ -158,25 +181,27 @@ def diff(
     stack: StackOption,
     base: Annotated[str, typer.Option(help="A git ref of this repository, or a directory of an earlier render.")],
     root: RootOption = Path("."),
-    output_format: Annotated[str, typer.Option("--format", "-f", help="text, json or markdown.")] = "text",
+    output_format: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="markdown is the PR comment, with policy results.")
+    ] = DiffFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
 ) -> None:
     """Per-object changes between the stack now and a base. Exit 0 no changes, 1 changes, 2 error."""
     from infra.gitops.diff import diff_command
 
-    raise typer.Exit(diff_command(root, stack, base, output_format, output))
+    raise typer.Exit(diff_command(root, stack, base, output_format.value, output))
 
 
 @app.command("init-ci")
 def init_ci(
-    provider: Annotated[str, typer.Argument(help="github or azure.")],
+    provider: Annotated[CiProvider, typer.Argument(help="Where the pipelines run.")],
     root: RootOption = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite existing pipeline files.")] = False,
 ) -> None:
     """Write the pull-request and deployment pipelines, rendered for this repository's stacks."""
     from infra.gitops.ci import init_ci_command
 
-    raise typer.Exit(init_ci_command(root, provider, force))
+    raise typer.Exit(init_ci_command(root, provider.value, force))
 
 
 @app.command()
@@ -184,13 +209,13 @@ def verify(
     stack: StackOption,
     root: RootOption = Path("."),
     context: Annotated[str | None, typer.Option(help="kubeconfig context of the stack's cluster.")] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     junit: Annotated[Path | None, typer.Option(help="Also write a JUnit report here.")] = None,
 ) -> None:
     """After a deployment: rollouts Ready, runtime checks in each model pod (testinfra), a chat smoke test."""
     from infra.verify.verify import verify_command
 
-    raise typer.Exit(verify_command(root, stack, context, output_format, junit))
+    raise typer.Exit(verify_command(root, stack, context, output_format.value, junit))
 
 
 @app.command()
@@ -200,13 +225,13 @@ def bench(
     concurrency: Annotated[str, typer.Option(help="Concurrency levels, comma-separated.")] = "1,4,16",
     requests: Annotated[int, typer.Option(help="Requests per concurrency level.")] = 32,
     api_key_file: Annotated[Path | None, typer.Option(help="File holding the API key.")] = None,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     max_tokens: Annotated[int, typer.Option(help="Tokens to generate per request.")] = 128,
 ) -> None:
     """Time to first token, inter-token latency, tokens/s and errors per concurrency level."""
     from infra.loadtest.bench import bench_command
 
-    raise typer.Exit(bench_command(url, model, concurrency, requests, api_key_file, output_format, max_tokens))
+    raise typer.Exit(bench_command(url, model, concurrency, requests, api_key_file, output_format.value, max_tokens))
 
 
 @app.command()
@@ -253,7 +278,7 @@ def check(
         raise typer.Exit(1)
 
 
-def _policy_report(report: Any, output_format: CheckFormat, stack_file: str) -> str:
+def _policy_report(report: PolicyReport, output_format: CheckFormat, stack_file: str) -> str:
     from infra.policy import reports
 
     if output_format is CheckFormat.sarif:
@@ -291,11 +316,19 @@ def main() -> None:
     from infra import collector
 
     try:
-        app()
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
-        sys.exit(130)
+        # Not standalone: bad arguments come back as exceptions, reported below like any bad input.
+        code = app(standalone_mode=False, prog_name="slm-deploy")
+    except typer.TyperException as error:
+        # Click's usage errors (unknown option, a value outside a choice, a missing option) derive from it.
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        if message:  # empty when help was printed for a bare command
+            typer.echo(f"error: {' '.join(message.split())}", err=True)
+        code = 2
+    except (KeyboardInterrupt, typer.Abort):  # pragma: no cover - interactive only
+        code = 130
     finally:
         collector.freeze()
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,13 +3,15 @@
 Never import this module from tests or tools; import :mod:`policies.pack` instead.
 """
 
+import importlib
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import pack
 from pulumi_policy import EnforcementLevel, PolicyPack
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The pack folder is sys.path[0] here, not a package: its entry module is imported by name.
+pack = importlib.import_module("pack")
 
 PolicyPack(
     name=pack.PACK_NAME,

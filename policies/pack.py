@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 if not __package__:  # imported as a top-level module from the pack folder (as the Pulumi CLI runs it)
-    import _bootstrap
+    import importlib
 
-    _bootstrap.ensure_package()
+    # Only importable in that situation (the pack folder is sys.path[0]), hence by name.
+    importlib.import_module("_bootstrap").ensure_package()
 
 # One import either way: the pack folder is always importable as the package `policies` by now.
 from policies.registry import (

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from infra.cli import app
@@ -65,3 +68,60 @@ def test_aks_stack_plan_shows_cluster_pools_identity_and_addons(root: Path) -> N
     pools = [r["inputs"]["agentPoolName"] for r in plan["resources"] if r["type"].endswith(":AgentPool")]
     assert {"a10", "a100", "t4"} <= set(pools)
     assert cluster["protect"] is True
+
+
+FORMAT_COMMANDS = {
+    "plan": ["plan", "--stack", "dev"],
+    "render": ["render", "--stack", "dev", "--out", "out"],
+    "check": ["check", "--stack", "dev"],
+    "diff": ["diff", "--stack", "dev", "--base", "HEAD"],
+    "size": ["size", "qwen3-8b"],
+    "verify": ["verify", "--stack", "dev"],
+    "bench": ["bench", "--url", "http://127.0.0.1:9/v1"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(FORMAT_COMMANDS))
+def test_every_format_is_a_typed_choice_refused_in_one_line(command: str, root: Path) -> None:
+    """The real console script: a format outside the command's choices is one error line, exit 2."""
+    args = (
+        [*FORMAT_COMMANDS[command], "--root", str(root)]
+        if command not in ("size", "bench")
+        else FORMAT_COMMANDS[command]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "from infra.cli import main; main()", *args, "--format", "xml"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: Invalid value for '--format'"), done.stderr
+    assert "'xml'" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["init-ci", "gitlab"], "error: Invalid value for 'provider'"),
+        (["size", "qwen3-8b", "--precision", "int3"], "error: Invalid value for '--precision'"),
+        (["plan", "--stack", "dev", "--bogus"], "error: No such option: --bogus"),
+        (["plan"], "error: Missing option '--stack'"),
+    ],
+)
+def test_bad_arguments_take_the_same_error_path(args: list[str], message: str, root: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from infra.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), done.stderr
