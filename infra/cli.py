@@ -32,46 +32,14 @@ RootOption = Annotated[
 ]
 
 
-class OutputFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
-class DiffFormat(StrEnum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
-
-
-class CiProvider(StrEnum):
-    github = "github"
-    azure = "azure"
-
-
-class Precision(StrEnum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp8 = "fp8"
-    int8 = "int8"
-    int4 = "int4"
-
-
-class CheckFormat(StrEnum):
-    text = "text"
-    json = "json"
-    sarif = "sarif"
-    junit = "junit"
-    markdown = "markdown"
-
-
-class Show(StrEnum):
-    resources = "resources"
-    network = "network"
-
-
-class Mode(StrEnum):
-    preview = "preview"
-    update = "update"
+# Typed choices: typer lists them in --help and refuses anything else (one line, exit 2: see main).
+OutputFormat = StrEnum("OutputFormat", ["text", "json"])
+DiffFormat = StrEnum("DiffFormat", ["text", "json", "markdown"])
+CheckFormat = StrEnum("CheckFormat", ["text", "json", "sarif", "junit", "markdown"])
+CiProvider = StrEnum("CiProvider", ["github", "azure"])
+Precision = StrEnum("Precision", ["bf16", "fp16", "fp8", "int8", "int4"])
+Show = StrEnum("Show", ["resources", "network"])
+Mode = StrEnum("Mode", ["preview", "update"])
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -15,12 +15,17 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
+    ContainerArgs,
+    EnvVarArgs,
     PodSecurityContextArgs,
+    ResourceRequirementsArgs,
     SeccompProfileArgs,
     SecurityContextArgs,
+    VolumeMountArgs,
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from infra.engines.base import PrepareStep
 from infra.hardening import Hardening
 
 PodSecurityLevel = Literal["restricted", "baseline"]
@@ -73,6 +78,28 @@ def container_security_context(hardening: Hardening) -> SecurityContextArgs:
         run_as_group=hardening.run_as_group,
         capabilities=CapabilitiesArgs(drop=["ALL"]) if hardening.drop_all_capabilities else None,
         seccomp_profile=_seccomp(hardening),
+    )
+
+
+def step_container(
+    step: PrepareStep,
+    image: str,
+    env: list[EnvVarArgs],
+    resources: ResourceRequirementsArgs,
+    hardening: Hardening,
+    mounts: list[VolumeMountArgs],
+) -> ContainerArgs:
+    """A hardened container that runs one preparation step (an init container, or a Job's container)."""
+    return ContainerArgs(
+        name=step.name,
+        image=image,
+        image_pull_policy="IfNotPresent",
+        command=step.command,
+        args=step.args or None,
+        env=env + [EnvVarArgs(name=k, value=v) for k, v in sorted(step.env.items())],
+        resources=resources,
+        security_context=container_security_context(hardening),
+        volume_mounts=mounts,
     )
 
 

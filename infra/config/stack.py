@@ -96,22 +96,15 @@ class StackConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> StackConfig:
-        first_index: dict[str, int] = {}
-        for index, model in enumerate(self.models):
-            if model.name in first_index:
-                raise KeyPathError(
-                    ("models", index, "name"),
-                    f"model name '{model.name}' is already used by models[{first_index[model.name]}]",
-                )
-            first_index[model.name] = index
-        namespaces: dict[str, int] = {}
-        for index, model in enumerate(self.models):
-            if model.k8s_namespace in namespaces:
-                raise KeyPathError(
-                    ("models", index, "namespace"),
-                    f"namespace '{model.k8s_namespace}' is already used by models[{namespaces[model.k8s_namespace]}]",
-                )
-            namespaces[model.k8s_namespace] = index
+        for key, what in (("name", "model name"), ("namespace", "namespace")):
+            first_index: dict[str, int] = {}
+            for index, model in enumerate(self.models):
+                value = model.name if key == "name" else model.k8s_namespace
+                if value in first_index:
+                    raise KeyPathError(
+                        ("models", index, key), f"{what} '{value}' is already used by models[{first_index[value]}]"
+                    )
+                first_index[value] = index
         return self
 
     @model_validator(mode="after")

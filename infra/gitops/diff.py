@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from infra.files import write_atomically
-from infra.plan.model import SECRET_TEXT
-from infra.plan.render import MARKER
+from infra.plan.render import MARKER, redact_secret_data
 
 if TYPE_CHECKING:
     from infra.plan.stack import StackPlan
@@ -161,20 +160,6 @@ def _yaml_load(text: str) -> Any:
     return YAML(typ="safe", pure=True).load(text)
 
 
-def _scrub_secret(document: dict[str, Any]) -> dict[str, Any]:
-    """A Secret keeps its keys; every value reads ``[secret]`` (whatever the base directory holds)."""
-    if document.get("kind") != "Secret" or document.get("apiVersion") != "v1":
-        return document
-    cleaned = dict(document)
-    for name in ("data", "stringData"):
-        values = cleaned.get(name)
-        if isinstance(values, dict):
-            cleaned[name] = {key: SECRET_TEXT for key in values}
-        elif values is not None:
-            cleaned[name] = SECRET_TEXT
-    return cleaned
-
-
 def load_render(directory: Path) -> dict[str, dict[str, Any]]:
     """Every object of a render directory, keyed by its path relative to the directory."""
     if not directory.is_dir():
@@ -190,7 +175,7 @@ def load_render(directory: Path) -> dict[str, dict[str, Any]]:
             raise DiffError(f"{path}: not valid YAML ({type(error).__name__})") from None
         if not isinstance(document, dict):
             raise DiffError(f"{path}: not a Kubernetes object")
-        objects[relative] = _scrub_secret(document)
+        objects[relative] = redact_secret_data(document)
     return objects
 
 
@@ -201,7 +186,7 @@ def current_render(root: Path, stack: str) -> tuple[StackPlan, dict[str, dict[st
 
     plan = plan_stack(stack, root, preview=False)
     # Through YAML and back, so both sides hold the same plain types as a render directory.
-    objects = {m.path: _scrub_secret(_yaml_load(to_yaml(m.document))) for m in stack_manifests(plan)}
+    objects = {m.path: redact_secret_data(_yaml_load(to_yaml(m.document))) for m in stack_manifests(plan)}
     return plan, objects
 
 

@@ -59,8 +59,8 @@ def _canonical(document: dict[str, Any]) -> dict[str, Any]:
     return ordered
 
 
-def _without_secret_data(document: dict[str, Any]) -> dict[str, Any]:
-    """A Secret's keys stay visible for review; its values never leave the program."""
+def redact_secret_data(document: dict[str, Any]) -> dict[str, Any]:
+    """A Secret's keys stay visible for review; every value reads ``[secret]`` (whatever a file held)."""
     if document.get("kind") != "Secret" or document.get("apiVersion") != "v1":
         return document
     cleaned = dict(document)
@@ -111,7 +111,7 @@ def manifests(
         if not is_kubernetes_object(resource):
             continue
         added = {**extra.get(resource.name, {}), **extra.get(resource.urn, {})}
-        document = _canonical(_annotated(_without_secret_data(redact(resource.inputs)), added))
+        document = _canonical(_annotated(redact_secret_data(redact(resource.inputs)), added))
         metadata = document.get("metadata") or {}
         namespace = metadata.get("namespace") or CLUSTER_SCOPE
         name = metadata.get("name") or resource.name

@@ -47,7 +47,12 @@ from infra.components.model_server.autoscaler import ModelAutoscaler, ModelAutos
 from infra.components.model_server.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
 from infra.components.model_server.preparation import ModelPreparation, ModelPreparationArgs
 from infra.components.model_server.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
-from infra.components.pod_security import container_security_context, pod_security_context, restricted_namespace
+from infra.components.pod_security import (
+    container_security_context,
+    pod_security_context,
+    restricted_namespace,
+    step_container,
+)
 from infra.config.model import ModelConfig
 from infra.config.network import NetworkConfig
 from infra.config.secret_store import SecretStoreConfig
@@ -373,19 +378,9 @@ def _pod_spec(
         liveness_probe=probes["liveness"],
         volume_mounts=mounts,
     )
+    # Preparing needs no GPU: CPU and memory as the server, nothing more.
     init_containers = [
-        ContainerArgs(
-            name=step.name,
-            image=engine.image.reference,
-            image_pull_policy="IfNotPresent",
-            command=step.command,
-            args=step.args or None,
-            env=env + [EnvVarArgs(name=k, value=v) for k, v in sorted(step.env.items())],
-            # Preparing needs no GPU: CPU and memory as the server, nothing more.
-            resources=_resources(model, with_gpu=False),
-            security_context=container_security_context(hardening),
-            volume_mounts=mounts,
-        )
+        step_container(step, engine.image.reference, env, _resources(model, with_gpu=False), hardening, mounts)
         for step in engine.prepare
     ]
     on_gpu = model.gpu.count > 0

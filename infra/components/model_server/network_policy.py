@@ -90,71 +90,27 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
         self.flows += [Flow("egress", "kube-system/kube-dns", f"{p}/53", "allow-dns-egress") for p in ("UDP", "TCP")]
 
         if args.network.ingress_from_namespaces:
-            self._policy(
+            self._allow_ingress(
                 "allow-serving-ingress",
                 pods,
-                ["Ingress"],
-                ingress=[
-                    NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            NetworkPolicyPeerArgs(
-                                namespace_selector=LabelSelectorArgs(match_labels={NAMESPACE_NAME_LABEL: ns})
-                            )
-                            for ns in args.network.ingress_from_namespaces
-                        ],
-                        ports=[NetworkPolicyPortArgs(protocol="TCP", port=args.serving_port)],
-                    )
-                ],
+                [(namespace, None, f"{namespace}/*") for namespace in args.network.ingress_from_namespaces],
+                args.serving_port,
             )
-            self.flows += [
-                Flow("ingress", f"{ns}/*", f"TCP/{args.serving_port}", "allow-serving-ingress")
-                for ns in args.network.ingress_from_namespaces
-            ]
-
         if args.gateway_peer is not None:
             gateway_namespace, proxy_labels = args.gateway_peer
-            self._policy(
+            self._allow_ingress(
                 "allow-entry-point-ingress",
                 pods,
-                ["Ingress"],
-                ingress=[
-                    NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            NetworkPolicyPeerArgs(
-                                namespace_selector=LabelSelectorArgs(
-                                    match_labels={NAMESPACE_NAME_LABEL: gateway_namespace}
-                                ),
-                                pod_selector=LabelSelectorArgs(match_labels=proxy_labels),
-                            )
-                        ],
-                        ports=[NetworkPolicyPortArgs(protocol="TCP", port=args.serving_port)],
-                    )
-                ],
+                [(gateway_namespace, proxy_labels, f"{gateway_namespace}/envoy")],
+                args.serving_port,
             )
-            self.flows.append(
-                Flow("ingress", f"{gateway_namespace}/envoy", f"TCP/{args.serving_port}", "allow-entry-point-ingress")
-            )
-
         if args.metrics_port is not None:
             monitoring = args.monitoring_namespace
-            self._policy(
+            self._allow_ingress(
                 "allow-metrics-ingress",
                 pods,
-                ["Ingress"],
-                ingress=[
-                    NetworkPolicyIngressRuleArgs(
-                        from_=[
-                            NetworkPolicyPeerArgs(
-                                namespace_selector=LabelSelectorArgs(match_labels={NAMESPACE_NAME_LABEL: monitoring}),
-                                pod_selector=LabelSelectorArgs(match_labels=PROMETHEUS_POD_LABELS),
-                            )
-                        ],
-                        ports=[NetworkPolicyPortArgs(protocol="TCP", port=args.metrics_port)],
-                    )
-                ],
-            )
-            self.flows.append(
-                Flow("ingress", f"{monitoring}/prometheus", f"TCP/{args.metrics_port}", "allow-metrics-ingress")
+                [(monitoring, PROMETHEUS_POD_LABELS, f"{monitoring}/prometheus")],
+                args.metrics_port,
             )
 
         self.cilium_policy: k8s.apiextensions.CustomResource | None = None
@@ -216,6 +172,33 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.flows += [Flow("egress", host, "TCP/443", "allow-model-download-fqdn") for host in hosts]
+
+    def _allow_ingress(
+        self,
+        policy_name: str,
+        pods: LabelSelectorArgs,
+        peers: list[tuple[str, dict[str, str] | None, str]],
+        port: int,
+    ) -> None:
+        """Ingress to ``port`` of ``pods`` from each peer: (namespace, pod labels or None for any pod, as shown)."""
+        self._policy(
+            policy_name,
+            pods,
+            ["Ingress"],
+            ingress=[
+                NetworkPolicyIngressRuleArgs(
+                    from_=[
+                        NetworkPolicyPeerArgs(
+                            namespace_selector=LabelSelectorArgs(match_labels={NAMESPACE_NAME_LABEL: namespace}),
+                            pod_selector=LabelSelectorArgs(match_labels=labels) if labels is not None else None,
+                        )
+                        for namespace, labels, _ in peers
+                    ],
+                    ports=[NetworkPolicyPortArgs(protocol="TCP", port=port)],
+                )
+            ],
+        )
+        self.flows += [Flow("ingress", shown, f"TCP/{port}", policy_name) for _, _, shown in peers]
 
     def _policy(
         self,

@@ -26,7 +26,7 @@ from pulumi_kubernetes.core.v1 import (
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.model_server.secrets import SecretWiring
-from infra.components.pod_security import container_security_context, pod_security_context
+from infra.components.pod_security import pod_security_context, step_container
 from infra.engines.base import Preparation, PrepareStep
 from infra.hardening import Hardening
 
@@ -67,17 +67,7 @@ class ModelPreparation(pulumi.ComponentResource):
         ]
 
         def container(step: PrepareStep) -> ContainerArgs:
-            return ContainerArgs(
-                name=step.name,
-                image=preparation.image.reference,
-                image_pull_policy="IfNotPresent",
-                command=step.command,
-                args=step.args or None,
-                env=env + [EnvVarArgs(name=k, value=v) for k, v in sorted(step.env.items())],
-                resources=args.resources,
-                security_context=container_security_context(args.hardening),
-                volume_mounts=mounts,
-            )
+            return step_container(step, preparation.image.reference, env, args.resources, args.hardening, mounts)
 
         *first_steps, last_step = preparation.steps
         labels = {**args.labels, "app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/component": APP_NAME}
