@@ -40,7 +40,9 @@ def test_bench_measures_a_streaming_server(standin: LocalServer) -> None:
         assert (level.requests, level.completed, level.errors) == (12, 12, 0)
         assert level.output_tokens == 12 * 8  # from the usage chunk
         assert level.ttft_p50_ms is not None and 0 < level.ttft_p50_ms <= level.ttft_p95_ms  # type: ignore[operator]
-        assert level.itl_p50_ms is not None and level.itl_p50_ms >= 1.0  # the server sleeps 2 ms per token
+        # The server sleeps 2 ms per token; on a loaded machine the client may read some tokens in one chunk,
+        # so the median can be near zero, but the slow end shows the sleep.
+        assert level.itl_p95_ms is not None and level.itl_p95_ms >= 1.0
         assert level.output_tokens_per_s > 0 and level.requests_per_s > 0
     # Four at a time finish sooner than one at a time.
     assert levels[1].duration_s < levels[0].duration_s
