@@ -52,6 +52,16 @@ setup_workflow_linter() {
   fi
 }
 
+setup_cluster_tools() {
+  # A real control plane for tests/cluster: kube-apiserver, controller manager, scheduler, etcd and kwok,
+  # built from their Go modules into a cache outside the repository (about 10 minutes cold, seconds warm).
+  if command -v go >/dev/null 2>&1; then
+    bash scripts/cluster-tools.sh cluster >/dev/null
+  else
+    echo "note: Go is not installed; tests/cluster needs it to build the control plane" >&2
+  fi
+}
+
 setup_checkov() {
   # checkov scans the renders; it lives in its own virtualenv so its pins never meet Pulumi's.
   if [ ! -x .venv-checkov/bin/checkov ]; then
@@ -72,11 +82,13 @@ case "$task" in
     setup_test_tools
     setup_checkov
     setup_workflow_linter
+    setup_cluster_tools
     shift
     .venv/bin/ruff check infra policies tests bench servers/onnx
     .venv/bin/mypy
     (cd servers/onnx && ../../.venv/bin/mypy)
-    exec .venv/bin/pytest -n 2 "$@"
+    # loadgroup: the cluster tests share one control plane in one worker (xdist_group "cluster").
+    exec .venv/bin/pytest -n 2 --dist loadgroup "$@"
     ;;
   *)
     echo "usage: bash scripts/run.sh plan|test [extra arguments]" >&2
