@@ -174,7 +174,10 @@ def start_local_server(
     scratch.chmod(0o755)
     (scratch / "model.bin").write_bytes(b"\0" * 1024)
     (scratch / "model.bin").chmod(0o644)
-    command = [python, str(STANDIN), "--port", str(port), "--model", "standin", "--model-dir", str(scratch),
+    # The checkout may sit in a home the unprivileged user cannot enter (mode 700): the script runs from here.
+    script = Path(shutil.copy(STANDIN, scratch / STANDIN.name))
+    script.chmod(0o644)
+    command = [python, str(script), "--port", str(port), "--model", "standin", "--model-dir", str(scratch),
                "--token-delay", str(token_delay), "--fail-every", str(fail_every)]  # fmt: skip
     process = subprocess.Popen(command, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
     expectation = _expectation("standin", process.pid, port, identity, scratch, ["model.bin"], "standin")
