@@ -17,21 +17,45 @@ pick_python() {
   exit 2
 }
 
-setup() {
-  if [ ! -x .venv/bin/python ]; then
-    "$(pick_python)" -m venv .venv
-  fi
-  # Re-install only when the dependency list changed since the last set-up.
-  stamp=.venv/.slm-deploy-installed
-  wanted="$(sha256sum pyproject.toml policies/requirements.txt servers/onnx/requirements.txt \
-    servers/onnx/requirements-test.txt 2>/dev/null | sha256sum | cut -c1-16)"
+say() { printf 'slm-deploy: %s\n' "$*" >&2; }
+
+# Run an install step once: again only when pyproject.toml or the requirement files it reads change.
+#   install_once NAME FUNCTION [REQUIREMENT_FILE ...]
+install_once() {
+  local name=$1 step=$2; shift 2
+  local stamp=".venv/.slm-deploy-$name" wanted
+  wanted="$(cat pyproject.toml "$@" | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
-    # The ONNX Runtime GenAI server (servers/onnx) and its end-to-end test client share the venv.
-    .venv/bin/python -m pip install --quiet -r servers/onnx/requirements.txt -r servers/onnx/requirements-test.txt
+    "$step"
     echo "$wanted" > "$stamp"
   fi
+}
+
+setup_plan() {
+  if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    "$(pick_python)" -m venv .venv
+  fi
+  plan_dependencies() {
+    say "installing what the offline plan needs (Pulumi SDKs, pydantic …): a few minutes on the first run"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet --progress-bar off \
+      -r <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
+    # The project itself, editable; -qq keeps setuptools' generic notes about editable installs off the screen.
+    .venv/bin/python -m pip install -qq --no-deps -e .
+  }
+  install_once plan plan_dependencies
+}
+
+setup_test() {
+  setup_plan
+  test_dependencies() {
+    say "installing the linters, type checker, test runner and the ONNX server's dependencies"
+    .venv/bin/python -m pip install --quiet --progress-bar off \
+      -r <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["dev"]))') \
+      -r servers/onnx/requirements.txt -r servers/onnx/requirements-test.txt
+  }
+  install_once test test_dependencies servers/onnx/requirements.txt servers/onnx/requirements-test.txt
 }
 
 setup_test_tools() {
@@ -73,12 +97,12 @@ setup_checkov() {
 task="${1:-}"
 case "$task" in
   plan)
-    setup
+    setup_plan
     shift
     exec .venv/bin/slm-deploy plan --stack dev "$@"
     ;;
   test)
-    setup
+    setup_test
     setup_test_tools
     setup_checkov
     setup_workflow_linter
