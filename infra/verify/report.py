@@ -6,7 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-CheckStatus = Literal["passed", "failed", "skipped"]
+#: ``not-applicable``: the check cannot run on this cluster at all (a pod on a fake node has no container
+#: to exec into or to answer a request). Like ``skipped``, it fails nothing.
+CheckStatus = Literal["passed", "failed", "skipped", "not-applicable"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,9 @@ class VerifyReport:
 
     def summary(self) -> str:
         counts = {s: sum(1 for c in self.checks if c.status == s) for s in ("passed", "failed", "skipped")}
-        return f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+        text = f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+        not_applicable = sum(1 for c in self.checks if c.status == "not-applicable")
+        return f"{text}, {not_applicable} not applicable" if not_applicable else text
 
 
 def render_text(report: VerifyReport, width: int = 140) -> str:
@@ -80,13 +84,13 @@ def render_junit(report: VerifyReport) -> str:
         if check.status == "failed":
             node = ET.SubElement(case, "failure", message=check.message[:500] or "failed")
             node.text = check.message
-        elif check.status == "skipped":
+        elif check.status in ("skipped", "not-applicable"):  # JUnit has no "not applicable": the message says it
             ET.SubElement(case, "skipped", message=check.message[:500])
     for subject, suite in suites.items():
         checks = [c for c in report.checks if c.subject == subject]
         suite.set("tests", str(len(checks)))
         suite.set("failures", str(sum(c.status == "failed" for c in checks)))
-        suite.set("skipped", str(sum(c.status == "skipped" for c in checks)))
+        suite.set("skipped", str(sum(c.status in ("skipped", "not-applicable") for c in checks)))
         suite.set("errors", "0")
     root.set("tests", str(len(report.checks)))
     root.set("failures", str(len(report.failed)))

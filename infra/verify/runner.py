@@ -28,6 +28,14 @@ class VerifyError(Exception):
     """Verification could not run (no kubectl, no cluster access). ``str()`` is one line."""
 
 
+def suite_check_names() -> list[str]:
+    """The test functions of the runtime suite, in file order (read from its source, nothing imported)."""
+    import ast
+
+    tree = ast.parse(SUITE.read_text(encoding="utf-8"))
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+
+
 def kubectl_hosts(pod: str, namespace: str, container: str, context: str | None = None) -> str:
     """testinfra's kubectl backend URL for one container of one pod."""
     url = f"kubectl://{pod}?container={container}&namespace={namespace}"

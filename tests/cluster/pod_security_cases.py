@@ -1,9 +1,11 @@
 """Pod-level violations of the Pod Security Standards, as a table shared by the tests that check them.
 
 Each case changes a hardened pod spec (the rendered dev Deployment's template) in one way that the
-``restricted`` profile forbids, and names the check that Pod Security Admission reports for it.
-tests/cluster/test_pod_security_admission.py sends each pod to a real API server; a policy-pack test
-can take the same cases through :func:`violating_deployment` and expect the pack to flag each one.
+``restricted`` profile forbids, and names the check that Pod Security Admission reports for it and the
+policy of the pack (policies/rules/) that must flag it. tests/cluster/test_pod_security_admission.py
+sends each pod to a real API server; tests/cluster/test_pod_security_agreement.py sends it again and
+runs the pack on the same pod and on :func:`violating_deployment`, and holds the two to agree
+(:data:`PSA_CHECK_RULES` maps every check admission names to the rules that cover it).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class Violation:
     #: The Pod Security Admission check named in the rejection (``<check> (<detail>)``) under the
     #: ``restricted`` profile, which replaces some baseline checks with stricter ones.
     psa_check: str
+    #: The policy of the pack (``Rule.name``, one citing a Pod Security Standards control) that must
+    #: report a violation of the same pod and of the Deployment whose template it is.
+    pack_rule: str
 
 
 def _main(spec: PodSpec) -> dict[str, Any]:
@@ -104,24 +109,54 @@ def _selinux_spc(spec: PodSpec) -> None:
 
 
 VIOLATIONS: tuple[Violation, ...] = (
-    Violation("privileged", _privileged, "privileged"),
-    Violation("host-network", _host_network, "host namespaces"),
-    Violation("host-pid", _host_pid, "host namespaces"),
-    Violation("host-ipc", _host_ipc, "host namespaces"),
+    Violation("privileged", _privileged, "privileged", "no-privileged-containers"),
+    Violation("host-network", _host_network, "host namespaces", "no-host-namespaces"),
+    Violation("host-pid", _host_pid, "host namespaces", "no-host-namespaces"),
+    Violation("host-ipc", _host_ipc, "host namespaces", "no-host-namespaces"),
     # restricted reports hostPath under its stricter volume check (baseline names it "hostPath volumes").
-    Violation("host-path-volume", _host_path, "restricted volume types"),
-    Violation("run-as-non-root-false", _run_as_non_root_false, "runAsNonRoot != true"),
-    Violation("run-as-user-0", _run_as_root, "runAsUser=0"),
-    Violation("allow-privilege-escalation", _privilege_escalation, "allowPrivilegeEscalation != false"),
-    Violation("capabilities-not-dropped", _capabilities_not_dropped, "unrestricted capabilities"),
+    Violation("host-path-volume", _host_path, "restricted volume types", "restricted-volume-types"),
+    Violation("run-as-non-root-false", _run_as_non_root_false, "runAsNonRoot != true", "run-as-non-root"),
+    Violation("run-as-user-0", _run_as_root, "runAsUser=0", "run-as-non-root"),
+    Violation(
+        "allow-privilege-escalation",
+        _privilege_escalation,
+        "allowPrivilegeEscalation != false",
+        "no-privilege-escalation",
+    ),
+    Violation(
+        "capabilities-not-dropped", _capabilities_not_dropped, "unrestricted capabilities", "drop-all-capabilities"
+    ),
     # restricted reports an added capability under its own check (baseline: "non-default capabilities").
-    Violation("capability-sys-admin", _sys_admin, "unrestricted capabilities"),
-    Violation("seccomp-unconfined", _seccomp_unconfined, "seccompProfile"),
-    Violation("host-port", _host_port, "hostPort"),
-    Violation("unsafe-sysctl", _unsafe_sysctl, "forbidden sysctls"),
-    Violation("apparmor-unconfined", _apparmor_unconfined, "forbidden AppArmor profile"),
-    Violation("selinux-type", _selinux_spc, "seLinuxOptions"),
+    Violation("capability-sys-admin", _sys_admin, "unrestricted capabilities", "drop-all-capabilities"),
+    Violation("seccomp-unconfined", _seccomp_unconfined, "seccompProfile", "seccomp-profile"),
+    Violation("host-port", _host_port, "hostPort", "no-host-ports"),
+    Violation("unsafe-sysctl", _unsafe_sysctl, "forbidden sysctls", "safe-sysctls"),
+    Violation("apparmor-unconfined", _apparmor_unconfined, "forbidden AppArmor profile", "apparmor-profile"),
+    Violation("selinux-type", _selinux_spc, "seLinuxOptions", "selinux-options"),
 )
+
+#: Every check Pod Security Admission may name under ``restricted`` (its ``forbiddenReason`` strings),
+#: and the pack's policies that cover it: the first must flag a pod the check refuses, the others may
+#: (a restricted check that replaces a baseline one is also covered by the pack's baseline rule).
+PSA_CHECK_RULES: dict[str, tuple[str, ...]] = {
+    "privileged": ("no-privileged-containers",),
+    "host namespaces": ("no-host-namespaces",),
+    "hostPath volumes": ("restricted-volume-types",),
+    "restricted volume types": ("restricted-volume-types",),
+    "runAsNonRoot != true": ("run-as-non-root",),
+    "runAsUser=0": ("run-as-non-root",),
+    "allowPrivilegeEscalation != false": ("no-privilege-escalation",),
+    "unrestricted capabilities": ("drop-all-capabilities", "baseline-capabilities"),
+    "non-default capabilities": ("baseline-capabilities",),
+    "seccompProfile": ("seccomp-profile",),
+    "hostPort": ("no-host-ports",),
+    "forbidden sysctls": ("safe-sysctls",),
+    "forbidden AppArmor profile": ("apparmor-profile",),
+    "forbidden AppArmor profiles": ("apparmor-profile",),
+    "seLinuxOptions": ("selinux-options",),
+    "procMount": ("proc-mount-default",),
+    "hostProcess": ("no-host-process",),
+}
 
 
 def hardened_pod(deployment: dict[str, Any], name: str) -> dict[str, Any]:

@@ -15,30 +15,12 @@ from typing import Any
 import pytest
 
 from tests.cluster.conftest import CPU_NODE, GPU_NODE, Cluster
-from tests.cluster.renders import Rendered
+from tests.cluster.renders import Rendered, volume_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
 #: The kinds a model server's pods need to exist before they can be scheduled.
 NEEDED = ("Namespace", "ServiceAccount", "ConfigMap", "Secret", "PersistentVolumeClaim", "Deployment")
-
-
-def _volume_for(claim: dict[str, Any]) -> dict[str, Any]:
-    """A PersistentVolume bound in advance to ``claim`` (never mounted: kwok runs no container)."""
-    name = f"pv-{claim['metadata']['namespace']}-{claim['metadata']['name']}"
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": name},
-        "spec": {
-            "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
-            "accessModes": claim["spec"]["accessModes"],
-            "persistentVolumeReclaimPolicy": "Delete",
-            "storageClassName": claim["spec"].get("storageClassName", ""),
-            "claimRef": {"namespace": claim["metadata"]["namespace"], "name": claim["metadata"]["name"]},
-            "hostPath": {"path": f"/nonexistent/{name}"},
-        },
-    }
 
 
 def _deploy_model(cluster: Cluster, documents: Rendered, model: str) -> dict[str, Any]:
@@ -54,7 +36,7 @@ def _deploy_model(cluster: Cluster, documents: Rendered, model: str) -> dict[str
         if d["kind"] in NEEDED and (d["metadata"].get("namespace") == namespace or d["metadata"]["name"] == namespace)
     ]
     objects.sort(key=lambda d: NEEDED.index(d["kind"]))
-    volumes = [_volume_for(d) for d in objects if d["kind"] == "PersistentVolumeClaim"]
+    volumes = [volume_for(d) for d in objects if d["kind"] == "PersistentVolumeClaim"]
     cluster.apply(volumes)
     cluster.apply(objects)
     return deployment

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from infra.config.loader import load_stack_file
 from infra.config.stack import StackConfig
 from infra.verify.expectations import Expectation, expectations_for
 from infra.verify.report import Check, render_json, render_junit, render_text
+from infra.verify.runner import suite_check_names
 from infra.verify.verify import rollout_status, verify_command, verify_stack
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -54,10 +56,23 @@ def config(tmp_path: Path) -> StackConfig:
 
 
 class FakeApi:
-    def __init__(self, deployments: dict[tuple[str, str], Any], pods: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        deployments: dict[tuple[str, str], Any],
+        pods: dict[str, Any],
+        services: dict[tuple[str, str], Any],
+        endpoint_slices: dict[str, Any],
+        network_policies: dict[str, Any],
+        nodes: dict[str, Any],
+    ) -> None:
         self.deployments = deployments
         self.pods = pods
+        self.services = services
+        self.endpoint_slices = endpoint_slices
+        self.network_policies = network_policies
+        self.nodes = nodes
         self.selectors: list[tuple[str, str]] = []
+        self.nodes_read: list[str] = []
 
     def read_deployment(self, namespace: str, name: str) -> Any | None:
         return self.deployments.get((namespace, name))
@@ -65,6 +80,20 @@ class FakeApi:
     def list_pods(self, namespace: str, label_selector: str) -> Any:
         self.selectors.append((namespace, label_selector))
         return self.pods[namespace]
+
+    def read_service(self, namespace: str, name: str) -> Any | None:
+        return self.services.get((namespace, name))
+
+    def list_endpoint_slices(self, namespace: str, label_selector: str) -> Any:
+        assert label_selector == f"kubernetes.io/service-name={namespace.removeprefix('slm-')}"
+        return self.endpoint_slices[namespace]
+
+    def list_network_policies(self, namespace: str) -> Any:
+        return self.network_policies[namespace]
+
+    def read_node(self, name: str) -> Any | None:
+        self.nodes_read.append(name)
+        return self.nodes.get(name)
 
 
 class FakeRunner:
@@ -96,6 +125,36 @@ def _micro_deployment(data: dict[str, Any]) -> None:
 def _micro_pods(data: dict[str, Any]) -> None:
     data["items"] = data["items"][:1]
     data["items"][0]["metadata"].update(name="micro-7f-abcde", namespace="slm-micro")
+    data["items"][0]["spec"]["nodeName"] = "aks-cpu-29301234-vmss000000"
+
+
+def _micro_service(data: dict[str, Any]) -> None:
+    data["metadata"].update(name="micro", namespace="slm-micro")
+    data["spec"]["ports"][0]["port"] = 11434
+
+
+def _micro_endpoints(data: dict[str, Any]) -> None:
+    endpoint_slice = data["items"][0]
+    endpoint_slice["metadata"].update(name="micro-x7k2p", namespace="slm-micro")
+    endpoint_slice["metadata"]["labels"]["kubernetes.io/service-name"] = "micro"
+    endpoint_slice["endpoints"] = endpoint_slice["endpoints"][:1]
+    endpoint_slice["endpoints"][0]["targetRef"].update(name="micro-7f-abcde", namespace="slm-micro")
+    endpoint_slice["ports"][0]["port"] = 11434
+
+
+def _micro_policies(data: dict[str, Any]) -> None:
+    for policy in data["items"]:
+        policy["metadata"]["namespace"] = "slm-micro"
+
+
+def _renamed_node(name: str) -> Callable[[dict[str, Any]], None]:
+    def rename(data: dict[str, Any]) -> None:
+        data["metadata"]["name"] = data["metadata"]["labels"]["kubernetes.io/hostname"] = name
+
+    return rename
+
+
+REAL_NODES = ("aks-gpu-38291047-vmss000000", "aks-gpu-38291047-vmss000001", "aks-cpu-29301234-vmss000000")
 
 
 def _api(**changes: Any) -> FakeApi:
@@ -107,7 +166,24 @@ def _api(**changes: Any) -> FakeApi:
             "slm-chat": _recorded("pods-chat.json", "V1PodList"),
             "slm-micro": _recorded("pods-chat.json", "V1PodList", _micro_pods),
         },
+        {
+            ("slm-chat", "chat"): _recorded("service-chat.json", "V1Service", changes.get("chat_service")),
+            ("slm-micro", "micro"): _recorded("service-chat.json", "V1Service", _micro_service),
+        },
+        {
+            "slm-chat": _recorded("endpointslices-chat.json", "V1EndpointSliceList", changes.get("chat_endpoints")),
+            "slm-micro": _recorded("endpointslices-chat.json", "V1EndpointSliceList", _micro_endpoints),
+        },
+        {
+            "slm-chat": _recorded("networkpolicies-chat.json", "V1NetworkPolicyList", changes.get("chat_policies")),
+            "slm-micro": _recorded("networkpolicies-chat.json", "V1NetworkPolicyList", _micro_policies),
+        },
+        {name: _recorded("node-aks.json", "V1Node", _renamed_node(name)) for name in REAL_NODES},
     )
+
+
+def _statuses(report: Any) -> dict[tuple[str, str], str]:
+    return {(c.subject, c.name): c.status for c in report.checks}
 
 
 def test_expectations_come_from_the_stack_config(config: StackConfig) -> None:
@@ -138,7 +214,18 @@ def test_everything_rolled_out(config: StackConfig) -> None:
     assert [p for p, _ in runner.pods] == ["chat-6c9f7d8b5-a1b2c", "chat-6c9f7d8b5-x2x9q", "micro-7f-abcde"]
     assert runner.smoked == ["chat", "micro"]
     assert api.selectors[0] == ("slm-chat", "app.kubernetes.io/instance=chat,app.kubernetes.io/name=vllm")
-    assert report.summary() == "7 passed, 0 failed, 0 skipped"
+    # Per model: rollout, default-deny, Service; per Ready pod the runtime checks; one smoke request.
+    assert report.summary() == "11 passed, 0 failed, 0 skipped"
+    statuses = _statuses(report)
+    for model in ("chat", "micro"):
+        assert statuses[(model, "default-deny NetworkPolicy present")] == "passed"
+        assert statuses[(model, "service has ready endpoints")] == "passed"
+    messages = {(c.subject, c.name): c.message for c in report.checks}
+    assert messages[("chat", "service has ready endpoints")] == "port 8000, 2 ready endpoint(s)"
+    assert messages[("micro", "service has ready endpoints")] == "port 11434, 1 ready endpoint(s)"
+    assert messages[("chat", "default-deny NetworkPolicy present")].startswith("default-deny denies all")
+    # Each node is read once, whatever the number of its pods.
+    assert sorted(api.nodes_read) == sorted(REAL_NODES)
 
 
 @pytest.mark.parametrize(
@@ -202,11 +289,11 @@ def test_rollout_status_of_a_healthy_deployment() -> None:
 def test_reports(config: StackConfig) -> None:
     report = verify_stack(config, _api(), FakeRunner(fail="micro-7f-abcde"), "verify")
     text = render_text(report)
-    assert "6 passed, 1 failed, 0 skipped" in text and "micro/micro-7f-abcde" in text
+    assert "10 passed, 1 failed, 0 skipped" in text and "micro/micro-7f-abcde" in text
     data = json.loads(render_json(report))
-    assert data["ok"] is False and len(data["checks"]) == 7
+    assert data["ok"] is False and len(data["checks"]) == 11
     root = ET.fromstring(render_junit(report).split("?>", 1)[1])
-    assert root.get("tests") == "7" and root.get("failures") == "1"
+    assert root.get("tests") == "11" and root.get("failures") == "1"
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert suites["micro/micro-7f-abcde"].get("failures") == "1"
 
@@ -235,4 +322,140 @@ def test_verify_command_end_to_end_with_fakes(tmp_path: Path, monkeypatch: pytes
     junit = tmp_path / "out" / "verify.xml"
     assert verify_command(tmp_path, "verify", "aks-staging", "json", junit) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
-    assert ET.parse(junit).getroot().get("tests") == "7"
+    assert ET.parse(junit).getroot().get("tests") == "11"
+
+
+FAKE_NODE_REASON = "not applicable: fake node (kwok) {node}, no container runs"
+
+
+def _on_fake_nodes(api: FakeApi, *names: str) -> None:
+    """Make ``names`` the nodes kwok fakes (the node recorded from the cluster tests' kwok, renamed)."""
+    for name in names:
+        api.nodes[name] = _recorded("node-kwok.json", "V1Node", _renamed_node(name))
+
+
+def test_pods_on_fake_nodes_have_their_in_pod_checks_not_applicable(config: StackConfig) -> None:
+    api, runner = _api(), FakeRunner()
+    _on_fake_nodes(api, *REAL_NODES)
+    report = verify_stack(config, api, runner, "verify")
+
+    assert runner.pods == [] and runner.smoked == [], "nothing is exec'd into or requested on a fake node"
+    assert report.ok, report.failed
+    not_applicable = [c for c in report.checks if c.status == "not-applicable"]
+    # Every check of the suite, for each of the three Ready pods, plus one smoke request per model.
+    assert len(not_applicable) == 3 * len(suite_check_names()) + 2
+    pod_checks = [c for c in not_applicable if c.subject == "chat/chat-6c9f7d8b5-a1b2c"]
+    assert [c.name for c in pod_checks] == suite_check_names()
+    assert {c.message for c in pod_checks} == {FAKE_NODE_REASON.format(node="aks-gpu-38291047-vmss000001")}
+    smoke = next(c for c in not_applicable if c.subject == "micro" and c.name == "chat completion through the Service")
+    assert smoke.message == "not applicable: every Ready pod is on a fake node (kwok), no container answers"
+    # What needs no container still ran and passed.
+    assert {c.name for c in report.checks if c.status == "passed"} == {
+        "deployment rolled out",
+        "default-deny NetworkPolicy present",
+        "service has ready endpoints",
+    }
+    assert report.summary() == f"6 passed, 0 failed, 0 skipped, {len(not_applicable)} not applicable"
+
+    data = json.loads(render_json(report))
+    assert data["ok"] is True and {c["status"] for c in data["checks"]} == {"passed", "not-applicable"}
+    root = ET.fromstring(render_junit(report).split("?>", 1)[1])
+    assert root.get("failures") == "0"
+    skipped = [case.find("skipped") for case in root.iter("testcase") if case.find("skipped") is not None]
+    assert len(skipped) == len(not_applicable)
+    assert all(s.get("message", "").startswith("not applicable: ") for s in skipped)
+    assert "not applicable" in render_text(report)
+
+
+def test_a_fake_node_among_real_ones(config: StackConfig) -> None:
+    api, runner = _api(), FakeRunner()
+    _on_fake_nodes(api, "aks-gpu-38291047-vmss000001")
+    report = verify_stack(config, api, runner)
+
+    assert [p for p, _ in runner.pods] == ["chat-6c9f7d8b5-x2x9q", "micro-7f-abcde"]
+    # A real pod is left behind the Service: the smoke request goes through it as usual.
+    assert runner.smoked == ["chat", "micro"]
+    assert {c.subject for c in report.checks if c.status == "not-applicable"} == {"chat/chat-6c9f7d8b5-a1b2c"}
+    assert report.ok
+
+
+def test_a_node_that_cannot_be_read_counts_as_real(config: StackConfig) -> None:
+    api, runner = _api(), FakeRunner()
+    api.nodes.clear()  # KubernetesApi.read_node answers None on 403 (no ClusterRole) and 404
+    report = verify_stack(config, api, runner)
+    assert len(runner.pods) == 3 and runner.smoked == ["chat", "micro"]
+    assert not [c for c in report.checks if c.status == "not-applicable"]
+
+
+def _without_default_deny(data: dict[str, Any]) -> None:
+    data["items"] = [p for p in data["items"] if p["metadata"]["name"] != "default-deny"]
+
+
+def _default_deny_with_a_rule(data: dict[str, Any]) -> None:
+    deny = next(p for p in data["items"] if p["metadata"]["name"] == "default-deny")
+    deny["spec"]["ingress"] = [{}]  # one empty rule admits everything
+
+
+def _default_deny_ingress_only(data: dict[str, Any]) -> None:
+    deny = next(p for p in data["items"] if p["metadata"]["name"] == "default-deny")
+    deny["spec"]["policyTypes"] = ["Ingress"]
+
+
+def _default_deny_of_some_pods(data: dict[str, Any]) -> None:
+    deny = next(p for p in data["items"] if p["metadata"]["name"] == "default-deny")
+    deny["spec"]["podSelector"] = {"matchLabels": {"app.kubernetes.io/name": "vllm"}}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_without_default_deny, _default_deny_with_a_rule, _default_deny_ingress_only, _default_deny_of_some_pods],
+    ids=["missing", "with-a-rule", "ingress-only", "some-pods-only"],
+)
+def test_a_namespace_without_default_deny_fails(config: StackConfig, change: Any) -> None:
+    report = verify_stack(config, _api(chat_policies=change), FakeRunner())
+    check = next(c for c in report.checks if c.subject == "chat" and c.name == "default-deny NetworkPolicy present")
+    assert check.status == "failed" and "selects every pod for Ingress and Egress without rules" in check.message
+    assert "allow-dns-egress" in check.message
+    assert [c.name for c in report.failed] == ["default-deny NetworkPolicy present"]
+
+
+def _not_ready(data: dict[str, Any]) -> None:
+    for endpoint in data["items"][0]["endpoints"]:
+        endpoint["conditions"]["ready"] = False
+
+
+def _other_pods(data: dict[str, Any]) -> None:
+    for endpoint in data["items"][0]["endpoints"]:
+        endpoint["targetRef"]["name"] = "something-else-5d9f8-zzzzz"
+
+
+def _other_port(data: dict[str, Any]) -> None:
+    data["spec"]["ports"][0]["port"] = 80
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"chat_endpoints": _not_ready}, "Service slm-chat/chat has no ready endpoint"),
+        ({"chat_endpoints": lambda d: d.update(items=[])}, "Service slm-chat/chat has no ready endpoint"),
+        (
+            {"chat_endpoints": _other_pods},
+            "none of the Deployment's Ready pods is an endpoint of Service slm-chat/chat",
+        ),
+        ({"chat_service": _other_port}, "Service slm-chat/chat does not expose the API port 8000 ([80])"),
+    ],
+    ids=["endpoints-not-ready", "no-endpoint-slice", "selects-other-pods", "other-port"],
+)
+def test_service_problems_fail(config: StackConfig, changes: dict[str, Any], reason: str) -> None:
+    report = verify_stack(config, _api(**changes), FakeRunner())
+    check = next(c for c in report.checks if c.subject == "chat" and c.name == "service has ready endpoints")
+    assert check.status == "failed" and check.message.startswith(reason), check.message
+    assert not report.ok
+
+
+def test_a_missing_service_fails(config: StackConfig) -> None:
+    api = _api()
+    del api.services[("slm-chat", "chat")]
+    report = verify_stack(config, api, FakeRunner())
+    check = next(c for c in report.checks if c.subject == "chat" and c.name == "service has ready endpoints")
+    assert (check.status, check.message) == ("failed", "Service slm-chat/chat not found")
