@@ -40,12 +40,11 @@ def loaded_sdk_modules(stack: str, with_policy: bool) -> list[str]:
     sys.path.insert(0, str(ROOT))
     from infra.plan.stack import plan_stack
     from infra.policy.analyzer import DEFAULT_PACK_DIR, run_policy_pack
+    from infra.policy.pack_config import judge_stack
 
     plan = plan_stack(stack, ROOT)
     if with_policy:
-        waivers = [w.model_dump(mode="json") for w in plan.config.waivers]
-        environment_config = DEFAULT_PACK_DIR / "config" / f"{plan.config.environment}.json"
-        run_policy_pack(plan.run.resources, environment_config, {"waivers": waivers}, stack=stack)
+        judge_stack(plan, DEFAULT_PACK_DIR, run_policy_pack)
     return [name for name in sys.modules if name.split(".")[0] in SDK_PACKAGES]
 
 

@@ -35,8 +35,6 @@ GITHUB_ACTIONS = {
     "pulumi": "pulumi/actions@v6",
 }
 PYTHON_VERSION = "3.11"
-_ENVIRONMENT_ORDER = {"dev": 0, "staging": 1, "prod": 2}
-_ENVIRONMENT_KEY = re.compile(r"^\s*slm-deploy:environment:\s*['\"]?([A-Za-z0-9_-]+)['\"]?\s*(#.*)?$", re.MULTILINE)
 
 
 class CiError(Exception):
@@ -45,8 +43,11 @@ class CiError(Exception):
 
 @dataclass(frozen=True)
 class StackEntry:
+    """A stack and the level its *name* is bound to (never the environment its stack file declares):
+    the level file its ``pulumi preview``/``up`` run with, and the deployment environment (approvals)."""
+
     name: str
-    environment: str
+    level: str
 
     @property
     def job_id(self) -> str:
@@ -54,18 +55,20 @@ class StackEntry:
         return re.sub(r"[^A-Za-z0-9_]", "_", self.name)
 
 
-def _environment_of(path: Path) -> str:
-    """``slm-deploy:environment`` of a stack file, read as text (the file may hold secure values)."""
-    match = _ENVIRONMENT_KEY.search(path.read_text(encoding="utf-8"))
-    if not match:
-        raise CiError(f"{path}: slm-deploy:environment is not set")
-    return match.group(1)
-
-
 def stacks_of(root: Path) -> list[StackEntry]:
-    """The repository's stacks, in deployment order: dev, staging, prod, then by name."""
-    entries = [StackEntry(name, _environment_of(root / "stacks" / f"Pulumi.{name}.yaml")) for name in stack_names(root)]
-    return sorted(entries, key=lambda e: (_ENVIRONMENT_ORDER.get(e.environment, 3), e.name))
+    """The repository's stacks with their bound levels, in deployment order: dev, staging, prod, then by name.
+
+    Levels come from the installed policy pack's level files (:func:`infra.policy.pack_config.bind_level`).
+    """
+    from infra.policy.analyzer import DEFAULT_PACK_DIR
+    from infra.policy.pack_config import LEVEL_ORDER, PolicyConfigError, bind_level
+
+    try:
+        entries = [StackEntry(name, bind_level(name, DEFAULT_PACK_DIR / "config").level) for name in stack_names(root)]
+    except PolicyConfigError as error:
+        raise CiError(str(error)) from None
+    order = {level: index for index, level in enumerate(LEVEL_ORDER)}
+    return sorted(entries, key=lambda e: (order.get(e.level, len(order)), e.name))
 
 
 def _pulumi_version() -> str:
@@ -100,6 +103,8 @@ def _environment() -> Any:
 
 def render_pipeline(provider: Provider, stacks: list[StackEntry], main_branch: str = "main") -> str:
     """The pipeline text of ``provider`` for ``stacks``."""
+    from infra.policy.pack_config import STRICTEST_LEVEL
+
     if provider not in TARGETS:
         raise CiError(f"unknown CI provider {provider!r} (expected github or azure)")
     if not stacks:
@@ -108,7 +113,8 @@ def render_pipeline(provider: Provider, stacks: list[StackEntry], main_branch: s
     values = {
         "stacks": stacks,
         "stack_names": [s.name for s in stacks],
-        "environments_json": json.dumps({s.name: s.environment for s in stacks}, separators=(",", ":")),
+        "levels_json": json.dumps({s.name: s.level for s in stacks}, separators=(",", ":")),
+        "strictest_level": STRICTEST_LEVEL,
         "main_branch": main_branch,
         "python_version": PYTHON_VERSION,
         "pulumi_version": _pulumi_version(),

@@ -374,17 +374,13 @@ def compare(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> t
     return changes, unchanged
 
 
-def _policy_report(plan: StackPlan, root: Path) -> PolicyReport:
-    """The policy pack on the new render's plan, as ``slm-deploy check`` runs it."""
+def _policy_report(plan: StackPlan) -> PolicyReport:
+    """The policy pack on the new render's plan, as ``slm-deploy check`` runs it: the installed pack
+    (never a ``policies/`` folder of the project being diffed) at the level the stack's name is bound to."""
     from infra.policy.analyzer import DEFAULT_PACK_DIR, run_policy_pack
+    from infra.policy.pack_config import judge_stack
 
-    pack_dir = root / "policies" if (root / "policies" / "pack.py").exists() else DEFAULT_PACK_DIR
-    environment_config = pack_dir / "config" / f"{plan.config.environment}.json"
-    stack_config = {
-        "environment": plan.config.environment,
-        "waivers": [w.model_dump(mode="json") for w in plan.config.waivers],
-    }
-    return run_policy_pack(plan.run.resources, environment_config, stack_config, stack=plan.stack, pack_dir=pack_dir)
+    return judge_stack(plan, DEFAULT_PACK_DIR, run_policy_pack)
 
 
 def diff_stack(root: Path, stack: str, base: str, with_policy: bool = False) -> DiffResult:
@@ -411,8 +407,71 @@ def diff_stack(root: Path, stack: str, base: str, with_policy: bool = False) -> 
     changes, unchanged = compare(old, new)
     result = DiffResult(stack=stack, base=base, base_kind=kind, changes=changes, unchanged=unchanged, notes=notes)
     if with_policy:
-        result.policy = _policy_report(plan, root)
+        result.policy = _policy_report(plan)
+        if kind == "git":
+            _judge_rebinding(result, root, base)
     return result
+
+
+def base_level(root: Path, stack: str, ref: str, config_dir: Path) -> str | None:
+    """The level ``stack`` was bound to at git ``ref``, read from ``config_dir``'s level files as they
+    were at ``ref``; ``None`` when ``config_dir`` is not in ``root``'s repository or holds no level
+    files there (nothing to compare with)."""
+    from infra.policy.pack_config import PolicyConfigError, bind_level, bound_stacks, level_files, read_config_file
+
+    try:
+        top = Path(_git(root, "rev-parse", "--show-toplevel")).resolve()
+        folder = config_dir.resolve().relative_to(top).as_posix()
+        names = _git(top, "ls-tree", "--name-only", f"{ref}^{{commit}}", f"{folder}/").splitlines()
+    except (DiffError, ValueError):
+        return None
+    files = [name for name in names if name.endswith(".json")]
+    if not files:
+        return None
+    with tempfile.TemporaryDirectory(prefix="slm-deploy-levels-") as scratch:
+        for name in files:
+            (Path(scratch) / Path(name).name).write_text(_git(top, "show", f"{ref}:{name}"), encoding="utf-8")
+        try:
+            if not any(bound_stacks(read_config_file(path), str(path)) for path in level_files(Path(scratch)).values()):
+                return None  # no binding at all there yet: stack files chose their levels
+            return bind_level(stack, Path(scratch)).level
+        except PolicyConfigError:
+            return None
+
+
+def _judge_rebinding(result: DiffResult, root: Path, ref: str, config_dir: Path | None = None) -> None:
+    """A change that moves the stack to a weaker level than at ``ref`` is a mandatory violation of
+    ``environment-binding`` in the PR comment (and any change of its level is a note)."""
+    from infra.policy.analyzer import DEFAULT_PACK_DIR
+    from infra.policy.model import PolicyResult
+    from infra.policy.pack_config import BINDING_POLICY, LEVEL_ORDER
+
+    report = result.policy
+    if report is None or report.level is None:
+        return
+    before = base_level(root, result.stack, ref, config_dir or DEFAULT_PACK_DIR / "config")
+    if before is None or before == report.level:
+        return
+    order = {level: index for index, level in enumerate(LEVEL_ORDER)}
+    weaker = order.get(report.level, len(order)) < order.get(before, len(order))
+    message = f"this change moves stack {result.stack} from level {before} (at {ref}) to level {report.level}"
+    if weaker:
+        message += ", a weaker one: the move needs its own change, reviewed by the policy owners"
+    result.notes.append(message)
+    if weaker:
+        info = report.policy(BINDING_POLICY)
+        report.results.append(
+            PolicyResult(
+                policy_name=BINDING_POLICY,
+                rule_id=info.rule_id if info else "",
+                title=info.title if info else BINDING_POLICY,
+                severity=info.severity if info else "critical",
+                enforcement_level="mandatory",
+                status="violation",
+                message=message,
+                stack=result.stack,
+            )
+        )
 
 
 def _is_git_ref(root: Path, ref: str) -> bool:
@@ -443,19 +502,20 @@ def render_text(result: DiffResult, width: int = 140) -> str:
     from io import StringIO
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     buffer = StringIO()
     console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
-    console.print(f"Stack {result.stack}: now vs {result.base} ({result.base_kind})")
+    console.print(escape(f"Stack {result.stack}: now vs {result.base} ({result.base_kind})"))
     for note in result.notes:
-        console.print(f"note: {note}")
+        console.print(escape(f"note: {note}"))
     if result.changes:
         table = Table(show_lines=True)
         for column in ("Status", "Object", "Field", "Before", "After"):
             table.add_column(column, overflow="fold")
         for change in result.changes:
-            label = f"{change.kind} {change.namespace + '/' if change.namespace else ''}{change.name}"
+            label = escape(f"{change.kind} {change.namespace + '/' if change.namespace else ''}{change.name}")
             if change.status != "changed" or not change.fields:
                 table.add_row(change.status, label, "", "", "")
                 continue
@@ -463,22 +523,38 @@ def render_text(result: DiffResult, width: int = 140) -> str:
                 table.add_row(
                     change.status if index == 0 else "",
                     label if index == 0 else "",
-                    item.path,
-                    _short(item.old) if item.kind != "added" else "",
-                    _short(item.new) if item.kind != "removed" else "",
+                    escape(item.path),
+                    escape(_short(item.old)) if item.kind != "added" else "",
+                    escape(_short(item.new)) if item.kind != "removed" else "",
                 )
         console.print(table)
     console.print(result.summary())
     return buffer.getvalue()
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|").replace("`", "'")
+def _text(value: Any) -> str:
+    from infra.policy.reports import escape_markdown
+
+    return escape_markdown(value)
+
+
+def _code(value: Any) -> str:
+    from infra.policy.reports import escape_markdown
+
+    return escape_markdown(value, "code")
 
 
 def _object_label(change: ObjectChange) -> str:
     where = f"{change.namespace}/" if change.namespace else ""
-    return f"`{change.kind}` {where}{change.name}"
+    return f"{_code(change.kind)} {_text(where + change.name)}"
+
+
+def _html_label(change: ObjectChange) -> str:
+    """The object inside ``<summary>`` (an HTML block: Markdown is not parsed there)."""
+    from infra.policy.reports import escape_markdown
+
+    where = f"{change.namespace}/" if change.namespace else ""
+    return f"<code>{escape_markdown(change.kind, 'html')}</code> {escape_markdown(where + change.name, 'html')}"
 
 
 def render_markdown(result: DiffResult, limit: int = MARKDOWN_LIMIT) -> str:
@@ -492,27 +568,27 @@ def render_markdown(result: DiffResult, limit: int = MARKDOWN_LIMIT) -> str:
 
     icon = ":white_check_mark:" if not result.has_changes else ":pencil2:"
     head = [
-        f"## {icon} `{result.stack}`: {result.summary()}",
+        f"## {icon} {_code(result.stack)}: {result.summary()}",
         "",
-        f"Compared with `{_cell(result.base)}` ({'an earlier render' if result.base_kind == 'render' else 'git'}).",
+        f"Compared with {_code(result.base)} ({'an earlier render' if result.base_kind == 'render' else 'git'}).",
         "",
     ]
-    head.extend(f"> {note}" for note in result.notes)
+    head.extend(f"> {_text(note)}" for note in result.notes)
     if result.notes:
         head.append("")
     blocks: list[str] = []
     if result.added or result.removed:
         rows = ["| Status | Object | File |", "| --- | --- | --- |"]
-        rows += [f"| {c.status} | {_object_label(c)} | `{c.path}` |" for c in result.added + result.removed]
+        rows += [f"| {c.status} | {_object_label(c)} | {_code(c.path)} |" for c in result.added + result.removed]
         blocks.append("### Added and removed\n\n" + "\n".join(rows) + "\n")
     for change in result.changed:
         rows = ["| Field | Change | Before | After |", "| --- | --- | --- | --- |"]
         for item in change.fields:
-            before = f"`{_cell(_short(item.old))}`" if item.kind != "added" else ""
-            after = f"`{_cell(_short(item.new))}`" if item.kind != "removed" else ""
-            rows.append(f"| `{_cell(item.path)}` | {item.kind} | {before} | {after} |")
+            before = _code(_short(item.old)) if item.kind != "added" else ""
+            after = _code(_short(item.new)) if item.kind != "removed" else ""
+            rows.append(f"| {_code(item.path)} | {item.kind} | {before} | {after} |")
         blocks.append(
-            f"<details><summary>changed {_object_label(change)} ({len(change.fields)} field(s))</summary>\n\n"
+            f"<details><summary>changed {_html_label(change)} ({len(change.fields)} field(s))</summary>\n\n"
             + "\n".join(rows)
             + "\n\n</details>\n"
         )
@@ -522,21 +598,24 @@ def render_markdown(result: DiffResult, limit: int = MARKDOWN_LIMIT) -> str:
         policy = reports.render_markdown(result.policy, limit=min(policy_budget, reports.MARKDOWN_LIMIT))
     text = "\n".join(head)
     total = len(blocks)
-    note_template = (
-        "\n> **Truncated:** {shown} of {total} resource section(s) shown; the comment is limited to "
-        f"{limit} characters. Run `slm-deploy diff --stack {result.stack}` for everything.\n"
-    )
-    reserve = len(note_template.format(shown=total, total=total)) + len(policy) + 2
+    command = _code(f"slm-deploy diff --stack {result.stack}")
+
+    def note(shown: int) -> str:
+        return (
+            f"\n> **Truncated:** {shown} of {total} resource section(s) shown; the comment is limited to "
+            f"{limit} characters. Run {command} for everything.\n"
+        )
+
+    reserve = len(note(total)) + len(policy) + 2
     body = ""
     for shown, block in enumerate(blocks):
         if len(text) + len(body) + len(block) + 1 + reserve > limit:
-            body += note_template.format(shown=shown, total=total)
+            body += note(shown)
             break
         body += block + "\n"
     text = text + body + ("\n" + policy if policy else "")
-    if len(text) > limit:  # only if the head alone is enormous (thousands of notes): cut hard, say so
-        cut = "\n> **Truncated** at the comment limit.\n"
-        text = text[: limit - len(cut)] + cut
+    if len(text) > limit:  # only if the head alone is enormous (thousands of notes): cut, say so
+        text = reports.truncate_markdown(text, limit, "\n> **Truncated** at the comment limit.\n")
     return text
 
 

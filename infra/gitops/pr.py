@@ -9,7 +9,10 @@ change touches nothing (there is nothing left to render or deploy).
 
 Run as ``python -m infra.gitops.pr touched --base REF`` (prints a JSON list of stack names) and
 ``python -m infra.gitops.pr comment --out FILE PART.md…`` (joins per-stack diffs into one comment,
-within the comment limit, headed by the marker the pipelines use to find and update it).
+within the comment limit, headed by the marker the pipelines use to find and update it). The parts
+are ``slm-deploy diff --format markdown`` reports, whose every user-provided string is escaped
+(:func:`infra.policy.reports.escape_markdown`); a part cut to fit ends at a line boundary with its
+``<details>`` blocks closed.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from infra.policy.reports import truncate_markdown
 
 #: The first line of the PR comment: the pipelines find the comment to update by it.
 COMMENT_MARKER = "<!-- slm-deploy:pr-summary -->"
@@ -77,14 +82,10 @@ def combine_comments(parts: Sequence[str], limit: int = COMMENT_LIMIT, marker: s
     head = f"{marker}\n# slm-deploy: offline diff and policy check\n\n"
     if not parts:
         return head + "No stack is touched by this change.\n"
-    note = "\n\n> **Truncated** to fit the comment: see the job's artifacts for the full report.\n"
+    note = "\n> **Truncated** to fit the comment: see the job's artifacts for the full report.\n"
     share = (limit - len(head)) // len(parts) - 2
-    pieces = []
-    for part in parts:
-        text = part.strip()
-        if len(text) > share:
-            text = text[: max(share - len(note), 0)].rstrip() + note
-        pieces.append(text)
+    # Cut at line boundaries and close open <details> blocks: one part can never swallow the next.
+    pieces = [truncate_markdown(part.strip(), share, note).strip() for part in parts]
     return head + "\n\n".join(pieces) + "\n"
 
 

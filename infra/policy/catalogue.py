@@ -1,20 +1,113 @@
 """Generate ``docs/policies.md``: every rule with id, severity, rationale, controls, checkov ids and
-the enforcement level per environment (read from ``policies/config/<env>.json``).
+the enforcement level per environment (read from ``policies/config/<env>.json``), then the frameworks'
+controls with the rules that claim them: every Pod Security Standards control (from
+``policies/lib/pss.py``, covered or not) and the NSA/CISA and AKS baseline controls rules cite.
 
 Regenerate with ``python -m infra.policy.catalogue > docs/policies.md``.
 """
 
 from __future__ import annotations
 
+import importlib
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .analyzer import DEFAULT_PACK_DIR, load_pack, reconciled_levels
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+#: How a stack's level is chosen (hand-written: the generator copies it into docs/policies.md).
+BINDING_PREAMBLE = (
+    "## Which level judges a stack",
+    "",
+    "A stack's *name* picks its level file, never its stack file: each `policies/config/<level>.json` lists the "
+    "stacks it binds in the `stacks` property of `environment-binding` (names, or glob patterns such as `dev-*`; "
+    "a name wins over a pattern, and a stack bound by two files is an error), and a stack no file lists is "
+    "judged at `prod`, the strictest level. The stack file's `slm-deploy:environment` is only a declaration: "
+    "`environment-binding` (mandatory in every level file, never waivable) refuses the run when it differs from "
+    "the bound level, so a prod stack that says `environment: dev` fails instead of passing on dev's advisory "
+    "levels. Under the Pulumi CLI the same policy reads the stack's name from the URNs and refuses a level file "
+    "that does not bind it (except `prod.json`, which judges unbound stacks).",
+    "",
+    "`slm-deploy check`, `slm-deploy diff` (its policy section), the pipelines `slm-deploy init-ci` writes and "
+    "their `pulumi preview`/`up --policy-pack-config` all use the bound level; the pipelines' deployment "
+    "environments (approvals) are the bound level too. The pack that judges is the installed one: a `policies/` "
+    "folder under `--root` is ignored, and `check --policy-pack DIR` (said on stderr and in the reports) is the "
+    "only way to judge with another. `slm-deploy diff` against a git ref also reports, as a mandatory "
+    "`environment-binding` violation, a change that moves the stack to a weaker level than at that ref. Moving "
+    "a stack between levels is an edit of `policies/config/`, which touches every stack and belongs to the "
+    "policy owners (protect the folder with CODEOWNERS).",
+    "",
+    "## Rules",
+    "",
+)
+#: A control id at the start of a citation, as the Microsoft cloud security benchmark numbers them.
+_CONTROL_ID = re.compile(r"[A-Z]{2,3}-\d+")
 
 
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
+
+
+def _rule_refs(rules: Sequence[Any]) -> str:
+    return ", ".join(f"{r.id} `{r.name}`" for r in rules) or "**none**"
+
+
+def _pss_section(rules: Sequence[Any]) -> list[str]:
+    """One row per control of the standard (covered or not), then the pack's other citations of it."""
+    pss = importlib.import_module("policies.lib.pss")
+    lines = [
+        "## Pod Security Standards → rule ids",
+        "",
+        f"Every control of the baseline and restricted profiles as the [Pod Security Standards]({pss.SOURCE_URL}) "
+        f"list them for Kubernetes {pss.KUBERNETES_VERSION} (kept in `policies/lib/pss.py`; a test fails when a "
+        "control has no rule). The restricted profile includes every baseline control.",
+        "",
+        "| Profile | Control | Restricted fields | Rules |",
+        "| --- | --- | --- | --- |",
+    ]
+    for control, citing in pss.rules_by_control(rules).items():
+        name = f"{control.name} ({control.since}+)" if control.since else control.name
+        lines.append(f"| {control.profile} | {_cell(name)} | {_cell(control.fields)} | {_rule_refs(citing)} |")
+    others = pss.other_refs(rules)
+    if others:
+        lines += ["", "Other references to the standard:", ""]
+        lines += [f"- {_cell(ref)}: {_rule_refs(citing)}" for ref, citing in others.items()]
+    lines.append("")
+    return lines
+
+
+def _control_key(ref: str) -> str:
+    """The control a citation names: its id (``NS-1``) where it starts with one, else the whole text."""
+    head, sep, _ = ref.partition(":")
+    return head if sep and _CONTROL_ID.fullmatch(head) else ref
+
+
+def _framework_section(framework: str, rules: Sequence[Any]) -> list[str]:
+    """The controls of ``framework`` that rules claim, each with the rules that claim it (citations of one
+    control id with different wordings are grouped)."""
+    wordings: dict[str, list[str]] = {}
+    by_control: dict[str, list[Any]] = {}
+    for rule in rules:
+        for ref in rule.controls.get(framework, ()):
+            key = _control_key(ref)
+            if ref not in wordings.setdefault(key, []):
+                wordings[key].append(ref)
+            if rule not in by_control.setdefault(key, []):
+                by_control[key].append(rule)
+    lines = [
+        f"## {framework} → rule ids",
+        "",
+        "The controls the pack's rules claim (only those; the framework has others).",
+        "",
+        "| Control | Rules |",
+        "| --- | --- |",
+    ]
+    for key in sorted(by_control):
+        lines.append(f"| {_cell(' / '.join(wordings[key]))} | {_rule_refs(by_control[key])} |")
+    lines.append("")
+    return lines
 
 
 def render_catalogue(pack_dir: Path | None = None) -> str:
@@ -31,6 +124,7 @@ def render_catalogue(pack_dir: Path | None = None) -> str:
         "from `policies/config/<env>.json` (the `--policy-pack-config` files). Waivers live in stack config "
         "(`slm-deploy:waivers`) and are reported by `waived-results`; see `policies/lib/waivers.py`.",
         "",
+        *BINDING_PREAMBLE,
         "| Id | Policy | Title | Severity | " + " | ".join(ENVIRONMENTS) + " | checkov |",
         "| --- | --- | --- | --- | " + " | ".join("---" for _ in ENVIRONMENTS) + " | --- |",
     ]
@@ -62,6 +156,11 @@ def render_catalogue(pack_dir: Path | None = None) -> str:
             config = ", ".join(f"`{k}={v}`" for k, v in sorted(reconciled.properties.items()))
             lines.append(f"- {env}: {reconciled.enforcement_level}" + (f" ({config})" if config else ""))
         lines.append("")
+    lines += _pss_section(pack.RULES)
+    rule_module = importlib.import_module("policies.lib.rule")
+    for framework in (rule_module.NSA, rule_module.AKS):
+        if any(rule.controls.get(framework) for rule in pack.RULES):
+            lines += _framework_section(framework, pack.RULES)
     return "\n".join(lines)
 
 

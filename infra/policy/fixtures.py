@@ -5,6 +5,10 @@ A fixture is a mapping::
     description: why this passes or fails          # optional
     config: {requireDigest: true}                   # optional: the rule's policy config properties
     stack_config: {environment: prod, waivers: []}  # optional: stack config for the run
+    expect:                                         # fail fixtures only, and required there
+      - resource: dev-qwen3-deployment              # a fixture resource's name; omit for the stack
+        message: sets hostNetwork                   # a fragment of the violation's message
+        policy: other-policy                        # optional: the rule of the fixture's folder
     resources:
       - type: kubernetes:apps/v1:Deployment
         name: dev-qwen3-deployment
@@ -12,8 +16,10 @@ A fixture is a mapping::
         options: {protect: false}                   # optional
         parent: other-resource-name                 # optional: logical name of another fixture resource
 
-(a bare list is also accepted, as ``resources``). The string ``<unknown>`` stands for a value not
-known during preview and ``{$secret: value}`` for a secret input.
+A pass fixture may be a bare list (its ``resources``). ``expect`` lists every violation the rule must
+report: each entry must be matched by a violation of its policy on that resource whose message contains
+the fragment, and every violation the rule reports must match an entry. The string ``<unknown>`` stands
+for a value not known during preview and ``{$secret: value}`` for a secret input.
 """
 
 from __future__ import annotations
@@ -26,9 +32,30 @@ from typing import Any, Literal
 from infra.plan.model import UNKNOWN, RecordedResource, Secret
 
 UNKNOWN_MARK = "<unknown>"
+FIXTURE_KEYS = frozenset({"description", "config", "stack_config", "expect", "resources"})
+EXPECT_KEYS = frozenset({"resource", "message", "policy"})
 SECRET_MARK = "$secret"
 FIXTURE_STACK = "fixture"
 FIXTURE_PROJECT = "slm-deploy"
+
+
+class FixtureError(ValueError):
+    """A malformed fixture file."""
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One violation a fail fixture must produce."""
+
+    #: A fragment of the violation message (without the policy description line).
+    message: str
+    #: The fixture resource's name; None for a violation of the stack as a whole.
+    resource: str | None = None
+    #: The policy; None for the rule of the fixture's folder.
+    policy: str | None = None
+
+    def matches(self, policy: str, resource: str | None, message: str, default_policy: str) -> bool:
+        return (self.policy or default_policy) == policy and self.resource == resource and self.message in message
 
 
 @dataclass(frozen=True)
@@ -40,6 +67,8 @@ class Fixture:
     config: dict[str, Any] = field(default_factory=dict)
     stack_config: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: The violations a fail fixture must produce (empty for pass fixtures).
+    expect: tuple[Expectation, ...] = ()
 
     @property
     def id(self) -> str:
@@ -92,21 +121,61 @@ def resources_from(entries: list[Any]) -> list[RecordedResource]:
     return result
 
 
+def _expectations(path: Path, raw: Any, names: set[str]) -> tuple[Expectation, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise FixtureError(f"{path}: 'expect' is a non-empty list of {{resource, message}} entries")
+    found: list[Expectation] = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not set(entry) <= EXPECT_KEYS:
+            raise FixtureError(f"{path}: an 'expect' entry is a mapping with keys {sorted(EXPECT_KEYS)}: {entry!r}")
+        message = entry.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise FixtureError(f"{path}: an 'expect' entry needs a non-empty message fragment: {entry!r}")
+        resource = entry.get("resource")
+        if resource is not None and str(resource) not in names:
+            raise FixtureError(f"{path}: 'expect' names resource {resource!r}, which the fixture does not define")
+        policy = entry.get("policy")
+        found.append(
+            Expectation(
+                message=message,
+                resource=None if resource is None else str(resource),
+                policy=None if policy is None else str(policy),
+            )
+        )
+    return tuple(found)
+
+
 def load_fixture(path: Path) -> Fixture:
+    """Read a fixture; :class:`FixtureError` if it is malformed (a fail fixture without ``expect`` is)."""
     from ruamel.yaml import YAML
 
     data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
     if isinstance(data, list):
         data = {"resources": data}
     if not isinstance(data, dict) or not isinstance(data.get("resources"), list):
-        raise ValueError(f"{path}: a fixture is a list of resources or a mapping with 'resources'")
+        raise FixtureError(f"{path}: a fixture is a list of resources or a mapping with 'resources'")
+    unknown = sorted(str(k) for k in set(data) - FIXTURE_KEYS)
+    if unknown:
+        raise FixtureError(f"{path}: unknown fixture keys {unknown}; known are {sorted(FIXTURE_KEYS)}")
     expected: Literal["pass", "fail"]
     if path.name.startswith("pass-"):
         expected = "pass"
     elif path.name.startswith("fail-"):
         expected = "fail"
     else:
-        raise ValueError(f"{path}: fixture file names start with pass- or fail-")
+        raise FixtureError(f"{path}: fixture file names start with pass- or fail-")
+    names = {str(e["name"]) for e in data["resources"] if isinstance(e, dict) and "name" in e}
+    expect: tuple[Expectation, ...] = ()
+    if expected == "pass" and "expect" in data:
+        raise FixtureError(f"{path}: a pass fixture expects no violation: remove 'expect'")
+    if expected == "fail":
+        if "expect" in data:
+            expect = _expectations(path, data["expect"], names)
+        else:
+            raise FixtureError(
+                f"{path}: a fail fixture states the violations it must produce: add "
+                "'expect: [{resource: <name>, message: <fragment>}]' beside 'resources'"
+            )
     return Fixture(
         path=path,
         rule_folder=path.parent.parent.name,
@@ -115,6 +184,7 @@ def load_fixture(path: Path) -> Fixture:
         config=dict(data.get("config") or {}),
         stack_config=dict(data.get("stack_config") or {}),
         description=str(data.get("description") or ""),
+        expect=expect,
     )
 
 

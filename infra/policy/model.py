@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Level = Literal["advisory", "mandatory", "disabled", "remediate"]
@@ -55,6 +55,8 @@ class PolicyResult:
     resource_name: str | None = None
     resource_type: str | None = None
     waiver: WaiverInfo | None = None
+    #: The stack the result is about (set when reports of several stacks are merged, and by ``check``).
+    stack: str | None = None
 
     @property
     def blocking(self) -> bool:
@@ -63,7 +65,11 @@ class PolicyResult:
 
 @dataclass
 class PolicyReport:
-    """Everything one run of the pack found, plus the policies and levels it ran with."""
+    """Everything one run of the pack found, plus the policies and levels it ran with.
+
+    ``environment`` is what the stack file declares; ``level`` is the level the stack is bound to
+    (by its name: see :func:`infra.policy.pack_config.bind_level`) and ``binding`` says why.
+    """
 
     pack_name: str
     pack_version: str
@@ -72,6 +78,14 @@ class PolicyReport:
     stack: str | None
     policies: list[PolicyInfo]
     results: list[PolicyResult]
+    level: str | None = None
+    binding: str | None = None
+
+    def named(self) -> PolicyReport:
+        """A copy whose every result names this report's stack (:attr:`PolicyResult.stack`)."""
+        if self.stack is None or all(r.stack == self.stack for r in self.results):
+            return self
+        return replace(self, results=[replace(r, stack=self.stack) for r in self.results])
 
     def _with(self, status: Status) -> list[PolicyResult]:
         return [r for r in self.results if r.status == status]
@@ -91,6 +105,19 @@ class PolicyReport:
     @property
     def passes(self) -> list[PolicyResult]:
         return self._with("pass")
+
+    @property
+    def not_evaluated(self) -> list[tuple[PolicyInfo, str]]:
+        """Policies that judged nothing in this run, each with why: disabled at this level, or nothing in
+        the stack is of the kinds they check (AKS rules on a stack that brings its own cluster …)."""
+        judged = {r.policy_name for r in self.results}
+        found = []
+        for policy in self.policies:
+            if policy.enforcement_level == "disabled":
+                found.append((policy, "disabled at this level"))
+            elif policy.name not in judged:
+                found.append((policy, "nothing in this stack it applies to"))
+        return found
 
     @property
     def mandatory_violations(self) -> int:
@@ -113,14 +140,21 @@ class PolicyReport:
             "configSource": self.config_source,
             "environment": self.environment,
             "stack": self.stack,
+            "level": self.level,
+            "binding": self.binding,
             "summary": {
                 "mandatoryViolations": self.mandatory_violations,
                 "advisoryViolations": self.advisory_violations,
                 "waived": len(self.waived),
                 "notRun": len(self.not_run),
                 "passed": len(self.passes),
+                "notEvaluated": len(self.not_evaluated),
                 "ok": self.ok,
             },
             "policies": [asdict(p) for p in self.policies],
+            "notEvaluated": [
+                {"policy": policy.name, "ruleId": policy.rule_id, "reason": reason}
+                for policy, reason in self.not_evaluated
+            ],
             "results": [asdict(r) for r in self.results],
         }

@@ -4,15 +4,27 @@ Order, for each policy: the level the pack declares (``GetAnalyzerInfo``) and th
 config schema, then the pack's ``initialConfig``, then the file's ``"all"`` level, then the file's
 entry for the policy (a level string, or an object with ``enforcementLevel`` and properties). The
 result is validated against each policy's config schema (unknown keys are errors).
+
+Which file judges a stack is decided here too, by the stack's *name* and never by its stack file
+(:func:`bind_level`): each level file lists the stacks it binds in the ``stacks`` property of the
+``environment-binding`` policy, a stack no file lists gets the strictest level (``prod``), and that
+policy refuses a stack whose declared ``slm-deploy:environment`` differs from the bound level.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from infra.config.stack import StackConfig
+    from infra.plan.model import RecordedResource
+    from infra.plan.stack import StackPlan
+
+    from .model import PolicyReport
 
 LEVELS = ("advisory", "mandatory", "disabled", "remediate")
 
@@ -125,3 +137,145 @@ def reconcile(
             raise PolicyConfigError(f"{source}: policy '{schema.name}' key {path}: {error.message}")
         result[schema.name] = ReconciledPolicy(levels[schema.name], dict(values))
     return result
+
+
+# --------------------------------------------------------------------------- level binding
+
+#: The stack policy that holds the binding in every level file and checks it during a run.
+BINDING_POLICY = "environment-binding"
+#: Level files from the least to the most strict; a stack no level file binds gets the strictest.
+LEVEL_ORDER = ("dev", "staging", "prod")
+STRICTEST_LEVEL = LEVEL_ORDER[-1]
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class LevelBinding:
+    """Which level file judges a stack, and why: chosen by the stack's *name*, never by its content.
+
+    Each ``<level>.json`` of the pack's ``config/`` folder lists the stacks it binds in the
+    ``stacks`` property of :data:`BINDING_POLICY` (names, or glob patterns such as ``dev-*``); a
+    stack no file lists is judged at :data:`STRICTEST_LEVEL`.
+    """
+
+    stack: str
+    level: str
+    config_file: Path
+    #: The entry of the level file's ``stacks`` list that matched; ``None``: the default for unknown stacks.
+    matched: str | None = None
+
+    def describe(self) -> str:
+        """Why this level: ``bound by name in prod.json``, ``bound by the pattern 'dev-*' in dev.json``."""
+        if self.matched is None:
+            return "no level file binds this stack: the strictest level"
+        how = "by name" if self.matched == self.stack else f"by the pattern {self.matched!r}"
+        return f"bound {how} in {self.config_file.name}"
+
+
+def level_files(config_dir: Path) -> dict[str, Path]:
+    """The level files of a pack's ``config/`` folder, by level name (the file's stem)."""
+    return {path.stem: path for path in sorted(config_dir.glob("*.json"))}
+
+
+def bound_stacks(config: Mapping[str, Any], source: str) -> list[str]:
+    """The ``stacks`` list of :data:`BINDING_POLICY` in one level file's content (empty when absent)."""
+    entry = config.get(BINDING_POLICY)
+    if not isinstance(entry, Mapping):
+        return []
+    stacks = entry.get("stacks", [])
+    if not isinstance(stacks, list) or not all(isinstance(s, str) and s.strip() for s in stacks):
+        raise PolicyConfigError(f"{source}: '{BINDING_POLICY}'.stacks must be a list of stack names or patterns")
+    return list(stacks)
+
+
+def _matches(stack: str, entry: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    return stack == entry or (bool(_GLOB_CHARACTERS & set(entry)) and fnmatchcase(stack, entry))
+
+
+def bind_level(stack: str, config_dir: Path) -> LevelBinding:
+    """The level file that judges ``stack`` (see :class:`LevelBinding`).
+
+    A name listed in a level file wins over patterns; a stack matched by the patterns of two
+    files, or listed by name in two, is an error (the binding must be unambiguous).
+    """
+    files = level_files(config_dir)
+    exact: list[tuple[str, str]] = []
+    patterns: list[tuple[str, str]] = []
+    for level, path in files.items():
+        for entry in bound_stacks(read_config_file(path), str(path)):
+            if entry == stack:
+                exact.append((level, entry))
+            elif _matches(stack, entry):
+                patterns.append((level, entry))
+    for found in (exact, patterns):
+        levels = sorted({level for level, _ in found})
+        if len(levels) > 1:
+            where = ", ".join(f"{level}.json ({entry!r})" for level, entry in found)
+            raise PolicyConfigError(
+                f"{config_dir}: stack {stack!r} is bound by several level files: {where}; bind it in one"
+            )
+        if found:
+            level, entry = found[0]
+            return LevelBinding(stack, level, files[level], entry)
+    if STRICTEST_LEVEL not in files:
+        raise PolicyConfigError(f"{config_dir}: no {STRICTEST_LEVEL}.json for stacks no level file binds")
+    return LevelBinding(stack, STRICTEST_LEVEL, files[STRICTEST_LEVEL])
+
+
+def verify_binding(binding: LevelBinding, enforcement_level: str | None, properties: Mapping[str, Any]) -> None:
+    """Refuse a level file that does not judge its own binding: :data:`BINDING_POLICY` must be
+    mandatory there and name the file's level as its ``environment``.
+
+    ``enforcement_level`` and ``properties`` are the reconciled values a run used (``None``: the pack
+    has no such policy).
+    """
+    if enforcement_level is None:
+        raise PolicyConfigError(f"the policy pack has no '{BINDING_POLICY}' policy: it cannot judge level bindings")
+    environment = properties.get("environment")
+    if enforcement_level != "mandatory" or environment != binding.level:
+        raise PolicyConfigError(
+            f"{binding.config_file}: policy '{BINDING_POLICY}' must be mandatory with environment "
+            f"'{binding.level}' (it is {enforcement_level}, environment {environment!r})"
+        )
+
+
+class PackRunner(Protocol):
+    """:func:`infra.policy.analyzer.run_policy_pack` (passed in: the analyzer imports this module)."""
+
+    def __call__(
+        self,
+        resources: Sequence[RecordedResource],
+        environment_config: Path,
+        stack_config: Mapping[str, Any],
+        *,
+        stack: str,
+        pack_dir: Path,
+    ) -> PolicyReport: ...
+
+
+def pack_stack_config(config: StackConfig) -> dict[str, Any]:
+    """The stack's config as the Pulumi CLI hands it to a policy pack: the keys the stack file sets.
+
+    Secrets are left out: offline they are ciphertext, and no rule reads a secret's value.
+    """
+    return config.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude={"secrets"})
+
+
+def judge_stack(plan: StackPlan, pack_dir: Path, run: PackRunner) -> PolicyReport:
+    """Run the pack in ``pack_dir`` on a planned stack at the level its *name* is bound to.
+
+    The stack's config goes in as the Pulumi CLI hands it to a pack (:func:`pack_stack_config`): the
+    ``environment-binding`` policy compares the declared environment with the level, and rules read the
+    waivers, the Kubernetes version and raw chart values; the level file must judge its own binding
+    (:func:`verify_binding`). The report carries the level and why it applies.
+    """
+    binding = bind_level(plan.stack, pack_dir / "config")
+    stack_config = pack_stack_config(plan.config)
+    report = run(plan.run.resources, binding.config_file, stack_config, stack=plan.stack, pack_dir=pack_dir)
+    policy = report.policy(BINDING_POLICY)
+    verify_binding(binding, policy.enforcement_level if policy else None, policy.config if policy else {})
+    report.level = binding.level
+    report.binding = binding.describe()
+    return report.named()

@@ -160,6 +160,22 @@ def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
     return True
 
 
+def is_windows(spec: Mapping[str, Any]) -> bool:
+    """Whether the pod declares ``spec.os.name: windows`` (the API then forbids Linux-only security fields)."""
+    return bool(get(spec, "os", "name") == "windows")
+
+
+def security_contexts(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(label, securityContext)`` of the pod (label ``pod``) and of every container that has one."""
+    pod_context = get(spec, "securityContext")
+    if is_map(pod_context):
+        yield "pod", pod_context
+    for c in containers(spec):
+        context = get(c.body, "securityContext")
+        if is_map(context):
+            yield c.label, context
+
+
 def effective(container: Container, spec: Mapping[str, Any], *path: str) -> Any:
     """A security-context field: the container's value, else the pod's (the container overrides)."""
     value = get(container.body, "securityContext", *path)

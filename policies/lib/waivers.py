@@ -59,6 +59,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from . import stack_config
+
 if TYPE_CHECKING:
     from pulumi_policy import ReportViolation
 
@@ -152,9 +154,7 @@ def take_applied() -> list[AppliedWaiver]:
 
 
 def _config(key: str) -> Any:
-    import pulumi.runtime
-
-    return pulumi.runtime.get_config(key)
+    return stack_config.raw(key.removeprefix(f"{CONFIG_NAMESPACE}:"))
 
 
 def environment() -> str:

@@ -38,7 +38,38 @@ def _github(repo: Path) -> dict[Any, Any]:
 
 
 def test_stacks_are_read_from_the_repository_in_deployment_order(repo: Path) -> None:
-    assert [(s.name, s.environment) for s in stacks_of(repo)] == [(s, s) for s in STACKS]
+    assert [(s.name, s.level) for s in stacks_of(repo)] == [(s, s) for s in STACKS]
+
+
+def _weakened(repo: Path) -> Path:
+    """The prod stack file declaring dev, and a new stack no level file binds (a copy of dev)."""
+    prod = repo / "stacks" / "Pulumi.prod.yaml"
+    prod.write_text(prod.read_text().replace("slm-deploy:environment: prod", "slm-deploy:environment: dev"))
+    shutil.copy(repo / "stacks" / "Pulumi.dev.yaml", repo / "stacks" / "Pulumi.canary.yaml")
+    return repo
+
+
+def test_levels_are_bound_by_stack_name_not_by_the_stack_file(repo: Path) -> None:
+    levels = {s.name: s.level for s in stacks_of(_weakened(repo))}
+    assert levels == {"dev": "dev", "staging": "staging", "prod": "prod", "canary": "prod"}
+    jobs = _github(repo)["jobs"]
+    for stack in ("prod", "canary"):
+        job = jobs[f"up-{stack}"]
+        assert job["environment"] == "prod"  # the approvals of prod, whatever the stack file says
+        pulumi = next(s for s in job["steps"] if s.get("uses") == GITHUB_ACTIONS["pulumi"])
+        assert pulumi["with"]["policyPackConfigs"] == "policies/config/prod.json"
+    preview = next(s for s in jobs["preview"]["steps"] if s.get("uses") == GITHUB_ACTIONS["pulumi"])
+    assert '"prod":"prod"' in preview["with"]["policyPackConfigs"]
+    assert preview["with"]["policyPackConfigs"].endswith("|| 'prod' }}.json")  # touched yet unlisted: prod
+    (path,) = init_ci(repo, "azure", force=False)
+    (stages,) = _load(path)["stages"][1].values()
+    for stage in stages:
+        if stage["stage"] in ("up_prod", "up_canary"):
+            (deployment,) = stage["jobs"]
+            assert deployment["environment"] == "slm-deploy-prod"
+            steps = deployment["strategy"]["runOnce"]["deploy"]["steps"]
+            pulumi = next(s for s in steps if s.get("task") == "Pulumi@1")
+            assert "--policy-pack-config policies/config/prod.json" in pulumi["inputs"]["args"]
 
 
 def test_github_triggers_and_default_permissions(repo: Path) -> None:
@@ -57,11 +88,13 @@ def test_github_offline_job(repo: Path) -> None:
     assert uses[:2] == [GITHUB_ACTIONS["checkout"], GITHUB_ACTIONS["setup_python"]]
     assert steps[0]["with"] == {"fetch-depth": 0, "persist-credentials": False}
     script = "\n".join(s.get("run", "") for s in steps)
-    assert "slm-deploy check --stack" in script and "--format sarif" in script
+    # One check run for every touched stack (args+=(--stack …)), SARIF and JUnit from the same run.
+    assert script.count("slm-deploy check \"${args[@]}\"") == 1 and 'args+=(--stack "$stack")' in script
+    assert '--format sarif --output out/policy.sarif --junit out/policy.junit.xml' in script
     assert "slm-deploy diff --stack" in script and "--format markdown" in script
     assert "python -m infra.gitops.pr touched" in script
-    sarif = [s for s in steps if s.get("uses") == GITHUB_ACTIONS["upload_sarif"]]
-    assert [s["with"]["category"] for s in sarif] == [f"slm-deploy-{s}" for s in STACKS]
+    (sarif,) = [s for s in steps if s.get("uses") == GITHUB_ACTIONS["upload_sarif"]]
+    assert sarif["with"] == {"sarif_file": "out/policy.sarif", "category": "slm-deploy"}
     comment = next(s for s in steps if "comment" in s.get("name", ""))
     assert COMMENT_MARKER in comment["run"] and "--method PATCH" in comment["run"]
     assert comment["env"]["GH_TOKEN"] == "${{ github.token }}"
@@ -116,7 +149,8 @@ def test_azure_pipeline(repo: Path) -> None:
     offline, previews = pr_stage["jobs"]
     steps = offline["steps"]
     script = "\n".join(s.get("script", "") for s in steps)
-    assert "slm-deploy check" in script and "slm-deploy diff" in script and COMMENT_MARKER in script
+    assert "slm-deploy diff" in script and COMMENT_MARKER in script
+    assert script.count("slm-deploy check \"${args[@]}\"") == 1 and "--junit out/policy.junit.xml" in script
     assert any(s.get("task") == "PublishTestResults@2" for s in steps)
     assert any(s.get("inputs", {}).get("artifact") == "CodeAnalysisLogs" for s in steps)
     (key,) = previews

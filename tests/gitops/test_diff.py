@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -100,10 +101,15 @@ def test_directory_base_added_changed_removed(edited_diff: DiffResult) -> None:
     assert edited_diff.base_kind == "render"
 
 
-def test_exit_status_and_output_file(project: Path, edited_base: Path, tmp_path: Path) -> None:
+def _objects(render: Path) -> int:
+    return len(list(render.rglob("*.yaml")))
+
+
+def test_exit_status_and_output_file(project: Path, base_render: Path, edited_base: Path, tmp_path: Path) -> None:
     target = tmp_path / "reports" / "diff.json"
     assert diff_command(project, "dev", str(edited_base), "json", target) == 1
-    assert json.loads(target.read_text())["summary"] == {"added": 1, "changed": 1, "removed": 1, "unchanged": 13}
+    unchanged = _objects(base_render) - 2  # one changed, one added (missing from the edited base)
+    assert json.loads(target.read_text())["summary"] == {"added": 1, "changed": 1, "removed": 1, "unchanged": unchanged}
 
 
 @pytest.mark.parametrize(
@@ -135,7 +141,7 @@ def test_errors_exit_2_with_one_line(
 
 def test_text_and_json_reports(edited_diff: DiffResult) -> None:
     text = render_text(edited_diff)
-    assert "spec.replicas" in text and "1 added, 1 changed, 1 removed, 13 unchanged" in text
+    assert "spec.replicas" in text and f"1 added, 1 changed, 1 removed, {edited_diff.unchanged} unchanged" in text
     data = json.loads(render_json(edited_diff))
     changed = next(c for c in data["changes"] if c["status"] == "changed")
     assert {"path": "spec.replicas", "kind": "changed", "old": 3, "new": 1} in changed["fields"]
@@ -144,10 +150,11 @@ def test_text_and_json_reports(edited_diff: DiffResult) -> None:
 
 def test_markdown_comment(edited_diff: DiffResult) -> None:
     text = render_markdown(edited_diff)
-    assert text.startswith("## ") and "`dev`: 1 added, 1 changed, 1 removed, 13 unchanged" in text
+    assert text.startswith("## ") and f"`dev`: 1 added, 1 changed, 1 removed, {edited_diff.unchanged} unchanged" in text
     assert "| `spec.replicas` | changed | `3` | `1` |" in text
     assert "`ConfigMap` slm-qwen3-micro/retired" in text
     assert "Policy pack" in text  # the policy results of the new render follow
+    assert "Level `dev` (bound by name in dev.json)" in text
     assert "Truncated" not in text
     assert len(text) <= 65_000
 
@@ -278,6 +285,140 @@ def test_git_ref_where_the_stack_does_not_exist_yet(tmp_path: Path) -> None:
     _git(repo, "commit", "--quiet", "-m", "empty")
     _project(repo)
     diff = diff_stack(repo, "dev", "main")
-    assert not diff.changed and not diff.removed and len(diff.added) == 15
+    assert not diff.changed and not diff.removed and diff.added and diff.unchanged == 0
     assert "does not exist at main" in diff.notes[0]
     assert _git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+# --------------------------------------------------------------------------- safe to paste, bound levels
+
+
+def _markdown_html(text: str) -> str:
+    markdown_it = pytest.importorskip("markdown_it")
+    return str(markdown_it.MarkdownIt("commonmark", {"html": True}).enable(["table"]).render(text))
+
+
+HOSTILE = "<img src=x onerror=alert(1)> @org/team [click](https://evil) ![x](https://evil/x.png) | broken | `tick`\nnew"
+
+
+def test_markdown_escapes_every_user_provided_string() -> None:
+    """Stack, base, notes, object names, paths, field paths and values all come from users."""
+    change = ObjectChange(
+        path=f"ns/configmap--{HOSTILE}.yaml",
+        status="changed",
+        kind=f"ConfigMap{HOSTILE}",
+        name=HOSTILE,
+        namespace=HOSTILE,
+        fields=(FieldChange(f'metadata.labels["{HOSTILE}"]', "changed", HOSTILE, {"k": HOSTILE}),),
+    )
+    added = ObjectChange(path=f"ns/{HOSTILE}.yaml", status="added", kind=HOSTILE, name=HOSTILE, namespace=None)
+    result = DiffResult(
+        stack=HOSTILE, base=HOSTILE, base_kind="git", changes=[change, added], unchanged=0, notes=[HOSTILE]
+    )
+    text = render_markdown(result)
+    html = _markdown_html(text)
+    tags = {t.lower() for t in re.findall(r"<([a-zA-Z][a-zA-Z0-9]*)", html)}
+    assert tags <= {
+        "h2",
+        "h3",
+        "p",
+        "code",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "blockquote",
+        "details",
+        "summary",
+    }
+    assert html.count("<details>") == html.count("</details>") == 1
+    rows = re.findall(r"<tr>(.*?)</tr>", html, re.S)
+    assert [row.count("<td>") for row in rows if "<td>" in row] == [3, 4]  # added/removed table, fields table
+    outside_code = re.sub(r"<[^>]+>", "", re.sub(r"<code>.*?</code>", "", html, flags=re.S))
+    assert not re.search(r"(?<![\w\u200b])@[A-Za-z0-9]", outside_code) and "://" not in outside_code
+    marked = DiffResult(
+        stack="[bold]s[/bold]", base="[link=https://evil]b[/link]", base_kind="git", changes=[], unchanged=0
+    )
+    assert "Stack [bold]s[/bold]: now vs [link=https://evil]b[/link]" in render_text(marked)  # rich markup escaped
+
+
+def test_a_prod_stack_declaring_dev_shows_in_the_diff(tmp_path: Path) -> None:
+    """The weakened copy of prod against the reference prod render: the comment says failed and names
+    environment-binding."""
+    reference = tmp_path / "reference"
+    (reference / "stacks").mkdir(parents=True)
+    shutil.copy(ROOT / "stacks" / "Pulumi.prod.yaml", reference / "stacks" / "Pulumi.prod.yaml")
+    render = tmp_path / "render"
+    done = CliRunner().invoke(app, ["render", "--stack", "prod", "--root", str(reference), "--out", str(render)])
+    assert done.exit_code == 0, done.output
+    weak = tmp_path / "weak"
+    (weak / "stacks").mkdir(parents=True)
+    text = (ROOT / "stacks" / "Pulumi.prod.yaml").read_text()
+    (weak / "stacks" / "Pulumi.prod.yaml").write_text(
+        text.replace("slm-deploy:environment: prod", "slm-deploy:environment: dev")
+    )
+    out = tmp_path / "comment.md"
+    # The manifests are the same (the declared environment changes resource options, not objects):
+    # the policy section is where it shows, judged at prod.
+    assert diff_command(weak, "prod", str(render), "markdown", out) == 0
+    comment = out.read_text()
+    assert "Policy pack `slm-deploy` failed for stack `prod`" in comment
+    assert "Level `prod` (bound by name in prod.json)" in comment and "environment `dev`" in comment
+    row = next(
+        line for line in comment.splitlines() if "environment\\-binding" in line or "environment-binding" in line
+    )
+    assert "| violation | mandatory |" in row and "declares slm-deploy:environment 'dev'" in row
+
+
+def _commit_levels(repo: Path, prod_bound_to: str) -> None:
+    config = repo / "policies" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    for level in ("dev", "staging", "prod"):
+        stacks = [level] if level != prod_bound_to else [level, "prod"]
+        if level == "prod" and prod_bound_to != "prod":
+            stacks = []
+        entry = {"enforcementLevel": "mandatory", "environment": level, "stacks": stacks}
+        (config / f"{level}.json").write_text(json.dumps({"all": "mandatory", "environment-binding": entry}))
+
+
+def test_moving_a_stack_to_a_weaker_level_is_refused_in_the_comment(tmp_path: Path) -> None:
+    from infra.gitops.diff import _judge_rebinding, base_level
+    from infra.policy.model import PolicyReport
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _commit_levels(repo, "prod")
+    _git(repo, "init", "--quiet", "--initial-branch=main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "--quiet", "-m", "prod at prod")
+    _commit_levels(repo, "dev")  # the change: prod listed in dev.json
+    config = repo / "policies" / "config"
+    assert base_level(repo, "prod", "HEAD", config) == "prod"
+    assert base_level(repo, "prod", "HEAD", tmp_path) is None  # not in the repository: nothing to compare
+
+    def judged(level: str) -> DiffResult:
+        policy = PolicyReport("slm-deploy", "0.1.0", "c", "dev", "prod", [], [], level=level)
+        result = DiffResult(stack="prod", base="HEAD", base_kind="git", changes=[], unchanged=1, policy=policy)
+        _judge_rebinding(result, repo, "HEAD", config)
+        return result
+
+    weaker = judged("dev")
+    assert weaker.policy is not None and not weaker.policy.ok
+    (violation,) = weaker.policy.violations
+    assert violation.policy_name == "environment-binding" and violation.blocking
+    assert "from level prod (at HEAD) to level dev, a weaker one" in weaker.notes[0]
+    assert "environment-binding" in render_markdown(weaker) and ":x:" in render_markdown(weaker)
+    same = judged("prod")
+    assert same.policy is not None and same.policy.ok and not same.notes
+
+
+def test_the_pr_comment_keeps_parts_apart() -> None:
+    from infra.gitops.pr import combine_comments
+
+    part = "## `dev`\n<details><summary>changed</summary>\n\n" + "| a | b |\n" * 5000 + "\n</details>\n"
+    text = combine_comments([part, "## `prod`: nothing\n"], limit=20_000)
+    assert len(text) <= 20_000
+    dev, _ = text.split("## `prod`")
+    assert dev.count("<details>") == dev.count("</details>") == 1  # prod is not inside dev's block

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from infra.policy.analyzer import load_pack, reconciled_levels, run_policy_pack
-from infra.policy.pack_config import PolicyConfigError
+from infra.policy.fixtures import resources_from
+from infra.policy.pack_config import BINDING_POLICY, PolicyConfigError, bind_level, verify_binding
 
 REPO = Path(__file__).resolve().parents[2]
 PACK_DIR = REPO / "policies"
 CONFIG_DIR = PACK_DIR / "config"
+NAMESPACE = [{"type": "kubernetes:core/v1:Namespace", "name": "m", "props": {"metadata": {"name": "m"}}}]
 
 
 def test_dev_is_advisory_prod_is_mandatory() -> None:
@@ -131,3 +133,93 @@ def test_docs_catalogue_is_current() -> None:
     assert (REPO / "docs" / "policies.md").read_text() == render_catalogue(PACK_DIR), (
         "docs/policies.md is stale: run python -m infra.policy.catalogue > docs/policies.md"
     )
+
+
+# --------------------------------------------------------------------------- level binding
+
+
+def test_every_level_file_binds_itself_and_keeps_the_binding_mandatory() -> None:
+    for path in sorted(CONFIG_DIR.glob("*.json")):
+        entry = json.loads(path.read_text())[BINDING_POLICY]
+        assert entry["enforcementLevel"] == "mandatory", path
+        assert entry["environment"] == path.stem and path.stem in entry["stacks"], path
+        reconciled = reconciled_levels(path)[BINDING_POLICY]
+        assert reconciled.enforcement_level == "mandatory"
+    assert {bind_level(s, CONFIG_DIR).level for s in ("dev", "staging", "prod")} == {"dev", "staging", "prod"}
+
+
+def _levels(tmp_path: Path, **stacks: list[str]) -> Path:
+    for level, bound in stacks.items():
+        entry = {"enforcementLevel": "mandatory", "environment": level, "stacks": bound}
+        (tmp_path / f"{level}.json").write_text(json.dumps({"all": "mandatory", BINDING_POLICY: entry}))
+    return tmp_path
+
+
+def test_binding_by_name_pattern_and_default(tmp_path: Path) -> None:
+    config = _levels(tmp_path, dev=["dev", "dev-*"], staging=["staging", "*-canary"], prod=["prod"])
+    found = {s: bind_level(s, config) for s in ("dev", "dev-alice", "eu-canary", "prod", "sandbox", "DEV")}
+    assert {s: b.level for s, b in found.items()} == {
+        "dev": "dev",
+        "dev-alice": "dev",
+        "eu-canary": "staging",
+        "prod": "prod",
+        "sandbox": "prod",
+        "DEV": "prod",  # names are case-sensitive, like Pulumi's
+    }
+    assert found["dev-alice"].describe() == "bound by the pattern 'dev-*' in dev.json"
+    assert found["sandbox"].matched is None and "strictest" in found["sandbox"].describe()
+    assert found["eu-canary"].config_file == config / "staging.json"
+
+
+def test_a_name_wins_over_a_pattern_and_ambiguity_is_an_error(tmp_path: Path) -> None:
+    config = _levels(tmp_path, dev=["dev-*"], staging=["dev-canary"], prod=["prod", "*-canary"])
+    assert bind_level("dev-canary", config).level == "staging"
+    with pytest.raises(PolicyConfigError, match="'dev-x-canary' is bound by several level files"):
+        bind_level("dev-x-canary", _levels(tmp_path, dev=["dev-*"], staging=[], prod=["*-canary"]))
+    with pytest.raises(PolicyConfigError, match="'prod' is bound by several level files"):
+        bind_level("prod", _levels(tmp_path, dev=["prod"], staging=[], prod=["prod"]))
+
+
+def test_malformed_bindings_are_errors(tmp_path: Path) -> None:
+    (tmp_path / "prod.json").write_text(json.dumps({BINDING_POLICY: {"stacks": "prod"}}))
+    with pytest.raises(PolicyConfigError, match="stacks must be a list"):
+        bind_level("prod", tmp_path)
+    (tmp_path / "prod.json").unlink()
+    _levels(tmp_path, dev=["dev"])
+    with pytest.raises(PolicyConfigError, match=r"no prod\.json"):
+        bind_level("sandbox", tmp_path)
+
+
+def test_a_level_file_must_judge_its_own_binding(tmp_path: Path) -> None:
+    binding = bind_level("prod", CONFIG_DIR)
+    verify_binding(binding, "mandatory", {"environment": "prod", "stacks": ["prod"]})
+    for level, properties in (
+        ("advisory", {"environment": "prod"}),
+        ("disabled", {"environment": "prod"}),
+        ("mandatory", {"environment": "dev"}),
+        ("mandatory", {"environment": ""}),
+    ):
+        with pytest.raises(PolicyConfigError, match="must be mandatory with environment 'prod'"):
+            verify_binding(binding, level, properties)
+    with pytest.raises(PolicyConfigError, match="no 'environment-binding' policy"):
+        verify_binding(binding, None, {})
+
+
+def test_a_run_without_a_level_file_is_refused() -> None:
+    """No --policy-pack-config (every policy at its default level): the binding rule says so."""
+    report = run_policy_pack(resources_from(NAMESPACE), {}, {"environment": "prod"})
+    (violation,) = [r for r in report.violations if r.policy_name == BINDING_POLICY]
+    assert violation.blocking and "names no environment" in violation.message
+
+
+def test_the_wrong_level_file_for_a_stack_is_refused_under_the_cli() -> None:
+    """The Pulumi CLI has no binding of its own: a pipeline passing dev.json for the prod stack (whose file
+    also says dev) is refused by the policy, which reads the stack's name from the URNs."""
+    resources = resources_from(
+        [{**NAMESPACE[0], "urn": "urn:pulumi:prod::slm-deploy::kubernetes:core/v1:Namespace::m"}]
+    )
+    report = run_policy_pack(resources, CONFIG_DIR / "dev.json", {"environment": "dev"})
+    (violation,) = [r for r in report.violations if r.policy_name == BINDING_POLICY]
+    assert violation.blocking and "stack 'prod' is not bound to the 'dev' level" in violation.message
+    right = run_policy_pack(resources, CONFIG_DIR / "prod.json", {"environment": "prod"})
+    assert not [r for r in right.violations if r.policy_name == BINDING_POLICY]

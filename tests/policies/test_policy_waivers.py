@@ -89,9 +89,11 @@ def test_today_from_environment_variable(monkeypatch: pytest.MonkeyPatch) -> Non
     assert report.mandatory_violations == 1
 
 
-def test_waiver_for_another_resource_does_not_apply() -> None:
+def test_waiver_for_another_resource_does_not_apply_and_is_reported_stale() -> None:
     report = run([waiver(resource="other")])
-    assert report.mandatory_violations == 1 and not report.waived
+    assert report.mandatory_violations == 2 and not report.waived
+    (stale,) = [r for r in report.results if r.policy_name == "waiver-validity" and r.status == "violation"]
+    assert "names resource 'other', which this stack does not declare: it is stale" in stale.message
 
 
 @pytest.mark.parametrize(

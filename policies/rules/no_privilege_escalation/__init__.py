@@ -7,13 +7,16 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from ...lib.k8s import WORKLOAD_TYPES, containers, get, pod_template
+from ...lib.k8s import WORKLOAD_TYPES, containers, get, is_windows, pod_template
 from ...lib.rule import NSA, PSS, Rule
 
 
 def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
     pod = pod_template(args.resource_type, args.props)
     if pod is None:
+        return
+    if is_windows(pod.spec):
+        # Linux-only control (v1.25+): the API forbids the field on a pod with spec.os.name: windows.
         return
     for c in containers(pod.spec):
         value = get(c.body, "securityContext", "allowPrivilegeEscalation")

@@ -8,11 +8,8 @@ from typing import Any
 from pulumi_policy import ResourceValidationArgs
 
 from ...lib.k8s import WORKLOAD_TYPES, get, is_map, items, pod_template
+from ...lib.pss import RESTRICTED_VOLUME_SOURCES as ALLOWED
 from ...lib.rule import NSA, PSS, Rule
-
-ALLOWED = frozenset(
-    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
-)
 
 
 def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:

@@ -1,4 +1,4 @@
-"""SLM-K8S-004: containers run as a non-root user."""
+"""SLM-K8S-004: containers run as a non-root user (runAsNonRoot: true, runAsUser not 0)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,36 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from ...lib.k8s import WORKLOAD_TYPES, containers, effective, pod_template
+from ...lib.k8s import WORKLOAD_TYPES, containers, get, pod_template
 from ...lib.rule import NSA, PSS, Rule
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def _is_root(user: Any) -> bool:
+    return user is not None and float(user) == 0
 
 
 def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
     pod = pod_template(args.resource_type, args.props)
     if pod is None:
         return
+    # Both levels are restricted fields: an explicit false (or 0) on the pod fails even where every
+    # container overrides it, as Pod Security Admission rules.
+    pod_non_root = get(pod.spec, "securityContext", "runAsNonRoot")
+    if pod_non_root is not None and pod_non_root is not True:
+        yield f"pod securityContext.runAsNonRoot is {_shown(pod_non_root)}; it must be true"
+    if _is_root(get(pod.spec, "securityContext", "runAsUser")):
+        yield "pod securityContext.runAsUser is 0 (root)"
     for c in containers(pod.spec):
-        if effective(c, pod.spec, "runAsNonRoot") is not True:
+        non_root = get(c.body, "securityContext", "runAsNonRoot")
+        if non_root is None and pod_non_root is not True:
             yield f"{c.label}: runAsNonRoot is not true (set it on the pod or the container)"
-        user = effective(c, pod.spec, "runAsUser")
-        if user is not None and float(user) == 0:
+        elif non_root is not None and non_root is not True:
+            yield f"{c.label}: runAsNonRoot is {_shown(non_root)}; it must be true"
+        if _is_root(get(c.body, "securityContext", "runAsUser")):
             yield f"{c.label}: runAsUser is 0 (root)"
 
 
