@@ -28,7 +28,13 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
     if isinstance(config.cluster, AksCluster):
         from infra.components.aks.platform import deploy_aks
 
-        aks = deploy_aks(config.cluster, protect=config.protect, service_monitor=config.monitoring.mode != "none")
+        network = config.network
+        aks = deploy_aks(
+            config.cluster,
+            protect=config.protect,
+            service_monitor=config.monitoring.mode != "none",
+            fqdn_policies=network.policy_engine == "cilium" and network.model_download == "allow",
+        )
         provider = aks.provider
         oidc_issuer = oidc_issuer or aks.cluster.oidc_issuer_url
     else:

@@ -19,6 +19,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF, PUBLIC_EXPOSURE
 from infra.components.pod_security import restricted_namespace
 from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, parse_api_keys
+from infra.config.objects import ENTRY_POINT_API_KEY_SECRET
 from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER
 
 #: The Envoy Gateway Helm chart (an OCI artifact), installed at ``EntryPointConfig.controller_version``.
@@ -29,7 +30,6 @@ ENVOY_GATEWAY_GROUP = "gateway.envoyproxy.io"
 GATEWAY_NAME = "slm-deploy"
 LISTENER = "https"
 PROXY_CONFIG_NAME = "slm-deploy-proxy"
-API_KEY_SECRET = "slm-entry-point-api-keys"
 #: Clients send ``Authorization: Bearer <key>`` (the OpenAI clients do); Envoy's api_key_auth filter
 #: strips the ``Bearer `` prefix from a header value before comparing keys.
 API_KEY_HEADER = "authorization"
@@ -245,13 +245,13 @@ class EntryPoint(pulumi.ComponentResource):
 
         self.api_key_secret = None
         self.security_policy = None
-        key_secret_name = config.existing_api_key_secret or API_KEY_SECRET
+        key_secret_name = config.existing_api_key_secret or ENTRY_POINT_API_KEY_SECRET
         if args.api_keys is not None:
             # Parsed inside the secret Output: the keys stay a Pulumi secret end to end.
             keys = pulumi.Output.secret(args.api_keys).apply(_api_key_data)
             self.api_key_secret = k8s.core.v1.Secret(
                 f"{name}-api-keys",
-                metadata=meta(API_KEY_SECRET),
+                metadata=meta(ENTRY_POINT_API_KEY_SECRET),
                 type="Opaque",
                 string_data=keys,
                 opts=in_ns,

@@ -19,6 +19,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.pod_security import restricted_namespace
 from infra.config.monitoring import AlertmanagerReceiver, MonitoringConfig
+from infra.config.objects import RECEIVER_SECRET
 
 CHART = "kube-prometheus-stack"
 REPOSITORY = "https://prometheus-community.github.io/helm-charts"
@@ -26,6 +27,9 @@ CHART_VERSION = "85.1.2"
 RELEASE_NAME = "kube-prometheus-stack"
 #: The chart's Prometheus service (release name + "-prometheus").
 PROMETHEUS_SERVICE = f"{RELEASE_NAME}-prometheus"
+#: Keys of the Grafana admin Secret (monitoring.grafanaAdminSecret), as the chart reads them.
+GRAFANA_ADMIN_USER_KEY = "admin-user"
+GRAFANA_ADMIN_PASSWORD_KEY = "admin-password"
 DASHBOARD_LABEL = "grafana_dashboard"
 #: Objects the chart's selectors match (we set them to match this label instead of `release`).
 SELECTOR_LABEL = "slm-deploy.io/monitoring"
@@ -151,7 +155,7 @@ class MonitoringStack(pulumi.ComponentResource):
         installs: list[pulumi.Resource],
     ) -> None:
         """Alertmanager receivers whose URLs stay secrets: a Secret, referenced by key from an AlertmanagerConfig."""
-        secret_name = "slm-alert-receivers"
+        secret_name = RECEIVER_SECRET
         self.receiver_secret = k8s.core.v1.Secret(
             f"{name}-receiver-urls",
             metadata=ObjectMetaArgs(name=secret_name, namespace=config.namespace, labels=labels),
@@ -229,6 +233,12 @@ def chart_values(config: MonitoringConfig) -> dict[str, Any]:
         },
         "grafana": {
             "enabled": config.grafana,
+            # The chart's own default is a published password: the login comes from a Secret instead.
+            "admin": {
+                "existingSecret": config.grafana_admin_secret,
+                "userKey": GRAFANA_ADMIN_USER_KEY,
+                "passwordKey": GRAFANA_ADMIN_PASSWORD_KEY,
+            },
             "sidecar": {
                 "dashboards": {
                     "enabled": True,
@@ -241,6 +251,11 @@ def chart_values(config: MonitoringConfig) -> dict[str, Any]:
         # Node metrics come from the cloud's own agent; the exporter needs host namespaces.
         "nodeExporter": {"enabled": False},
     }
+    spec = values["prometheus"]["prometheusSpec"]
+    if config.prometheus_replicas is not None:
+        spec["replicas"] = config.prometheus_replicas
+    if config.prometheus_resources is not None:
+        spec["resources"] = config.prometheus_resources.as_kubernetes()
     return _merge(values, dict(config.values))
 
 

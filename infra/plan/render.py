@@ -1,4 +1,14 @@
-"""Kubernetes manifests from a recorded plan: one file per object, deterministic names and order."""
+"""Everything a stack deploys, as files: one per object, deterministic names and order.
+
+Kubernetes objects are manifests (``<namespace>/<kind>[.<group>]--<name>.yaml``). What is not a
+Kubernetes object still deploys and is reviewed like one: each Helm release is a record under
+``_helm/<namespace>/<release>.yaml`` (chart repository, chart, pinned version, namespace, and the values
+slm-deploy passes: its own defaults merged with the stack's settings), and each cloud resource is a record
+under ``_<provider>/<module>.<Type>--<name>.yaml`` with its inputs; the stack's waivers, when it has any,
+are ``_stack/waivers.yaml`` (exceptions change the gate). Records carry ``kind`` and ``metadata``
+but no ``apiVersion``: schema validation and checkov see only Kubernetes objects, ``diff`` sees all.
+Secrets are redacted everywhere.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.config.clock import today
-from infra.plan.model import SECRET_TEXT, RecordedResource, redact
+from infra.plan.model import SECRET_TEXT, RecordedResource, Secret, redact
 
 if TYPE_CHECKING:
     from infra.plan.stack import StackPlan
@@ -43,6 +53,11 @@ class Manifest:
     def api_version(self) -> str:
         return str(self.document.get("apiVersion", ""))
 
+    @property
+    def is_kubernetes(self) -> bool:
+        """A Kubernetes object (a review record of a Helm release or a cloud resource is not)."""
+        return "apiVersion" in self.document
+
 
 def _sorted(value: Any) -> Any:
     if isinstance(value, dict):
@@ -60,12 +75,17 @@ def _canonical(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def redact_secret_data(document: dict[str, Any]) -> dict[str, Any]:
-    """A Secret's keys stay visible for review; every value reads ``[secret]`` (whatever a file held)."""
+    """A Secret's keys stay visible for review; every value reads ``[secret]`` (whatever a file held).
+
+    Works on recorded inputs too, where ``data``/``stringData`` may be a whole secret: its keys are kept.
+    """
     if document.get("kind") != "Secret" or document.get("apiVersion") != "v1":
         return document
     cleaned = dict(document)
     for field in _SECRET_DATA_FIELDS:
         values = cleaned.get(field)
+        if isinstance(values, Secret):
+            values = values.value
         if isinstance(values, dict):
             cleaned[field] = {key: SECRET_TEXT for key in values}
         elif values is not None:
@@ -73,10 +93,45 @@ def redact_secret_data(document: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+#: Inputs of a Helm release shown under ``chart`` (the rest, but values, under ``options``).
+_CHART_INPUTS = ("name", "namespace", "chart", "version", "repositoryOpts", "values")
+
+
 def is_kubernetes_object(resource: RecordedResource) -> bool:
     return (
         resource.custom and resource.type.startswith("kubernetes:") and not resource.type.startswith("kubernetes:helm")
     )
+
+
+def review_records(resources: Iterable[RecordedResource]) -> list[Manifest]:
+    """A record of each Helm release and each cloud resource (not providers: they hold credentials only)."""
+    found = []
+    for resource in resources:
+        if not resource.custom or is_kubernetes_object(resource) or resource.type.startswith("pulumi:providers:"):
+            continue
+        inputs = redact(resource.inputs)
+        if resource.type == HELM_RELEASE:
+            name, namespace = str(inputs.get("name") or resource.name), str(inputs.get("namespace") or "default")
+            document: dict[str, Any] = {
+                "kind": "HelmRelease",
+                "metadata": {"name": name, "namespace": namespace},
+                "chart": {
+                    "repository": (inputs.get("repositoryOpts") or {}).get("repo"),
+                    "name": inputs.get("chart"),
+                    "version": inputs.get("version"),
+                },
+                "values": inputs.get("values") or {},
+                "options": {k: v for k, v in inputs.items() if k not in _CHART_INPUTS},
+                "resource": resource.name,
+            }
+            path = f"_helm/{namespace}/{name}.yaml"
+        else:
+            provider, module, type_name = [*resource.type.split(":"), "", ""][:3]
+            document = {"kind": type_name, "metadata": {"name": resource.name}, "type": resource.type, "inputs": inputs}
+            path = f"_{provider}/{module}.{type_name}--{resource.name}.yaml"
+        found.append(Manifest(path=path, urn=resource.urn, document=_canonical(document)))
+    return sorted(found, key=lambda m: m.path)
 
 
 def _annotated(document: dict[str, Any], annotations: dict[str, str] | None) -> dict[str, Any]:
@@ -88,14 +143,24 @@ def _annotated(document: dict[str, Any], annotations: dict[str, str] | None) -> 
 
 
 def stack_manifests(plan: StackPlan) -> list[Manifest]:
-    """The manifests of a planned stack as ``render`` writes them: with checkov skip annotations for the
-    waivers in force today (the policy pack's own matcher decides which those are)."""
+    """Everything ``render`` writes for a planned stack: the manifests, with checkov skip annotations for
+    the waivers in force today (the policy pack's own matcher decides which those are), then the review
+    records of Helm releases and cloud resources."""
     from policies.lib.waivers import checkov_skip_annotations
     from policies.registry import CHECKOV_IDS
 
     waivers = plan.config.waiver_list
     skips = checkov_skip_annotations(waivers, CHECKOV_IDS, today()) if waivers else {}
-    return manifests(plan.run.resources, skips)
+    records = review_records(plan.run.resources)
+    if plan.config.waivers:
+        # Exceptions change the gate: a reviewer sees each one added, changed or removed.
+        document = {
+            "kind": "Waivers",
+            "metadata": {"name": plan.stack},
+            "waivers": [waiver.entry() for waiver in plan.config.waivers],
+        }
+        records.append(Manifest(path="_stack/waivers.yaml", urn="", document=_canonical(document)))
+    return manifests(plan.run.resources, skips) + records
 
 
 def manifests(
@@ -111,7 +176,7 @@ def manifests(
         if not is_kubernetes_object(resource):
             continue
         added = {**extra.get(resource.name, {}), **extra.get(resource.urn, {})}
-        document = _canonical(_annotated(redact_secret_data(redact(resource.inputs)), added))
+        document = _canonical(_annotated(redact(redact_secret_data(resource.inputs)), added))
         metadata = document.get("metadata") or {}
         namespace = metadata.get("namespace") or CLUSTER_SCOPE
         name = metadata.get("name") or resource.name

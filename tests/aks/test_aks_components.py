@@ -320,3 +320,22 @@ def test_kubeconfig_for_sets_the_login_method() -> None:
     assert result["users"][0]["user"]["exec"]["args"] == ["get-token", "--login", "workloadidentity"]
     with pytest.raises(ValueError, match="not a base64 kubeconfig"):
         kubeconfig_for("not base64!", "azurecli")
+
+
+@pytest.mark.parametrize("stack", ["prod"])
+def test_fqdn_download_rules_get_the_cluster_feature_that_enforces_them(stack: str) -> None:
+    """Cilium toFQDNs rules do nothing on AKS without Advanced Container Networking security."""
+    from tests.conftest import planned as reference_plan
+
+    run = reference_plan(stack, False).run
+    profile = cluster_of(run).inputs["networkProfile"]
+    assert profile["networkPolicy"] == "cilium"
+    assert profile["advancedNetworking"] == {
+        "enabled": True,
+        "security": {"enabled": True, "advancedNetworkPolicies": "FQDN"},
+    }
+
+
+@MODES
+def test_a_cluster_without_fqdn_rules_leaves_advanced_networking_off(preview: bool) -> None:
+    assert "advancedNetworking" not in cluster_of(prod(preview)).inputs["networkProfile"]

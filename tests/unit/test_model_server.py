@@ -273,3 +273,28 @@ def test_a_model_server_needs_only_its_args(preview: bool) -> None:
     assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     # No gateway peer was passed: no policy admits the entry point's proxies.
     assert not [r for r in of_kind(resources, "NetworkPolicy") if "gateway" in r.name]
+
+
+@pytest.mark.parametrize(
+    ("access_mode", "strategy"), [("ReadWriteOnce", "Recreate"), ("ReadWriteMany", "RollingUpdate")]
+)
+def test_a_single_node_cache_is_replaced_not_rolled(access_mode: str, strategy: str) -> None:
+    """A surge pod on another node could never attach a ReadWriteOnce cache: that rollout would hang."""
+    model = ModelConfig.model_validate(
+        {"name": "tiny", "engine": "ollama", "modelId": "smollm2:135m", "cache": {"accessMode": access_mode}}
+    )
+
+    def program() -> None:
+        ModelServer(
+            "tiny",
+            ModelServerArgs(
+                model=model,
+                engine=ollama_engine(model, EngineContext()),
+                network=NetworkConfig(),
+                monitoring_namespace="monitoring",
+                secret_store=SecretStoreConfig(),
+            ),
+        )
+
+    deployment = one(run_program(program, "test", False).resources, "Deployment", "tiny-deployment")
+    assert deployment.inputs["spec"]["strategy"]["type"] == strategy

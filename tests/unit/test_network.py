@@ -13,7 +13,18 @@ from tests.conftest import REFERENCE_STACKS
 PlanOf = Callable[[str, bool], StackPlan]
 DNS = "kube-system/k8s-app=kube-dns"
 PROMETHEUS = "monitoring/app.kubernetes.io/name=prometheus"
-HUB_HOSTS = ("*.hf.co", "cdn-lfs.huggingface.co", "huggingface.co")
+#: The Hub and the storage and CDN hosts its downloads are redirected to (stacks/Pulumi.prod.yaml).
+HUB_HOSTS = (
+    "huggingface.co",
+    "cas-server.xethub.hf.co",
+    "cas-server.xethub-eu.hf.co",
+    "transfer.xethub.hf.co",
+    "transfer.xethub-eu.hf.co",
+    "us.aws.cdn.hf.co",
+    "us.gcp.cdn.hf.co",
+    "cdn-lfs-us-1.hf.co",
+    "cdn-lfs-eu-1.hf.co",
+)
 ANYWHERE_PUBLIC = "0.0.0.0/0 (except 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)"
 
 

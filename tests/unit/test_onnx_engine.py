@@ -35,7 +35,8 @@ def stack(environment: str = "dev", **onnx: Any) -> dict[str, Any]:
         model["onnx"]["prepare"]["image"] = {**PREPARE, "digest": "sha256:" + "b" * 64}
     return {
         "environment": environment,
-        "network": {"modelDownload": "allow", "downloadCidrs": ["0.0.0.0/0"]},
+        # The model hub's proxy (a named range: open egress is a violation in prod).
+        "network": {"modelDownload": "allow", "downloadCidrs": ["203.0.113.0/24"]},
         "models": [model],
     }
 

@@ -87,3 +87,43 @@ def test_render_json_output(tmp_path: Path, root: Path) -> None:
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     assert report["counts"] == {"valid": len(report["objects"])}
+
+
+KUBERNETES_SECRET_STACK = """config:
+  slm-deploy:environment: dev
+  slm-deploy:secrets:
+    hfToken:
+      secure: v1:c2FsdA==:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0
+  slm-deploy:models:
+    - name: gated
+      engine: vllm
+      modelId: google/gemma-3-4b-it
+      gpu: {count: 1}
+      hfTokenSecret: hfToken
+"""
+
+
+def test_a_kubernetes_secret_renders_with_its_keys_and_passes_strict_schemas(tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.gated.yaml").write_text(KUBERNETES_SECRET_STACK)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["render", "--stack", "gated", "--root", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    from ruamel.yaml import YAML
+
+    secret = YAML(typ="safe").load((out / "slm-gated" / "secret--gated-secrets.yaml").read_text())
+    assert secret["stringData"] == {"hfToken": "[secret]"}
+
+
+def test_review_records_of_helm_releases_and_azure_resources(plan_of: PlanOf) -> None:
+    from infra.plan.render import review_records
+
+    records = {r.path: r.document for r in review_records(plan_of("prod", False).run.resources)}
+    release = records["_helm/monitoring/kube-prometheus-stack.yaml"]
+    assert release["kind"] == "HelmRelease" and "apiVersion" not in release
+    assert release["chart"]["name"] == "kube-prometheus-stack" and release["chart"]["version"]
+    assert release["values"]["nodeExporter"] == {"enabled": False}
+    assert release["values"]["grafana"]["admin"]["existingSecret"] == "grafana-admin"
+    pool = records["_azure-native/containerservice.AgentPool--aks-pool-t4-agent-pool.yaml"]
+    assert pool["inputs"]["maxCount"] == 6 and pool["type"] == "azure-native:containerservice:AgentPool"
+    assert not [path for path in records if "providers" in path]

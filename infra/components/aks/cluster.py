@@ -29,6 +29,9 @@ class AksClusterArgs:
     node_subnet_id: pulumi.Input[str]
     #: protect=True on the cluster (prod).
     protect: bool = False
+    #: Enforce CiliumNetworkPolicy ``toFQDNs`` (the stack allows model downloads by host name). AKS needs
+    #: Advanced Container Networking Services security for that; without it the FQDN rules do nothing.
+    fqdn_policies: bool = False
 
 
 def kubeconfig_for(encoded: str, login: str) -> str:
@@ -120,6 +123,14 @@ class AksCluster(pulumi.ComponentResource):
                 dns_service_ip=net.dns_service_ip,
                 load_balancer_sku="standard",
                 outbound_type="loadBalancer",
+                advanced_networking=containerservice.AdvancedNetworkingArgs(
+                    enabled=True,
+                    security=containerservice.AdvancedNetworkingSecurityArgs(
+                        enabled=True, advanced_network_policies="FQDN"
+                    ),
+                )
+                if args.fqdn_policies
+                else None,
             ),
             addon_profiles={
                 KEY_VAULT_ADDON: containerservice.ManagedClusterAddonProfileArgs(

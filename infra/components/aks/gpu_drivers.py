@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 
 from infra import gpu
 from infra.config.cluster import GpuPool
+from infra.config.objects import GPU_OPERATOR_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,6 @@ GPU_OPERATOR = ChartRef("gpu-operator", "https://helm.ngc.nvidia.com/nvidia", "v
 
 #: Where the device plugin and the DCGM exporter run (as AKS documents for the device plugin).
 DRIVER_NAMESPACE = "kube-system"
-GPU_OPERATOR_NAMESPACE = "gpu-operator"
 #: AKS taints spot nodes with this; DaemonSets on spot GPU pools must tolerate it too.
 SPOT_TOLERATION = {
     "key": "kubernetes.azure.com/scalesetpriority",

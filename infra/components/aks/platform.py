@@ -29,7 +29,12 @@ class AksPlatform:
 
 
 def deploy_aks(
-    config: AksClusterConfig, *, protect: bool, service_monitor: bool = False, name: str = "aks"
+    config: AksClusterConfig,
+    *,
+    protect: bool,
+    service_monitor: bool = False,
+    fqdn_policies: bool = False,
+    name: str = "aks",
 ) -> AksPlatform:
     """Declare the AKS resources of ``config``; ``protect`` (the stack's flag) guards cluster, pools and group."""
     network = AksNetwork(f"{name}-network", AksNetworkArgs(cluster=config, protect=protect))
@@ -41,6 +46,7 @@ def deploy_aks(
             location=network.location,
             node_subnet_id=network.node_subnet_id,
             protect=protect,
+            fqdn_policies=fqdn_policies,
         ),
     )
     cluster_name = cluster.managed_cluster.name

@@ -55,6 +55,7 @@ from infra.components.pod_security import (
 )
 from infra.config.model import ModelConfig
 from infra.config.network import NetworkConfig
+from infra.config.objects import CACHE_SUFFIX, ENGINE_CONFIG_SUFFIX
 from infra.config.secret_store import SecretStoreConfig
 from infra.engines.base import EngineSpec
 
@@ -171,7 +172,7 @@ class ModelServer(pulumi.ComponentResource):
         )
         self.cache = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-cache",
-            metadata=meta(f"{model.name}-cache"),
+            metadata=meta(f"{model.name}{CACHE_SUFFIX}"),
             spec=PersistentVolumeClaimSpecArgs(
                 access_modes=[model.cache.access_mode],
                 storage_class_name=model.cache.storage_class,
@@ -186,7 +187,7 @@ class ModelServer(pulumi.ComponentResource):
         if engine.config_files:
             self.engine_config = k8s.core.v1.ConfigMap(
                 f"{name}-engine-config",
-                metadata=meta(f"{model.name}-engine-config"),
+                metadata=meta(f"{model.name}{ENGINE_CONFIG_SUFFIX}"),
                 data=dict(engine.config_files),
                 opts=in_ns,
             )
@@ -199,7 +200,7 @@ class ModelServer(pulumi.ComponentResource):
                     preparation=prepare,
                     namespace=namespace_ref,
                     service_account=model.name,
-                    claim_name=f"{model.name}-cache",
+                    claim_name=f"{model.name}{CACHE_SUFFIX}",
                     resources=_resources(model, with_gpu=False),
                     wiring=job_wiring,
                     hardening=model.hardening,
@@ -222,11 +223,7 @@ class ModelServer(pulumi.ComponentResource):
                 # With an autoscaler, this is only the starting count (spec.replicas is in ignore_changes).
                 replicas=model.autoscaling.min_replicas if model.autoscaling.enabled else model.replicas,
                 selector=LabelSelectorArgs(match_labels=labels.selector),
-                # Bring a new replica up before an old one goes: model start-up takes minutes.
-                strategy=DeploymentStrategyArgs(
-                    type="RollingUpdate",
-                    rolling_update=RollingUpdateDeploymentArgs(max_surge=1, max_unavailable=0),
-                ),
+                strategy=_strategy(model),
                 template=PodTemplateSpecArgs(
                     metadata=ObjectMetaArgs(labels={**labels.all, **wiring.pod_labels}),
                     spec=_pod_spec(model, engine, labels, env, wiring),
@@ -293,6 +290,20 @@ class ModelServer(pulumi.ComponentResource):
         )
 
 
+def _strategy(model: ModelConfig) -> DeploymentStrategyArgs:
+    """Bring a new replica up before an old one goes (model start-up takes minutes), where the cache allows.
+
+    A ReadWriteOnce cache attaches to one node: a surge pod scheduled elsewhere would wait for the volume
+    (multi-attach error) while the old pod holds it, and the rollout would never finish. Such a model is
+    replaced instead: the old pod stops, then the new one starts on the volume.
+    """
+    if model.cache.access_mode != "ReadWriteMany":
+        return DeploymentStrategyArgs(type="Recreate")
+    return DeploymentStrategyArgs(
+        type="RollingUpdate", rolling_update=RollingUpdateDeploymentArgs(max_surge=1, max_unavailable=0)
+    )
+
+
 def _service_ports(engine: EngineSpec) -> list[ServicePortArgs]:
     ports = [ServicePortArgs(name=engine.port_name, port=engine.port, target_port=engine.port_name, protocol="TCP")]
     if engine.metrics_port is not None and engine.metrics_port != engine.port:
@@ -301,8 +312,8 @@ def _service_ports(engine: EngineSpec) -> list[ServicePortArgs]:
 
 
 def _resources(model: ModelConfig, with_gpu: bool = True) -> ResourceRequirementsArgs:
-    requests = {"cpu": model.resources.requests.cpu, "memory": model.resources.requests.memory}
-    limits = {"cpu": model.resources.limits.cpu, "memory": model.resources.limits.memory}
+    resources = model.resources.as_kubernetes()
+    requests, limits = resources["requests"], resources["limits"]
     if model.gpu.count and with_gpu:
         # Extended resources cannot be overcommitted: request and limit are equal.
         requests[model.gpu.resource] = str(model.gpu.count)
@@ -337,7 +348,7 @@ def _pod_spec(
     volumes = [
         VolumeArgs(
             name=CACHE_VOLUME,
-            persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=f"{model.name}-cache"),
+            persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=f"{model.name}{CACHE_SUFFIX}"),
         )
     ]
     mounts = [VolumeMountArgs(name=CACHE_VOLUME, mount_path=engine.cache_mount_path)]
@@ -355,7 +366,7 @@ def _pod_spec(
         volumes.append(
             VolumeArgs(
                 name=ENGINE_CONFIG_VOLUME,
-                config_map=ConfigMapVolumeSourceArgs(name=f"{model.name}-engine-config", default_mode=0o444),
+                config_map=ConfigMapVolumeSourceArgs(name=f"{model.name}{ENGINE_CONFIG_SUFFIX}", default_mode=0o444),
             )
         )
         mounts.append(VolumeMountArgs(name=ENGINE_CONFIG_VOLUME, mount_path=engine.config_mount_path, read_only=True))

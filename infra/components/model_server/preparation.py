@@ -27,6 +27,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.model_server.secrets import SecretWiring
 from infra.components.pod_security import pod_security_context, step_container
+from infra.config.objects import PREPARE_SUFFIX
 from infra.engines.base import Preparation, PrepareStep
 from infra.hardening import Hardening
 
@@ -73,7 +74,7 @@ class ModelPreparation(pulumi.ComponentResource):
         labels = {**args.labels, "app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/component": APP_NAME}
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
-            metadata=ObjectMetaArgs(name=f"{args.model}-prepare", namespace=args.namespace, labels=labels),
+            metadata=ObjectMetaArgs(name=f"{args.model}{PREPARE_SUFFIX}", namespace=args.namespace, labels=labels),
             spec=JobSpecArgs(
                 backoff_limit=2,
                 active_deadline_seconds=3600,
@@ -105,4 +106,4 @@ class ModelPreparation(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.register_outputs({"job": f"{args.model}-prepare"})
+        self.register_outputs({"job": f"{args.model}{PREPARE_SUFFIX}"})

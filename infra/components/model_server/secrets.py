@@ -26,6 +26,7 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from infra.config.objects import SECRETS_SUFFIX, key_vault_secret_name
 from infra.config.secret_store import SecretStoreConfig
 
 #: Built-in Azure role "Key Vault Secrets User": read secret contents, nothing else.
@@ -77,7 +78,8 @@ class ModelSecrets(pulumi.ComponentResource):
     identity: pulumi.CustomResource | None
     federated_credential: pulumi.CustomResource | None
     vault_secrets: dict[str, pulumi.CustomResource]
-    role_assignment: pulumi.CustomResource | None
+    #: One read grant per secret the model uses.
+    role_assignments: dict[str, pulumi.CustomResource]
     provider_class: k8s.apiextensions.CustomResource | None
     wiring: SecretWiring
 
@@ -87,7 +89,7 @@ class ModelSecrets(pulumi.ComponentResource):
         self.identity = None
         self.federated_credential = None
         self.vault_secrets = {}
-        self.role_assignment = None
+        self.role_assignments = {}
         self.provider_class = None
         needed = sorted({*args.env.values(), *args.file_env.values()})
         if not needed:
@@ -99,7 +101,7 @@ class ModelSecrets(pulumi.ComponentResource):
         self.register_outputs({"backend": args.store.backend, "secrets": needed})
 
     def _kubernetes(self, name: str, args: ModelSecretsArgs, needed: list[str]) -> SecretWiring:
-        secret_name = f"{args.model}-secrets"
+        secret_name = f"{args.model}{SECRETS_SUFFIX}"
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=ObjectMetaArgs(name=secret_name, namespace=args.namespace, labels=args.labels),
@@ -158,7 +160,7 @@ class ModelSecrets(pulumi.ComponentResource):
                 f"{name}-{key.lower()}",
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
-                secret_name=_vault_secret_name(args.model, key),
+                secret_name=key_vault_secret_name(args.model, key),
                 properties=keyvault.SecretPropertiesArgs(value=pulumi.Output.secret(args.values[key])),
                 tags=args.tags,
                 opts=child,
@@ -169,22 +171,26 @@ class ModelSecrets(pulumi.ComponentResource):
                 f"/providers/Microsoft.KeyVault/vaults/{vault.name}"
             )
         )
-        self.role_assignment = authorization.RoleAssignment(
-            f"{name}-secrets-reader",
-            principal_id=self.identity.principal_id,
-            principal_type="ServicePrincipal",
-            role_definition_id=client.subscription_id.apply(
-                lambda sub: (
-                    f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_SECRETS_USER}"
-                )
-            ),
-            scope=vault_id,
-            description=f"slm-deploy: {args.model} reads its secrets",
-            opts=child,
+        role = client.subscription_id.apply(
+            lambda sub: (
+                f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_SECRETS_USER}"
+            )
         )
-        class_name = f"{args.model}-secrets"
+        # Read on each secret the model uses, never on the whole vault (Key Vault RBAC scopes down to a secret).
+        for key in needed:
+            secret_name = key_vault_secret_name(args.model, key)
+            self.role_assignments[key] = authorization.RoleAssignment(
+                f"{name}-reader-{key.lower()}",
+                principal_id=self.identity.principal_id,
+                principal_type="ServicePrincipal",
+                role_definition_id=role,
+                scope=pulumi.Output.concat(vault_id, "/secrets/", secret_name),
+                description=f"slm-deploy: {args.model} reads its secret {key}",
+                opts=child,
+            )
+        class_name = f"{args.model}{SECRETS_SUFFIX}"
         objects = "array:\n" + "".join(
-            f"  - |\n    objectName: {_vault_secret_name(args.model, key)}\n    objectType: secret\n"
+            f"  - |\n    objectName: {key_vault_secret_name(args.model, key)}\n    objectType: secret\n"
             f"    objectAlias: {key}\n"
             for key in needed
         )
@@ -225,8 +231,3 @@ class ModelSecrets(pulumi.ComponentResource):
 
 def _file_env(variables: Mapping[str, str]) -> list[EnvVarArgs]:
     return [EnvVarArgs(name=variable, value=f"{MOUNT_PATH}/{key}") for variable, key in sorted(variables.items())]
-
-
-def _vault_secret_name(model: str, key: str) -> str:
-    # Key Vault secret names allow letters, digits and dashes only.
-    return f"slm-{model}-{key}"
