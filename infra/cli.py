@@ -112,7 +112,7 @@ def render(
 
     result = _guarded_plan(stack, root, preview=False)
     items = stack_manifests(result)
-    checks = validate_manifests(items, result.config.kubernetes_version)
+    checks = validate_manifests([item for item in items if item.is_kubernetes], result.config.kubernetes_version)
     try:
         write_render(items, out)
     except (RenderError, OSError) as error:
@@ -204,60 +204,106 @@ def bench(
 
 @app.command()
 def check(
-    stack: StackOption,
+    stacks: Annotated[
+        list[str] | None,
+        typer.Option("--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml. Repeat it for several stacks."),
+    ] = None,
+    all_stacks: Annotated[bool, typer.Option("--all-stacks", help="Every stacks/Pulumi.*.yaml under --root.")] = False,
     root: RootOption = Path("."),
     output_format: Annotated[CheckFormat, typer.Option("--format", "-f")] = CheckFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write a JUnit report here.")] = None,
     mode: Annotated[Mode, typer.Option(help="preview: outputs unknown, as `pulumi preview`.")] = Mode.preview,
+    policy_pack: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy-pack",
+            help="Judge with this policy pack folder instead of the installed one (said on stderr and in reports).",
+            file_okay=False,
+            exists=True,
+        ),
+    ] = None,
 ) -> None:
-    """Run the program offline, then the policy pack through the analyzer protocol.
+    """Run the program offline, then the policy pack through the analyzer protocol, for one or more stacks.
 
-    Levels come from policies/config/<environment>.json. Exit 0: nothing mandatory violated;
-    1: a mandatory violation; 2: bad input.
+    The level file is the one the stack's name is bound to (the stacks lists in
+    policies/config/<level>.json; unknown stacks get prod), never one the stack file picks; the
+    installed pack judges (a policies/ folder under --root is ignored). Several stacks share one
+    process and one merged report. Exit 0: nothing mandatory violated; 1: a mandatory violation in
+    any stack; 2: bad input.
     """
     from infra.files import write_atomically
-    from infra.policy.analyzer import DEFAULT_PACK_DIR, run_policy_pack
-    from infra.policy.pack_config import PolicyConfigError
+    from infra.policy.analyzer import DEFAULT_PACK_DIR
 
-    result = _guarded_plan(stack, root, preview=mode is Mode.preview)
-    pack_dir = root / "policies" if (root / "policies" / "pack.py").exists() else DEFAULT_PACK_DIR
-    environment_config = pack_dir / "config" / f"{result.config.environment}.json"
-    stack_config = {
-        "environment": result.config.environment,
-        "waivers": [w.model_dump(mode="json") for w in result.config.waivers],
-    }
-    try:
-        report = run_policy_pack(result.run.resources, environment_config, stack_config, stack=stack, pack_dir=pack_dir)
-    except PolicyConfigError as error:
-        fail(str(error))
-    text = _policy_report(report, output_format, f"stacks/Pulumi.{stack}.yaml")
-    if output is not None:
+    names = _check_stacks(stacks or [], all_stacks, root)
+    pack_dir = DEFAULT_PACK_DIR
+    if policy_pack is not None:
+        pack_dir = policy_pack.resolve()
+        typer.echo(f"note: judging with the policy pack in {pack_dir}, not the installed one", err=True)
+    reports = [_stack_report(name, root, pack_dir, preview=mode is Mode.preview) for name in names]
+    text = _policy_report(reports, output_format)
+    files = [(output, text)] if output is not None else []
+    if junit is not None:
+        files.append((junit, _policy_report(reports, CheckFormat.junit)))
+    for path, content in files:
         try:
-            write_atomically(output, text)
+            write_atomically(path, content)
         except OSError as error:
-            fail(f"{output}: {error.strerror}")
-        typer.echo(
-            f"{output}: {report.mandatory_violations} mandatory, {report.advisory_violations} advisory, "
-            f"{len(report.waived)} waived"
-        )
+            fail(f"{path}: {error.strerror}")
+    if output is not None:
+        mandatory = sum(r.mandatory_violations for r in reports)
+        advisory = sum(r.advisory_violations for r in reports)
+        waived = sum(len(r.waived) for r in reports)
+        where = f" in {len(reports)} stacks" if len(reports) > 1 else ""
+        typer.echo(f"{output}: {mandatory} mandatory, {advisory} advisory, {waived} waived{where}")
     else:
         typer.echo(text, nl=not text.endswith("\n"))
-    if report.mandatory_violations:
+    if any(r.mandatory_violations for r in reports):
         raise typer.Exit(1)
 
 
-def _policy_report(report: PolicyReport, output_format: CheckFormat, stack_file: str) -> str:
-    from infra.policy import reports
+def _check_stacks(stacks: list[str], all_stacks: bool, root: Path) -> list[str]:
+    """The stacks to check, each once: as given, or every stack in deployment order (dev, staging, prod)."""
+    from infra.gitops.ci import CiError, stacks_of
 
-    if output_format is CheckFormat.sarif:
-        return reports.render_sarif(report, stack_file=stack_file)
+    if all_stacks and stacks:
+        fail("--all-stacks checks every stack: give it or --stack, not both")
+    if all_stacks:
+        try:
+            found = [entry.name for entry in stacks_of(root)]
+        except CiError as error:
+            fail(str(error))
+        if not found:
+            fail(f"--all-stacks: no stack files ({root / 'stacks'}/Pulumi.<stack>.yaml)")
+        return found
+    if not stacks:
+        fail("which stack? Give --stack NAME (repeat it for several) or --all-stacks")
+    return list(dict.fromkeys(stacks))
+
+
+def _stack_report(stack: str, root: Path, pack_dir: Path, preview: bool) -> PolicyReport:
+    """One stack planned and judged at its bound level (bad input: the one-line error, exit 2)."""
+    from infra.policy.analyzer import run_policy_pack
+    from infra.policy.pack_config import PolicyConfigError, judge_stack
+
+    plan = _guarded_plan(stack, root, preview=preview)
+    try:
+        return judge_stack(plan, pack_dir, run_policy_pack)
+    except PolicyConfigError as error:
+        fail(str(error))
+
+
+def _policy_report(reports: list[PolicyReport], output_format: CheckFormat) -> str:
+    from infra.policy import reports as render
+
     renderers = {
-        CheckFormat.text: reports.render_text,
-        CheckFormat.json: reports.render_json,
-        CheckFormat.junit: reports.render_junit,
-        CheckFormat.markdown: reports.render_markdown,
+        CheckFormat.text: render.render_text,
+        CheckFormat.json: render.render_json,
+        CheckFormat.sarif: render.render_sarif,
+        CheckFormat.junit: render.render_junit,
+        CheckFormat.markdown: render.render_markdown,
     }
-    return str(renderers[output_format](report))
+    return str(renderers[output_format](reports))
 
 
 @app.command()

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+#: The config namespace of the project in a stack file (``slm-deploy:<key>``).
+NAMESPACE = "slm-deploy"
+#: A place in the stack config: keys (camelCase) and list indexes, from the top of the namespace.
+KeyPath = tuple[str | int, ...]
 
 
 class ConfigModel(BaseModel):
@@ -26,3 +33,14 @@ class KeyPathError(Exception):
         super().__init__(message)
         self.path = path
         self.message = message
+
+
+def format_key_path(loc: Sequence[str | int]) -> str:
+    """``("models", 1, "engine")`` → ``slm-deploy:models[1].engine``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return f"{NAMESPACE}:{text}" if text else NAMESPACE

@@ -164,7 +164,7 @@ class UserPool(_AutoscaledPool):
 
 
 def _pool_name(value: str) -> str:
-    if not _POOL_NAME.match(value):
+    if not _POOL_NAME.fullmatch(value):
         raise ValueError(
             f"'{value}' is not an AKS agent pool name (lowercase letters and digits, starting with a letter, "
             f"at most 12 characters for Linux pools; got {len(value)})"
@@ -287,7 +287,7 @@ class AksCluster(ConfigModel):
     @field_validator("name")
     @classmethod
     def _cluster_name(cls, value: str) -> str:
-        if not _CLUSTER_NAME.match(value):
+        if not _CLUSTER_NAME.fullmatch(value):
             raise ValueError(
                 f"'{value}' is not an AKS cluster name (letters, digits, '-' and '_', at most 63, starting and "
                 "ending with a letter or digit)"
@@ -297,7 +297,7 @@ class AksCluster(ConfigModel):
     @field_validator("resource_group")
     @classmethod
     def _resource_group(cls, value: str) -> str:
-        if not _RESOURCE_GROUP.match(value):
+        if not _RESOURCE_GROUP.fullmatch(value):
             raise ValueError(f"'{value}' is not a resource group name (at most 90, not ending with '.')")
         return value
 

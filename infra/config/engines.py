@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from infra.config.base import ConfigModel
 from infra.config.images import ImageRef
+from infra.config.k8s_names import HF_REPO_ID, refuse
+from infra.config.names import ContainerText
 
 
 class VllmSettings(ConfigModel):
@@ -25,7 +28,11 @@ class VllmSettings(ConfigModel):
     quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "compressed-tensors"] | None = Field(
         None, description="`--quantization`, for pre-quantized checkpoints."
     )
-    extra_args: list[str] = Field(default_factory=list, description="More vLLM flags, passed as given.")
+    extra_args: list[ContainerText] = Field(
+        default_factory=list,
+        description="More vLLM flags, passed as given; a flag the engine sets already (`--host`, `--port`, "
+        "`--served-model-name`, `--max-model-len` …) is refused: set its key instead.",
+    )
 
 
 class OnnxPrepare(ConfigModel):
@@ -41,6 +48,11 @@ class OnnxPrepare(ConfigModel):
         description="The preparation image (servers/onnx/Dockerfile.j2 rendered with build_tools: true)."
     )
 
+    @field_validator("source")
+    @classmethod
+    def _repository_id(cls, value: str) -> str:
+        return refuse(HF_REPO_ID, value)
+
 
 class OnnxSettings(ConfigModel):
     """ONNX Runtime GenAI server settings (servers/onnx)."""
@@ -54,40 +66,101 @@ class OnnxSettings(ConfigModel):
     )
 
 
-#: Modelfile PARAMETER names Ollama documents.
-OLLAMA_PARAMETERS = (
-    "mirostat",
-    "mirostat_eta",
-    "mirostat_tau",
-    "num_ctx",
-    "num_predict",
-    "repeat_last_n",
-    "repeat_penalty",
-    "seed",
-    "stop",
-    "temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-)
+#: Modelfile PARAMETER names Ollama documents, and the type of each value.
+OLLAMA_PARAMETER_TYPES: dict[str, type] = {
+    "mirostat": int,
+    "mirostat_eta": float,
+    "mirostat_tau": float,
+    "num_ctx": int,
+    "num_predict": int,
+    "repeat_last_n": int,
+    "repeat_penalty": float,
+    "seed": int,
+    "stop": str,
+    "temperature": float,
+    "top_k": int,
+    "top_p": float,
+    "min_p": float,
+}
+OLLAMA_PARAMETERS = tuple(OLLAMA_PARAMETER_TYPES)
+#: Ends a Modelfile's multi-line string: Ollama's parser has no escape for it.
+MODELFILE_TRIPLE_QUOTE = '"""'
+#: Control characters Ollama's Modelfile parser drops (tab, newline and carriage return are kept).
+_MODELFILE_DROPPED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def modelfile_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be written as a Modelfile string, or ``None``.
+
+    Ollama's parser (parser/parser.go) has no escapes: a string in triple quotes ends at the first line that
+    ends with them, and whatever follows is read as Modelfile instructions (``FROM``, ``ADAPTER`` …).
+    """
+    if MODELFILE_TRIPLE_QUOTE in text:
+        return (
+            'contains """, which ends a Modelfile string: what follows would be read as Modelfile instructions '
+            "(FROM, ADAPTER …); write it without three double quotes in a row"
+        )
+    if _MODELFILE_DROPPED.search(text):
+        return "contains a control character, which Ollama's Modelfile parser drops"
+    return None
+
+
+def _number(value: float | int | str, kind: type) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind is float and isinstance(value, int | float):
+        return True
+    if kind is int and isinstance(value, int):
+        return True
+    if isinstance(value, str):
+        try:
+            kind(value.strip())
+        except ValueError:
+            return False
+        return True
+    return False
 
 
 class OllamaModelfile(ConfigModel):
     """A custom model built at start-up with `ollama create` from a Modelfile (templates/ollama/Modelfile.j2)."""
 
-    system: str | None = Field(None, description="System prompt (Modelfile `SYSTEM`).")
+    system: str | None = Field(
+        None,
+        description='System prompt (Modelfile `SYSTEM`); refused if it contains `"""`, which Ollama cannot escape.',
+    )
     parameters: dict[str, float | int | str] = Field(
-        default_factory=dict, description="Modelfile `PARAMETER`s, e.g. temperature, num_ctx, top_p, stop."
+        default_factory=dict,
+        description="Modelfile `PARAMETER`s, e.g. temperature, num_ctx, top_p, stop (numbers where Ollama wants "
+        'numbers; a stop string may not contain `"""`).',
     )
 
-    @field_validator("parameters")
+    @field_validator("system")
     @classmethod
-    def _known_parameters(cls, value: dict[str, float | int | str]) -> dict[str, float | int | str]:
-        for key in value:
-            if key not in OLLAMA_PARAMETERS:
+    def _system(cls, value: str | None) -> str | None:
+        problem = None if value is None else modelfile_text_problem(value)
+        if problem is not None:
+            raise ValueError(f"the system prompt {problem}")
+        return value
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _known_parameters(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        for key, item in value.items():
+            kind = OLLAMA_PARAMETER_TYPES.get(key)
+            if kind is None:
                 raise ValueError(
                     f"unknown Modelfile parameter '{key}' (expected one of {', '.join(OLLAMA_PARAMETERS)})"
                 )
+            if kind is str:
+                if not isinstance(item, str):
+                    raise ValueError(f"parameter {key}: expected a string")
+                problem = modelfile_text_problem(item)
+                if problem is not None:
+                    raise ValueError(f"parameter {key} {problem}")
+            elif not _number(item, kind):
+                raise ValueError(f"parameter {key}: expected {'an integer' if kind is int else 'a number'}")
         return value
 
 

@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import ConfigModel, KeyPathError
+from infra.config.k8s_names import DNS_SUBDOMAIN, refuse
 from infra.config.names import DnsLabel
 from infra.config.secrets import SecretValue
 
@@ -28,21 +29,26 @@ ENTRY_POINT_RESOURCE = "entry-point"
 PROXY_CONFIG_CHILD = "proxy-config"
 Exposure = Literal["cluster", "internal", "public"]
 
-_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HOST_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 #: Keys of a Kubernetes Secret's data (the client names of the API-key secret).
-_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")
 #: Gateway API ``Duration``: one to four number+unit pairs (``300s``, ``1h30m``).
-_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
-_VERSION = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+_DURATION = re.compile(r"([0-9]{1,5}(h|m|s|ms)){1,4}")
+_VERSION = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")
 
 
 class IssuerRef(ConfigModel):
     """A cert-manager issuer that signs the entry point's certificate."""
 
-    name: str = Field(min_length=1, description="Name of the cert-manager Issuer or ClusterIssuer.")
+    name: str = Field(min_length=1, description="Name of the cert-manager Issuer or ClusterIssuer (a DNS subdomain).")
     kind: Literal["Issuer", "ClusterIssuer"] = Field(
         "ClusterIssuer", description="`ClusterIssuer`, or `Issuer` (which must live in the entry point's namespace)."
     )
+
+    @field_validator("name")
+    @classmethod
+    def _object_name(cls, value: str) -> str:
+        return refuse(DNS_SUBDOMAIN, value, "issuer name")
 
 
 class EntryPointTls(ConfigModel):
@@ -133,7 +139,7 @@ class EntryPointConfig(ConfigModel):
         if value is None:
             return value
         labels = value.split(".")
-        if len(value) > 253 or len(labels) < 2 or any(not _HOST_LABEL.match(label) for label in labels):
+        if len(value) > 253 or len(labels) < 2 or any(not _HOST_LABEL.fullmatch(label) for label in labels):
             raise ValueError(
                 f"'{value}' is not a fully qualified host name (lower-case DNS labels separated by dots, "
                 "no wildcard, no scheme or port)"
@@ -143,14 +149,14 @@ class EntryPointConfig(ConfigModel):
     @field_validator("request_timeout")
     @classmethod
     def _timeout(cls, value: str) -> str:
-        if not _DURATION.match(value):
+        if not _DURATION.fullmatch(value):
             raise ValueError(f"'{value}' is not a Gateway API duration (for example 300s, 5m, 1h30m)")
         return value
 
     @field_validator("controller_version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not _VERSION.match(value):
+        if not _VERSION.fullmatch(value):
             raise ValueError(f"'{value}' is not a pinned Envoy Gateway release (vMAJOR.MINOR.PATCH, e.g. v1.9.3)")
         return value
 
@@ -205,10 +211,16 @@ class _StackLike(Protocol):
     def models(self) -> Sequence[_ModelLike]: ...
 
 
+def _ordinal(position: int) -> str:
+    suffix = "th" if 10 <= position % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(position % 10, "th")
+    return f"{position}{suffix}"
+
+
 def parse_api_keys(text: str) -> dict[str, str]:
     """The API keys of the secret's value: a JSON object of client name to key.
 
-    Errors never quote the value (it is secret); they say what is wrong and where.
+    Errors never quote anything from the value (it is secret, the client names too): they say what is wrong
+    and where, by the client's position in the object.
     """
     try:
         value = json.loads(text)
@@ -219,15 +231,20 @@ def parse_api_keys(text: str) -> dict[str, str]:
     if not isinstance(value, dict) or not value:
         raise ValueError('must be a non-empty JSON object of client name to key, {"team-a": "<key>"}')
     keys: dict[str, str] = {}
-    seen: dict[str, str] = {}
-    for client, key in value.items():
-        if not _SECRET_KEY.match(client):
-            raise ValueError(f"client name '{client}' may use only letters, digits, '-', '_' and '.'")
+    seen: dict[str, int] = {}
+    for position, (client, key) in enumerate(value.items(), start=1):
+        if not _SECRET_KEY.fullmatch(client):
+            raise ValueError(
+                f"the {_ordinal(position)} client name may use only letters, digits, '-', '_' and '.' (1 to 253)"
+            )
         if not isinstance(key, str) or len(key) < 16:
-            raise ValueError(f"the key of client '{client}' must be a string of at least 16 characters")
+            raise ValueError(f"the key of the {_ordinal(position)} client must be a string of at least 16 characters")
         if key in seen:
-            raise ValueError(f"clients '{seen[key]}' and '{client}' have the same key: give each client its own")
-        seen[key] = client
+            raise ValueError(
+                f"the {_ordinal(seen[key])} and {_ordinal(position)} clients have the same key: give each client "
+                "its own"
+            )
+        seen[key] = position
         keys[client] = key
     return keys
 

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra.catalog.architecture import ModelArchitecture
 from infra.config.autoscaling import Autoscaling
 from infra.config.base import ConfigModel
 from infra.config.engines import OllamaSettings, OnnxSettings, VllmSettings
 from infra.config.images import ImageRef
-from infra.config.names import DnsLabel
+from infra.config.k8s_names import DATA_KEY, OLLAMA_MODEL, SERVED_MODEL_NAME, VLLM_MODEL, NameRule, refuse
+from infra.config.names import ContainerText, DnsLabel, Labels
 from infra.config.resources import CacheVolume, Gpu, Resources
 from infra.hardening import Hardening
 
 EngineName = Literal["vllm", "ollama", "onnx"]
+#: What `modelId` is, per engine: vLLM and the ONNX server read a Hugging Face repository (or a folder), Ollama
+#: pulls a model by its name.
+MODEL_ID_RULES: dict[str, NameRule] = {"vllm": VLLM_MODEL, "onnx": VLLM_MODEL, "ollama": OLLAMA_MODEL}
+#: The served name: Ollama builds (`ollama create`) or copies the model under it, so it is an Ollama name there.
+SERVED_NAME_RULES: dict[str, NameRule] = {"vllm": SERVED_MODEL_NAME, "onnx": SERVED_MODEL_NAME, "ollama": OLLAMA_MODEL}
+
+
+#: A model's namespace when `namespace` is unset: `slm-<name>`.
+MODEL_NAMESPACE_PREFIX = "slm-"
 
 
 class ModelSizing(ConfigModel):
@@ -44,16 +54,19 @@ class ModelConfig(ConfigModel):
     architecture: ModelArchitecture | None = Field(
         None, description="The model's numbers, for a model not in the catalogue (instead of `catalog`)."
     )
-    model_id: str = Field(
+    model_id: ContainerText = Field(
         min_length=1,
-        description="What the engine loads: a Hugging Face id for vLLM, a tag for Ollama; from the catalogue "
-        "when `catalog` is set and this is not.",
+        description="What the engine loads: a Hugging Face repository id (`org/name`) or an absolute folder for vLLM "
+        "and onnx, an Ollama name (`[host/][namespace/]model[:tag]`) for Ollama; from the catalogue when `catalog` "
+        "is set and this is not.",
     )
     sizing: ModelSizing | None = Field(
         None, description="Size the server from the architecture: vLLM flags, tensor parallelism, GPU fit."
     )
-    served_model_name: str | None = Field(
-        None, description="Name clients ask for in the OpenAI API; the model name when unset."
+    served_model_name: ContainerText | None = Field(
+        None,
+        description="Name clients ask for in the OpenAI API; the model name when unset. With Ollama the model is "
+        "built or copied under this name, so it must be an Ollama name.",
     )
     namespace: DnsLabel | None = Field(None, description="Namespace of the model; `slm-<name>` when unset.")
     replicas: int = Field(1, ge=1, description="Server replicas (prod stacks run at least 2).")
@@ -62,7 +75,9 @@ class ModelConfig(ConfigModel):
     image: ImageRef | None = Field(None, description="Overrides the engine's pinned image.")
     cache: CacheVolume = Field(default_factory=CacheVolume, description="The model cache volume.")
     hf_token_secret: str | None = Field(
-        None, description="Key under `secrets` holding a Hugging Face token, for gated models."
+        None,
+        description="Key under `secrets` holding a Hugging Face token, for gated models (letters, digits, '-', '_' "
+        "and '.': it keys the model's Secret).",
     )
     startup_timeout_seconds: int = Field(
         1800,
@@ -76,7 +91,7 @@ class ModelConfig(ConfigModel):
     hardening: Hardening = Field(
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."
     )
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on the model's objects.")
+    labels: Labels = Field(default_factory=dict, description="Extra labels on the model's objects.")
 
     @model_validator(mode="before")
     @classmethod
@@ -92,6 +107,24 @@ class ModelConfig(ConfigModel):
             if model_id:
                 return {**data, "modelId": model_id}
         return data
+
+    @field_validator("model_id")
+    @classmethod
+    def _model_id_for_its_engine(cls, value: str, info: ValidationInfo) -> str:
+        rule = MODEL_ID_RULES.get(str(info.data.get("engine")))
+        return refuse(rule, value) if rule is not None else value
+
+    @field_validator("served_model_name")
+    @classmethod
+    def _served_name_for_its_engine(cls, value: str | None, info: ValidationInfo) -> str | None:
+        rule = SERVED_NAME_RULES.get(str(info.data.get("engine")))
+        return refuse(rule, value) if rule is not None and value is not None else value
+
+    @field_validator("hf_token_secret")
+    @classmethod
+    def _secret_key(cls, value: str | None) -> str | None:
+        # The name is the key of the model's Secret (and the file name where the secret is mounted).
+        return None if value is None else refuse(DATA_KEY, value, "secret name")
 
     @model_validator(mode="after")
     def _fits_its_gpu(self) -> ModelConfig:
@@ -113,7 +146,7 @@ class ModelConfig(ConfigModel):
 
     @property
     def k8s_namespace(self) -> str:
-        return self.namespace or f"slm-{self.name}"
+        return self.namespace or f"{MODEL_NAMESPACE_PREFIX}{self.name}"
 
     @property
     def api_model_name(self) -> str:

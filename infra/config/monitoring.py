@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field
 
 from infra.config.base import ConfigModel
 from infra.config.names import DnsLabel, Quantity
+from infra.config.resources import Resources
 
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 _UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
@@ -17,7 +18,7 @@ _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 def duration_seconds(text: str) -> float:
     """Seconds in a Prometheus duration (``90s``, ``5m``, ``1h30m``)."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not text or match is None:
         raise ValueError(f"'{text}' is not a Prometheus duration (e.g. 30s, 5m, 1h30m)")
     return sum(int(part) * unit for part, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if part)
@@ -29,7 +30,7 @@ def _duration(value: str) -> str:
 
 
 def _label_name(value: str) -> str:
-    if not _LABEL_NAME.match(value):
+    if not _LABEL_NAME.fullmatch(value):
         raise ValueError(f"'{value}' is not a Prometheus label name")
     return value
 
@@ -137,12 +138,25 @@ class MonitoringConfig(ConfigModel):
     )
     retention: str = Field("15d", pattern=r"^\d+[smhdwy]$", description="Prometheus retention.")
     storage_size: Quantity = Field("50Gi", description="Prometheus volume size.")
+    prometheus_replicas: int | None = Field(
+        None, ge=1, description="Prometheus replicas (each scrapes everything; 2 for high availability)."
+    )
+    prometheus_resources: Resources | None = Field(
+        None, description="CPU and memory of Prometheus (requests and limits); the chart sets none when unset."
+    )
     grafana: bool = Field(True, description="Install Grafana with the dashboard sidecar.")
+    grafana_admin_secret: DnsLabel = Field(
+        "grafana-admin",
+        description="Existing Secret in the monitoring namespace with keys `admin-user` and `admin-password`: "
+        "Grafana's login (never the chart's published default, never a password in the chart values).",
+    )
     receivers: list[AlertmanagerReceiver] = Field(
         default_factory=list, description="Alertmanager receivers; none means alerts are only visible in the UI."
     )
     values: dict[str, object] = Field(
-        default_factory=dict, description="Extra kube-prometheus-stack values, merged over ours."
+        default_factory=dict,
+        description="Raw kube-prometheus-stack values, merged over ours as written: prefer the typed options; "
+        "the policy pack reads them like every chart value, and prod needs a waiver of helm-raw-values.",
     )
     alerts: AlertThresholds = Field(
         default_factory=AlertThresholds, description="SLO thresholds of the alert rules (docs/runbooks.md)."

@@ -51,7 +51,7 @@ class NetworkConfig(ConfigModel):
     def _hosts(cls, value: list[str]) -> list[str]:
         for host in value:
             name = host.removeprefix("*.")
-            if not name or any(not _HOST_LABEL.match(label) for label in name.split(".")):
+            if not name or any(not _HOST_LABEL.fullmatch(label) for label in name.split(".")):
                 raise ValueError(f"'{host}' is not a host name (or a '*.' pattern)")
         return value
 

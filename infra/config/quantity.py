@@ -28,7 +28,7 @@ _QUANTITY = re.compile(r"^(?P<number>[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)(?P<
 
 def parse_quantity(text: str) -> Decimal:
     """The quantity's value in base units (cores or bytes); ``ValueError`` when it does not parse."""
-    match = _QUANTITY.match(text.strip())
+    match = _QUANTITY.fullmatch(text.strip())
     if not match or match["suffix"] not in _SUFFIXES:
         raise ValueError(f"'{text}' is not a Kubernetes quantity (examples: 500m, 2, 512Mi, 16Gi)")
     if match["suffix"] and re.search("[eE]", match["number"]):

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from infra.config.base import ConfigModel
-from infra.config.names import DnsLabel, Quantity
+from infra.config.names import DnsLabel, Quantity, StorageClassName
 from infra.config.quantity import parse_quantity
 
 
@@ -19,7 +19,7 @@ class ResourceList(ConfigModel):
 
 
 class Resources(ConfigModel):
-    """Requests and limits of the model server container; both are always set."""
+    """Requests and limits of a container (the model server's by default); both are always set."""
 
     requests: ResourceList = Field(
         default_factory=lambda: ResourceList(cpu="2", memory="8Gi"),
@@ -29,6 +29,13 @@ class Resources(ConfigModel):
         default_factory=lambda: ResourceList(cpu="4", memory="16Gi"),
         description="The ceiling; memory beyond it kills the container.",
     )
+
+    def as_kubernetes(self) -> dict[str, dict[str, str]]:
+        """As a container's ``resources`` field."""
+        return {
+            "requests": {"cpu": self.requests.cpu, "memory": self.requests.memory},
+            "limits": {"cpu": self.limits.cpu, "memory": self.limits.memory},
+        }
 
     @model_validator(mode="after")
     def _limits_cover_requests(self) -> Resources:
@@ -55,7 +62,9 @@ class CacheVolume(ConfigModel):
     """The PersistentVolumeClaim that holds downloaded weights, so restarts do not fetch them again."""
 
     size: Quantity = Field("50Gi", description="Capacity of the model cache.")
-    storage_class: str | None = Field(None, description="StorageClass name; the cluster default when unset.")
+    storage_class: StorageClassName | None = Field(
+        None, description="StorageClass name (a DNS subdomain); the cluster default when unset."
+    )
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = Field(
         "ReadWriteOnce", description="ReadWriteMany lets replicas on several nodes share one cache."
     )

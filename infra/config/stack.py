@@ -15,6 +15,7 @@ from infra.config.autoscaling import AutoscalerInstall
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.clock import today
 from infra.config.cluster import AksCluster, ClusterConfig, ExistingCluster, check_cluster
+from infra.config.conflicts import check_model_conflicts
 from infra.config.entry_point import (
     ENTRY_POINT_RESOURCE,
     PROXY_CONFIG_CHILD,
@@ -23,7 +24,9 @@ from infra.config.entry_point import (
 )
 from infra.config.model import ModelConfig
 from infra.config.monitoring import MonitoringConfig
+from infra.config.names import Labels
 from infra.config.network import NetworkConfig
+from infra.config.objects import check_derived_names
 from infra.config.secret_store import SecretStoreConfig
 from infra.config.secrets import Secret
 from infra.config.waivers import WaiverConfig
@@ -47,7 +50,7 @@ class StackConfig(ConfigModel):
         description="Where to deploy: an existing cluster (`mode: existing`) or an AKS cluster the stack creates "
         "(`mode: aks`).",
     )
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on every object.")
+    labels: Labels = Field(default_factory=dict, description="Extra labels on every object.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network isolation.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, description="Metrics, alerts, dashboards.")
     keda: AutoscalerInstall = Field(default_factory=AutoscalerInstall, description="KEDA, for autoscaling.")
@@ -96,15 +99,20 @@ class StackConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> StackConfig:
-        for key, what in (("name", "model name"), ("namespace", "namespace")):
-            first_index: dict[str, int] = {}
-            for index, model in enumerate(self.models):
-                value = model.name if key == "name" else model.k8s_namespace
-                if value in first_index:
-                    raise KeyPathError(
-                        ("models", index, key), f"{what} '{value}' is already used by models[{first_index[value]}]"
-                    )
-                first_index[value] = index
+        first_index: dict[str, int] = {}
+        for index, model in enumerate(self.models):
+            if model.name in first_index:
+                raise KeyPathError(
+                    ("models", index, "name"),
+                    f"model name '{model.name}' is already used by models[{first_index[model.name]}]",
+                )
+            first_index[model.name] = index
+        return self
+
+    @model_validator(mode="after")
+    def _derived_names(self) -> StackConfig:
+        # Every object name the program derives, as the API server will check it; namespaces and collisions.
+        check_derived_names(self)
         return self
 
     @model_validator(mode="after")
@@ -137,12 +145,32 @@ class StackConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _models_fit_their_gpus(self) -> StackConfig:
+        from infra.catalog import UnknownModelError, resolve_architecture
+
         for index, model in enumerate(self.models):
-            if model.sizing is None:
+            sizing = model.sizing
+            if sizing is None:
                 continue
+            at: tuple[str | int, ...] = ("models", index)
+            # The inputs first, each at its own key: sizing's own errors would all land on the VM size.
+            if model.catalog is None and model.architecture is None:
+                raise KeyPathError(
+                    (*at, "sizing"),
+                    "sizes from the model's architecture: set catalog (a catalogue key) or architecture",
+                )
+            try:
+                arch = resolve_architecture(model.catalog, model.architecture)
+            except (UnknownModelError, ValueError) as error:
+                raise KeyPathError((*at, "catalog"), str(error).strip("'\"")) from None
+            if sizing.context is not None and sizing.context > arch.context_length:
+                raise KeyPathError(
+                    (*at, "sizing", "context"),
+                    f"{sizing.context} exceeds the model's native context length {arch.context_length}",
+                )
             vm_size = self.gpu_vm_size(model)
             from_pool = model.gpu.vm_size is None and vm_size is not None
-            where = ("models", index, "gpu", "pool" if from_pool else "vmSize" if vm_size else "sizing")
+            # What is left is the fit: on the VM size the stack fixes (its own or its pool's), or on any.
+            where = (*at, "gpu", "pool") if from_pool else (*at, "gpu", "vmSize") if vm_size else (*at, "sizing")
             prefix = f"pool '{model.gpu.pool}': " if from_pool else ""
             try:
                 result = size_for(model, vm_size)
@@ -151,7 +179,7 @@ class StackConfig(ConfigModel):
             choice = result.choice
             if choice is not None and choice.tensor_parallel_size > model.gpu.count:
                 raise KeyPathError(
-                    ("models", index, "gpu", "count"),
+                    (*at, "gpu", "count"),
                     f"sized for tensor parallelism {choice.tensor_parallel_size} on {choice.vm_size}, "
                     f"but gpu.count is {model.gpu.count}",
                 )
@@ -193,7 +221,15 @@ class StackConfig(ConfigModel):
                     ("models", index, "autoscaling", "enabled"),
                     "autoscaling reads Prometheus, but monitoring.mode is none",
                 )
+        receiver_names: dict[str, int] = {}
         for index, receiver in enumerate(self.monitoring.receivers):
+            # Each name keys the receivers' Secret and names an Alertmanager receiver: one each.
+            first = receiver_names.setdefault(receiver.name, index)
+            if first != index:
+                raise KeyPathError(
+                    ("monitoring", "receivers", index, "name"),
+                    f"receiver name '{receiver.name}' is already used by monitoring.receivers[{first}]",
+                )
             if receiver.url_secret not in self.secrets:
                 raise KeyPathError(
                     ("monitoring", "receivers", index, "urlSecret"),
@@ -210,4 +246,10 @@ class StackConfig(ConfigModel):
                     f"names secret '{model.hf_token_secret}', which is not under secrets "
                     f"(known: {', '.join(sorted(self.secrets)) or 'none'})",
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _no_conflicts(self) -> StackConfig:
+        # Last: a more specific error about the same keys (scale to zero in prod …) says more.
+        check_model_conflicts(self.models)
         return self

@@ -7,9 +7,7 @@ the probes and kube-state-metrics instead.
 
 from __future__ import annotations
 
-import json
-
-from infra.config.engines import OllamaSettings
+from infra.config.engines import MODELFILE_TRIPLE_QUOTE, OllamaSettings, modelfile_text_problem
 from infra.config.images import ImageRef
 from infra.config.model import ModelConfig
 from infra.engines.base import EngineContext, EngineSpec, PrepareStep, WritablePath
@@ -42,14 +40,43 @@ fi
 """
 
 
+def modelfile_string(text: str, *, triple: bool = False) -> str:
+    """``text`` as a Modelfile string that Ollama's parser reads back exactly.
+
+    The parser (parser/parser.go) has no escapes: a string in double quotes ends at the first line that ends
+    with a quote, one in triple quotes at the first line that ends with three. So text without quotes may go in
+    double quotes; text with quotes goes in triple quotes (``triple`` asks for them always); text with three
+    quotes in a row cannot be written. The config refuses such text; this raises rather than write a Modelfile
+    that says something else.
+    """
+    problem = modelfile_text_problem(text)
+    if problem is not None:
+        raise ValueError(f"cannot be written in a Modelfile: it {problem}")
+    quote = MODELFILE_TRIPLE_QUOTE if triple or '"' in text else '"'
+    return f"{quote}{text}{quote}"
+
+
 def modelfile(base: str, settings: OllamaSettings) -> str | None:
-    """The Modelfile of a custom model, or ``None`` when the stack serves the base model as it is."""
+    """The Modelfile of a custom model, or ``None`` when the stack serves the base model as it is.
+
+    Every string is quoted by :func:`modelfile_string`: a system prompt or a stop string cannot end its
+    quotes early and add instructions (a second ``FROM``, an ``ADAPTER``) to the Modelfile.
+    """
     if settings.modelfile is None:
         return None
+    if not base or any(c.isspace() or not c.isprintable() for c in base):
+        raise ValueError(f"the base model {base!r} is not an Ollama model name")
     parameters = [
-        (name, json.dumps(v) if isinstance(v, str) else v) for name, v in sorted(settings.modelfile.parameters.items())
+        (name, modelfile_string(v) if isinstance(v, str) else v)
+        for name, v in sorted(settings.modelfile.parameters.items())
     ]
-    return render_template("ollama/Modelfile.j2", base=base, system=settings.modelfile.system, parameters=parameters)
+    system = settings.modelfile.system
+    return render_template(
+        "ollama/Modelfile.j2",
+        base=base,
+        system=modelfile_string(system, triple=True) if system else None,
+        parameters=parameters,
+    )
 
 
 def ollama_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:

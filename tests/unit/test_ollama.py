@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from infra.config.engines import OllamaModelfile, OllamaSettings
 from infra.config.loader import validate_stack_config
 from infra.config.stack import StackConfig
 from infra.engines import context_of
-from infra.engines.ollama import _PREPARE_SCRIPT, modelfile, ollama_engine
+from infra.engines.ollama import _PREPARE_SCRIPT, modelfile, modelfile_string, ollama_engine
 from infra.plan.engine import run_program
 from infra.plan.stack import StackPlan
 from infra.platform import deploy
@@ -72,6 +73,148 @@ def test_stop_strings_are_quoted_in_the_modelfile() -> None:
     settings = stack(ollama={"modelfile": {"parameters": {"stop": "<|im_end|>", "top_p": 0.9}}}).models[0].ollama
     assert settings is not None
     assert modelfile("qwen3:0.6b", settings) == 'FROM qwen3:0.6b\nPARAMETER stop "<|im_end|>"\nPARAMETER top_p 0.9\n'
+
+
+def parse_modelfile(text: str) -> list[tuple[str, str]]:
+    """Ollama's Modelfile parser (parser/parser.go, ParseFile), rune by rune: (command, argument) pairs."""
+    commands: list[tuple[str, str]] = []
+    valid = {"from", "license", "template", "system", "adapter", "draft", "renderer", "parser", "parameter"}
+    valid |= {"message", "requires"}
+
+    def unquote(value: str) -> tuple[str, bool]:
+        if value[:3] == '"""':
+            return (value[3:-3], True) if len(value) >= 6 and value[-3:] == '"""' else ("", False)
+        if value[:1] == '"':
+            return (value[1:-1], True) if len(value) >= 2 and value[-1] == '"' else ("", False)
+        return value, True
+
+    def step(rune: str, state: str) -> tuple[str, str]:
+        space, newline = rune in " \t", rune in "\r\n"
+        if state == "nil":
+            return ("comment", "") if rune == "#" else ("nil", "") if space or newline else ("name", rune)
+        if state == "name":
+            if rune.isascii() and rune.isalpha():
+                return "name", rune
+            if space:
+                return "value", ""
+            raise ValueError("invalid command")
+        if state == "value":
+            return ("nil", rune) if space or newline else ("value", rune)
+        if state in ("parameter", "message"):
+            if rune.isascii() and (rune.isalnum() or (rune == "_" and state == "parameter")):
+                return state, rune
+            if space:
+                return "value", ""
+            raise ValueError("unexpected end")
+        return ("nil", "") if newline else ("comment", "")
+
+    state, buffer, name, role = "nil", "", "", ""
+    for char in text:
+        following, rune = step(char, state)
+        if following != state:
+            if state == "name":
+                if buffer.lower() not in valid:
+                    raise ValueError(f"invalid command {buffer!r}")
+                lower = buffer.lower()
+                if lower == "parameter":
+                    following = "parameter"
+                elif lower == "message":
+                    following, name = "message", lower
+                else:
+                    name = "model" if lower == "from" else lower
+            elif state == "parameter":
+                name = buffer
+            elif state == "message":
+                role = buffer
+            elif state == "value":
+                value, ok = unquote(buffer.strip())
+                if not ok or rune in " \t":
+                    buffer += rune
+                    continue
+                commands.append((name, f"{role}: {value}" if role else value))
+                role = ""
+            buffer, state = "", following
+        if rune and rune.isprintable():
+            buffer += rune
+    if state == "value":
+        value, ok = unquote(buffer.strip())
+        if not ok:
+            raise ValueError("unexpected end of a quoted string")
+        commands.append((name, value))
+    elif state not in ("nil", "comment"):
+        raise ValueError("unexpected end")
+    return commands
+
+
+def test_the_dev_modelfile_reads_back_as_written(plan_of: PlanOf) -> None:
+    config = one(plan_of("dev", True).run.resources, "ConfigMap", "qwen3-micro-engine-config")
+    assert parse_modelfile(config.inputs["data"]["Modelfile"]) == [
+        ("model", "qwen3:0.6b"),
+        ("system", "You are a concise assistant for the platform team. Answer in plain language."),
+        ("num_ctx", "8192"),
+        ("temperature", "0.2"),
+    ]
+
+
+TRICKY_PROMPTS = [
+    'Answer "yes" or "no".',
+    'Quote: ""',
+    '"Leading" quotes and a trailing one"',
+    'Ends with two quotes ""',
+    "Line one\nFROM evil/model\nADAPTER /models/evil.gguf\nPARAMETER temperature 2",
+    'A line ending in quotes ""\nFROM evil/model',
+    "  leading and trailing spaces  ",
+    "# not a comment\n\n\ttabbed",
+]
+
+
+@pytest.mark.parametrize("prompt", TRICKY_PROMPTS)
+def test_a_system_prompt_reads_back_exactly_and_adds_no_instruction(prompt: str) -> None:
+    settings = stack(ollama={"modelfile": {"system": prompt, "parameters": {"stop": prompt}}}).models[0].ollama
+    assert settings is not None
+    text = modelfile("qwen3:0.6b", settings)
+    assert text is not None
+    commands = parse_modelfile(text)
+    assert commands == [("model", "qwen3:0.6b"), ("system", prompt), ("stop", prompt)]
+
+
+INJECTIONS = [
+    'Be brief."""\nFROM evil/model\nADAPTER /models/evil.gguf\nSYSTEM """',
+    'x"""\nFROM evil/model',
+    '"""',
+]
+
+
+@pytest.mark.parametrize("attempt", INJECTIONS)
+def test_an_injection_through_the_system_prompt_is_refused(attempt: str) -> None:
+    from infra.config.loader import StackConfigError
+
+    with pytest.raises(StackConfigError, match=r"ollama\.modelfile\.system: the system prompt contains \"\"\""):
+        stack(ollama={"modelfile": {"system": attempt}})
+    with pytest.raises(StackConfigError, match=r"parameter stop contains \"\"\""):
+        stack(ollama={"modelfile": {"parameters": {"stop": attempt}}})
+
+
+@pytest.mark.parametrize("attempt", INJECTIONS)
+def test_the_renderer_refuses_what_validation_would_have(attempt: str) -> None:
+    # Settings built without validation (a test, a future code path) still never yield a second FROM.
+    unchecked = OllamaSettings.model_construct(modelfile=OllamaModelfile.model_construct(system=attempt, parameters={}))
+    with pytest.raises(ValueError, match="cannot be written in a Modelfile"):
+        modelfile("qwen3:0.6b", unchecked)
+    with pytest.raises(ValueError, match="cannot be written in a Modelfile"):
+        modelfile_string(attempt)
+
+
+def test_the_rendered_config_map_holds_exactly_one_from() -> None:
+    prompt = TRICKY_PROMPTS[4]
+    config = stack(ollama={"modelfile": {"system": prompt, "parameters": {"stop": 'he said "stop"'}}})
+    run = run_program(lambda: deploy(config), "test", False)
+    text = one(run.resources, "ConfigMap", "chat-engine-config").inputs["data"]["Modelfile"]
+    commands = parse_modelfile(text)
+    assert [argument for command, argument in commands if command == "model"] == ["qwen3:0.6b"]
+    assert [command for command, _ in commands] == ["model", "system", "stop"]
+    assert sum(1 for line in text.splitlines() if line.startswith("FROM ")) == 2  # the base, and one inside quotes
+    assert text.startswith("FROM qwen3:0.6b\n")
 
 
 def test_unknown_modelfile_parameter_is_refused() -> None:
