@@ -48,6 +48,9 @@ class StackEntry:
 
     name: str
     level: str
+    #: The stack deploys to a cluster it does not create (``cluster.mode: existing``): its deploy job needs
+    #: that cluster's kubeconfig (see docs/gitops.md).
+    existing_cluster: bool = False
 
     @property
     def job_id(self) -> str:
@@ -63,9 +66,18 @@ def stacks_of(root: Path) -> list[StackEntry]:
     from infra.policy.analyzer import DEFAULT_PACK_DIR
     from infra.policy.pack_config import LEVEL_ORDER, PolicyConfigError, bind_level
 
+    from infra.config.loader import StackConfigError, load_stack_file, stack_file
+
     try:
-        entries = [StackEntry(name, bind_level(name, DEFAULT_PACK_DIR / "config").level) for name in stack_names(root)]
-    except PolicyConfigError as error:
+        entries = [
+            StackEntry(
+                name,
+                bind_level(name, DEFAULT_PACK_DIR / "config").level,
+                load_stack_file(stack_file(name, root)).cluster.mode == "existing",
+            )
+            for name in stack_names(root)
+        ]
+    except (PolicyConfigError, StackConfigError) as error:
         raise CiError(str(error)) from None
     order = {level: index for index, level in enumerate(LEVEL_ORDER)}
     return sorted(entries, key=lambda e: (order.get(e.level, len(order)), e.name))

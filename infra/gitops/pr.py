@@ -8,7 +8,7 @@ servers, ``pyproject.toml`` and ``Pulumi.yaml`` touch every stack. A stack file 
 change touches nothing (there is nothing left to render or deploy).
 
 Run as ``python -m infra.gitops.pr touched --base REF`` (prints a JSON list of stack names) and
-``python -m infra.gitops.pr comment --out FILE PART.md…`` (joins per-stack diffs into one comment,
+``python -m infra.gitops.pr comment --out FILE [--from FOLDER] [PART.md…]`` (joins per-stack diffs into one comment,
 within the comment limit, headed by the marker the pipelines use to find and update it). The parts
 are ``slm-deploy diff --format markdown`` reports, whose every user-provided string is escaped
 (:func:`infra.policy.reports.escape_markdown`); a part cut to fit ends at a line boundary with its
@@ -97,13 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     touched.add_argument("--root", type=Path, default=Path("."))
     comment = commands.add_parser("comment", help="join per-stack Markdown into the PR comment")
     comment.add_argument("--out", type=Path, required=True)
+    comment.add_argument(
+        "--from", dest="folder", type=Path, help="every *.md in this folder, by name (none: no stack touched)"
+    )
     comment.add_argument("parts", nargs="*", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "touched":
             print(json.dumps(touched_stacks(changed_files(args.root, args.base), stack_names(args.root))))
         else:
-            parts = [p.read_text(encoding="utf-8") for p in args.parts]
+            files = [*args.parts, *(sorted(args.folder.glob("*.md")) if args.folder else [])]
+            parts = [p.read_text(encoding="utf-8") for p in files]
             args.out.write_text(combine_comments(parts), encoding="utf-8")
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as error:
         print(f"error: {error}", file=sys.stderr)

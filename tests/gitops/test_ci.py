@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,8 @@ def test_github_offline_job(repo: Path) -> None:
     assert steps[0]["with"] == {"fetch-depth": 0, "persist-credentials": False}
     script = "\n".join(s.get("run", "") for s in steps)
     # One check run for every touched stack (args+=(--stack …)), SARIF and JUnit from the same run.
-    assert script.count("slm-deploy check \"${args[@]}\"") == 1 and 'args+=(--stack "$stack")' in script
-    assert '--format sarif --output out/policy.sarif --junit out/policy.junit.xml' in script
+    assert script.count('slm-deploy check "${args[@]}"') == 1 and 'args+=(--stack "$stack")' in script
+    assert "--format sarif --output out/policy.sarif --junit out/policy.junit.xml" in script
     assert "slm-deploy diff --stack" in script and "--format markdown" in script
     assert "python -m infra.gitops.pr touched" in script
     (sarif,) = [s for s in steps if s.get("uses") == GITHUB_ACTIONS["upload_sarif"]]
@@ -150,7 +151,7 @@ def test_azure_pipeline(repo: Path) -> None:
     steps = offline["steps"]
     script = "\n".join(s.get("script", "") for s in steps)
     assert "slm-deploy diff" in script and COMMENT_MARKER in script
-    assert script.count("slm-deploy check \"${args[@]}\"") == 1 and "--junit out/policy.junit.xml" in script
+    assert script.count('slm-deploy check "${args[@]}"') == 1 and "--junit out/policy.junit.xml" in script
     assert any(s.get("task") == "PublishTestResults@2" for s in steps)
     assert any(s.get("inputs", {}).get("artifact") == "CodeAnalysisLogs" for s in steps)
     (key,) = previews
@@ -238,3 +239,39 @@ def test_actionlint_accepts_the_workflow(repo: Path) -> None:
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "broken.yml" in output and "missing" in output, output
     assert "slm-deploy.yml:" not in output, output
+
+
+@pytest.mark.parametrize("provider", ["github", "azure"])
+def test_the_comment_step_works_when_no_stack_is_touched(provider: str, repo: Path, tmp_path: Path) -> None:
+    """A pull request that touches no stack leaves out/comment empty: the step still writes its comment."""
+    (path,) = init_ci(repo, provider, force=False)  # type: ignore[arg-type]
+    text = path.read_text()
+    command = "python -m infra.gitops.pr comment --out out/pr-comment.md --from out/comment"
+    assert command in text and "out/comment/*.md" not in text
+    (tmp_path / "out" / "comment").mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, *command.removeprefix("python ").split()],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    comment = (tmp_path / "out" / "pr-comment.md").read_text()
+    assert comment.startswith(COMMENT_MARKER) and "No stack is touched by this change." in comment
+
+
+@pytest.mark.parametrize(
+    ("provider", "job", "marker"),
+    [("github", "  up-{}:", "KUBECONFIG_B64"), ("azure", "stage: up_{}", "secureFile: kubeconfig-")],
+)
+def test_existing_cluster_stacks_get_their_kubeconfig_in_the_deploy_job(
+    provider: str, job: str, marker: str, repo: Path
+) -> None:
+    (path,) = init_ci(repo, provider, force=False)  # type: ignore[arg-type]
+    text = path.read_text()
+    starts = [text.index(job.format(name)) for name in ("dev", "staging", "prod")]
+    dev, staging, prod = (text[start:end] for start, end in zip(starts, [*starts[1:], len(text)], strict=True))
+    # dev and staging deploy to a cluster they do not create; prod creates its AKS cluster.
+    assert marker in dev and marker in staging and marker not in prod
