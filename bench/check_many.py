@@ -11,22 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from check_vs_checkov import wall
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = ("dev", "staging", "prod")
-
-
-def wall(command: list[str]) -> float:
-    start = time.perf_counter()
-    completed = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    elapsed = time.perf_counter() - start
-    if completed.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(command)} failed: {completed.stderr.decode()}")
-    return elapsed
 
 
 def main() -> None:

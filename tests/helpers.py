@@ -40,3 +40,19 @@ def installed(command: str, package: str) -> str:
     if path is None:
         unavailable(f"{command} is not installed (Debian package '{package}'; scripts/run.sh test installs it)")
     return path
+
+
+def gated_model_stack(environment: str = "dev") -> str:
+    """A stack file with one vLLM model reading a Hugging Face token from a (ciphertext-only) secret."""
+    return f"""config:
+  slm-deploy:environment: {environment}
+  slm-deploy:secrets:
+    hfToken:
+      secure: v1:c2FsdA==:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0
+  slm-deploy:models:
+    - name: gated
+      engine: vllm
+      modelId: google/gemma-3-4b-it
+      gpu: {{count: 1}}
+      hfTokenSecret: hfToken
+"""

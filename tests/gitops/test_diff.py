@@ -23,6 +23,7 @@ from infra.gitops.diff import (
     render_text,
 )
 from infra.plan.render import MARKER
+from tests.helpers import gated_model_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "slm-qwen3-micro"
@@ -193,18 +194,7 @@ def test_markdown_keeps_policy_within_limit(edited_diff: DiffResult) -> None:
 # --------------------------------------------------------------------------- secrets
 
 CANARY = "hf_CANARY_5b0c7e21aa"
-SECRET_STACK = """config:
-  slm-deploy:environment: staging
-  slm-deploy:secrets:
-    hfToken:
-      secure: v1:c2FsdA==:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0
-  slm-deploy:models:
-    - name: gated
-      engine: vllm
-      modelId: google/gemma-3-4b-it
-      gpu: {count: 1}
-      hfTokenSecret: hfToken
-"""
+SECRET_STACK = gated_model_stack("staging")
 
 
 def test_secret_values_never_appear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -248,10 +248,9 @@ def test_prod_vllm_flags_come_from_sizing(plan_of: PlanOf) -> None:
         assert sized.choice.vm_size == plan.config.gpu_vm_size(model)
 
 
-@MODES
-def test_a_model_server_needs_only_its_args(preview: bool) -> None:
-    """No stack: the component is built from a model, its engine and the few settings it reads."""
-    model = ModelConfig.model_validate({"name": "tiny", "engine": "ollama", "modelId": "smollm2:135m"})
+def _tiny_server(overrides: dict[str, Any], preview: bool, labels: dict[str, str] | None = None) -> list[Any]:
+    """The resources of one ModelServer built from its Args alone: a small Ollama model, no stack."""
+    model = ModelConfig.model_validate({"name": "tiny", "engine": "ollama", "modelId": "smollm2:135m", **overrides})
 
     def program() -> None:
         ModelServer(
@@ -262,11 +261,17 @@ def test_a_model_server_needs_only_its_args(preview: bool) -> None:
                 network=NetworkConfig(),
                 monitoring_namespace="monitoring",
                 secret_store=SecretStoreConfig(),
-                labels={"team": "ml"},
+                labels=labels or {},
             ),
         )
 
-    resources = run_program(program, "test", preview).resources
+    return run_program(program, "test", preview).resources
+
+
+@MODES
+def test_a_model_server_needs_only_its_args(preview: bool) -> None:
+    """No stack: the component is built from a model, its engine and the few settings it reads."""
+    resources = _tiny_server({}, preview, labels={"team": "ml"})
     deployment = one(resources, "Deployment", "tiny-deployment")
     assert deployment.inputs["metadata"]["labels"]["team"] == "ml"
     namespace = one(resources, "Namespace", "tiny-namespace")
@@ -280,21 +285,6 @@ def test_a_model_server_needs_only_its_args(preview: bool) -> None:
 )
 def test_a_single_node_cache_is_replaced_not_rolled(access_mode: str, strategy: str) -> None:
     """A surge pod on another node could never attach a ReadWriteOnce cache: that rollout would hang."""
-    model = ModelConfig.model_validate(
-        {"name": "tiny", "engine": "ollama", "modelId": "smollm2:135m", "cache": {"accessMode": access_mode}}
-    )
-
-    def program() -> None:
-        ModelServer(
-            "tiny",
-            ModelServerArgs(
-                model=model,
-                engine=ollama_engine(model, EngineContext()),
-                network=NetworkConfig(),
-                monitoring_namespace="monitoring",
-                secret_store=SecretStoreConfig(),
-            ),
-        )
-
-    deployment = one(run_program(program, "test", False).resources, "Deployment", "tiny-deployment")
+    resources = _tiny_server({"cache": {"accessMode": access_mode}}, preview=False)
+    deployment = one(resources, "Deployment", "tiny-deployment")
     assert deployment.inputs["spec"]["strategy"]["type"] == strategy

@@ -14,6 +14,7 @@ from infra.plan.render import MARKER, RenderError, manifests, write_render
 from infra.plan.schema import validate_manifests
 from infra.plan.stack import StackPlan
 from tests.conftest import REFERENCE_STACKS
+from tests.helpers import gated_model_stack
 
 PlanOf = Callable[[str, bool], StackPlan]
 
@@ -89,23 +90,9 @@ def test_render_json_output(tmp_path: Path, root: Path) -> None:
     assert report["counts"] == {"valid": len(report["objects"])}
 
 
-KUBERNETES_SECRET_STACK = """config:
-  slm-deploy:environment: dev
-  slm-deploy:secrets:
-    hfToken:
-      secure: v1:c2FsdA==:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0
-  slm-deploy:models:
-    - name: gated
-      engine: vllm
-      modelId: google/gemma-3-4b-it
-      gpu: {count: 1}
-      hfTokenSecret: hfToken
-"""
-
-
 def test_a_kubernetes_secret_renders_with_its_keys_and_passes_strict_schemas(tmp_path: Path) -> None:
     (tmp_path / "stacks").mkdir()
-    (tmp_path / "stacks" / "Pulumi.gated.yaml").write_text(KUBERNETES_SECRET_STACK)
+    (tmp_path / "stacks" / "Pulumi.gated.yaml").write_text(gated_model_stack())
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["render", "--stack", "gated", "--root", str(tmp_path), "--out", str(out)])
     assert result.exit_code == 0, result.output
