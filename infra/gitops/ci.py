@@ -63,10 +63,9 @@ def stacks_of(root: Path) -> list[StackEntry]:
 
     Levels come from the installed policy pack's level files (:func:`infra.policy.pack_config.bind_level`).
     """
+    from infra.config.loader import StackConfigError, load_stack_file, stack_file
     from infra.policy.analyzer import DEFAULT_PACK_DIR
     from infra.policy.pack_config import LEVEL_ORDER, PolicyConfigError, bind_level
-
-    from infra.config.loader import StackConfigError, load_stack_file, stack_file
 
     try:
         entries = [
