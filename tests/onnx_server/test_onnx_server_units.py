@@ -82,9 +82,13 @@ def test_settings_defaults_and_errors(tmp_path: Path) -> None:
     from slm_onnx_server.config import ConfigError, Settings
 
     settings = Settings.from_env({"SLM_ONNX_MODEL_PATH": "/models/phi"})
-    assert (settings.served_model_name, settings.port, settings.max_concurrency, settings.max_queue) == (
-        "phi", 8000, 1, 16,
+    assert (settings.served_model_name, settings.port, settings.max_batch_size, settings.max_queue) == (
+        "phi", 8000, 4, 16,
     )  # fmt: skip
+    assert settings.max_body_bytes == 4 * 1024 * 1024
+    legacy = Settings.from_env({"SLM_ONNX_MODEL_PATH": "m", "SLM_ONNX_MAX_CONCURRENCY": "2"})
+    assert legacy.max_batch_size == 2  # the old name still works
+    assert Settings.from_env({"SLM_ONNX_MODEL_PATH": "m", "SLM_ONNX_MAX_BATCH_SIZE": "8"}).max_batch_size == 8
     assert settings.read_api_key() is None
     for env, message in [
         ({}, "SLM_ONNX_MODEL_PATH is required"),
@@ -100,6 +104,20 @@ def test_settings_defaults_and_errors(tmp_path: Path) -> None:
     key.write_text("\n")
     with pytest.raises(ConfigError, match="empty"):
         Settings.from_env({"SLM_ONNX_MODEL_PATH": "m", "SLM_ONNX_API_KEY_FILE": str(key)}).read_api_key()
+
+
+def test_api_keys_file_is_the_entry_points_json(tmp_path: Path) -> None:
+    from slm_onnx_server.config import ConfigError, Settings
+
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"team-a": "aaaaaaaaaaaaaaaa", "team-b": "bbbbbbbbbbbbbbbb"}')
+    settings = Settings.from_env({"SLM_ONNX_MODEL_PATH": "m", "SLM_ONNX_API_KEYS_FILE": str(keys)})
+    assert settings.read_api_keys() == {"team-a": "aaaaaaaaaaaaaaaa", "team-b": "bbbbbbbbbbbbbbbb"}
+    for text in ("[]", "{}", '{"a": 5}', "not json"):
+        keys.write_text(text)
+        with pytest.raises(ConfigError, match="API_KEYS_FILE") as raised:
+            settings.read_api_keys()
+        assert "aaaa" not in str(raised.value)  # never quotes the secret
 
 
 def test_server_exits_2_on_bad_config() -> None:

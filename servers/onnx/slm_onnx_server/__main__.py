@@ -9,12 +9,13 @@ import uvicorn
 
 from .api import create_app
 from .config import ConfigError, Settings
+from .limits import header_timeout_protocol
 
 
 def main() -> int:
     try:
         settings = Settings.from_env()
-        settings.read_api_key()
+        settings.read_api_keys()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -34,6 +35,9 @@ def main() -> int:
         port=settings.port,
         log_level=settings.log_level,
         timeout_graceful_shutdown=20,
+        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]  # uvicorn accepts a float
+        http=header_timeout_protocol(settings.header_timeout_seconds),
+        h11_max_incomplete_event_size=16 * 1024,  # request line and headers
         server_header=False,
         proxy_headers=False,
     )

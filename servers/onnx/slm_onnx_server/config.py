@@ -20,16 +20,24 @@ class Settings:
     model_path: Path
     served_model_name: str
     context_length: int | None  # None: the model's own (genai_config.json)
-    max_concurrency: int
+    max_batch_size: int  # og.Engine's static batch: generations at once (SLM_ONNX_MAX_CONCURRENCY is an alias)
     max_queue: int
     host: str
     port: int
     api_key_file: Path | None
+    api_keys_file: Path | None  # JSON object of client name to key (the entry point's format)
     execution_provider: str | None  # None: as genai_config.json says
     chat_template_file: Path | None
     retry_after_seconds: int
     default_max_tokens: int | None
     log_level: str
+    generator_workers: int  # threads of the og.Generator path (requests the engine cannot serve: seeded sampling)
+    preprocess_workers: int  # threads that parse bodies, apply chat templates and tokenise (off the event loop)
+    batch_gather_seconds: float  # how long a batch start waits for requests still being tokenised
+    max_body_bytes: int
+    header_timeout_seconds: float
+    body_timeout_seconds: float
+    keep_alive_seconds: float
     # Test-only knobs (documented as such): slow the load and every generated token down.
     test_load_delay_seconds: float
     test_token_delay_seconds: float
@@ -54,7 +62,7 @@ class Settings:
                 raise ConfigError(f"{PREFIX}{name}: must be at least {minimum}, got {value}")
             return value
 
-        def number(name: str, default: float) -> float:
+        def number(name: str, default: float, positive: bool = False) -> float:
             raw = get(name)
             if raw is None:
                 return default
@@ -62,8 +70,10 @@ class Settings:
                 value = float(raw)
             except ValueError:
                 raise ConfigError(f"{PREFIX}{name}: expected a number, got {raw!r}") from None
-            if value < 0:
-                raise ConfigError(f"{PREFIX}{name}: must not be negative, got {value}")
+            if value < 0 or value != value or value == float("inf"):
+                raise ConfigError(f"{PREFIX}{name}: must be a finite number, not negative, got {raw}")
+            if positive and value == 0:
+                raise ConfigError(f"{PREFIX}{name}: must be more than 0, got {raw}")
             return value
 
         model = get("MODEL_PATH")
@@ -74,6 +84,8 @@ class Settings:
         if provider is not None and provider not in ("cpu", "cuda"):
             raise ConfigError(f"{PREFIX}EXECUTION_PROVIDER: expected cpu or cuda, got {provider!r}")
         api_key_file = get("API_KEY_FILE")
+        api_keys_file = get("API_KEYS_FILE")
+        batch = integer("MAX_BATCH_SIZE", None, 1) or integer("MAX_CONCURRENCY", None, 1) or 4
         template = get("CHAT_TEMPLATE_FILE")
         log_level = (get("LOG_LEVEL", "info") or "info").lower()
         if log_level not in ("critical", "error", "warning", "info", "debug"):
@@ -82,19 +94,60 @@ class Settings:
             model_path=model_path,
             served_model_name=get("SERVED_MODEL_NAME") or model_path.name,
             context_length=integer("CONTEXT_LENGTH", None, 1),
-            max_concurrency=integer("MAX_CONCURRENCY", 1, 1) or 1,
+            max_batch_size=batch,
             max_queue=integer("MAX_QUEUE", 16, 0) or 0,
             host=get("HOST", "0.0.0.0") or "0.0.0.0",
             port=integer("PORT", 8000, 1) or 8000,
             api_key_file=Path(api_key_file) if api_key_file else None,
+            api_keys_file=Path(api_keys_file) if api_keys_file else None,
             execution_provider=provider,
             chat_template_file=Path(template) if template else None,
             retry_after_seconds=integer("RETRY_AFTER_SECONDS", 1, 0) or 0,
             default_max_tokens=integer("DEFAULT_MAX_TOKENS", None, 1),
             log_level=log_level,
+            generator_workers=integer("GENERATOR_WORKERS", 1, 1) or 1,
+            preprocess_workers=integer("PREPROCESS_WORKERS", 2, 1) or 2,
+            batch_gather_seconds=number("BATCH_GATHER_MS", 5.0) / 1000.0,
+            max_body_bytes=integer("MAX_BODY_BYTES", 4 * 1024 * 1024, 1024) or 4 * 1024 * 1024,
+            header_timeout_seconds=number("HEADER_TIMEOUT_SECONDS", 10.0, positive=True),
+            body_timeout_seconds=number("BODY_TIMEOUT_SECONDS", 30.0, positive=True),
+            keep_alive_seconds=number("KEEP_ALIVE_SECONDS", 5.0, positive=True),
             test_load_delay_seconds=number("TEST_LOAD_DELAY_SECONDS", 0.0),
             test_token_delay_seconds=number("TEST_TOKEN_DELAY_SECONDS", 0.0),
         )
+
+    @property
+    def max_concurrency(self) -> int:
+        """Generations at once: the engine's batch (the old name of the setting)."""
+        return self.max_batch_size
+
+    def read_api_keys(self) -> dict[str, str]:
+        """Every accepted key by client name: the single key file (client `default`) and the JSON keys file."""
+        keys: dict[str, str] = {}
+        single = self.read_api_key()
+        if single is not None:
+            keys["default"] = single
+        if self.api_keys_file is None:
+            return keys
+        try:
+            text = self.api_keys_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
+            raise ConfigError(f"{PREFIX}API_KEYS_FILE: cannot read {self.api_keys_file}: {reason}") from None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        # Never quote the value: it is secret.
+        if not isinstance(value, dict) or not value:
+            raise ConfigError(f"{PREFIX}API_KEYS_FILE: expected a non-empty JSON object of client name to key")
+        for position, (client, key) in enumerate(value.items(), start=1):
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigError(
+                    f"{PREFIX}API_KEYS_FILE: the key of client number {position} must be a non-empty string"
+                )
+            keys[str(client)] = key.strip()
+        return keys
 
     def read_api_key(self) -> str | None:
         """The API key from its file (a mounted Secret), or None when no key is configured."""

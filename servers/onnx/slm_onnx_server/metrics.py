@@ -17,6 +17,7 @@ ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.
 REQUEST_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
                    240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
 FINISH_REASONS = ("stop", "length", "abort")
+REJECT_REASONS = ("queue_full", "context_length", "unauthorized", "too_large", "timeout", "unsupported")
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # vLLM exports no `_created` series either
 
@@ -78,12 +79,17 @@ class Metrics:
                                                    buckets=tokens, registry=r).labels(model_name)  # fmt: skip
         self.max_tokens_param = Histogram("vllm:request_params_max_tokens", "The max_tokens request parameter.",
                                           labels, buckets=tokens, registry=r).labels(model_name)  # fmt: skip
+        self.batch_size = Gauge("slm_onnx:batch_size",
+                                "Requests in the og.Engine batch running now (slots in use until the batch ends).",
+                                labels, registry=r).labels(model_name)  # fmt: skip
+        self.max_batch_size = Gauge("slm_onnx:max_batch_size", "The og.Engine static batch size configured.",
+                                    labels, registry=r).labels(model_name)  # fmt: skip
+        self.batches = Counter("slm_onnx:batches", "og.Engine batches run.", labels,
+                               registry=r).labels(model_name)  # fmt: skip
         rejected = Counter("slm_onnx:requests_rejected",
-                           "Requests refused before generation (queue_full, context_length, unauthorized).",
+                           "Requests refused before generation, by reason.",
                            [*labels, "reason"], registry=r)  # fmt: skip
-        self.rejected = {
-            reason: rejected.labels(model_name, reason) for reason in ("queue_full", "context_length", "unauthorized")
-        }
+        self.rejected = {reason: rejected.labels(model_name, reason) for reason in REJECT_REASONS}
 
     def observe_finished(self, done: Finished, max_tokens: int) -> None:
         """Record a finished (or aborted) generation; called once per request, from any thread."""

@@ -1,42 +1,70 @@
-"""Stop strings, matched on the decoded text (onnxruntime-genai has none); no dependency on the runtime."""
+"""Stop strings, matched on the decoded text in time linear in the output; no dependency on the runtime.
+
+onnxruntime-genai's own stop strings need an engine configured for dynamic batching (not available on CPU),
+so the server matches them. Each stop string has a Knuth-Morris-Pratt automaton: every decoded character
+advances each automaton once (amortised), so the cost is O(output length x number of stop strings) whatever
+the stop strings' lengths, and only the text that could still be the start of a stop string is kept.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 
+def _failure(pattern: str) -> list[int]:
+    """KMP failure function: for each prefix, the length of its longest proper border."""
+    fail = [0] * len(pattern)
+    k = 0
+    for i in range(1, len(pattern)):
+        while k and pattern[i] != pattern[k]:
+            k = fail[k - 1]
+        if pattern[i] == pattern[k]:
+            k += 1
+        fail[i] = k
+    return fail
+
+
 class StopMatcher:
-    """Finds stop strings in the growing output and holds back text that could be the start of one."""
+    """Finds stop strings in the growing output and holds back text that could be the start of one.
+
+    When several stop strings match, the one that ends first wins; the output is cut where it starts.
+    """
 
     def __init__(self, stops: Sequence[str]) -> None:
         self.stops = tuple(s for s in stops if s)
-        self.text = ""
-        self.emitted = 0
+        self._fail = [_failure(s) for s in self.stops]
+        self._state = [0] * len(self.stops)
+        self._pending = ""  # decoded, not emitted: at most the longest partial match
+        self.hit = False
 
     def feed(self, piece: str) -> tuple[str, bool]:
         """Add decoded text; returns (text safe to emit now, whether a stop string was hit)."""
-        start = max(0, len(self.text) - max((len(s) for s in self.stops), default=0) + 1)
-        self.text += piece
+        if self.hit:
+            return "", True
         if not self.stops:
-            return self._emit(len(self.text)), False
-        hits = [i for i in (self.text.find(s, start) for s in self.stops) if i >= 0]
-        if hits:
-            self.text = self.text[: min(hits)]
-            return self._emit(len(self.text)), True
-        hold = 0
-        for stop in self.stops:
-            for size in range(min(len(stop) - 1, len(self.text)), hold, -1):
-                if self.text.endswith(stop[:size]):
-                    hold = size
-                    break
-        return self._emit(len(self.text) - hold), False
+            return piece, False
+        base = len(self._pending)
+        pending = self._pending + piece
+        states = self._state
+        stops = self.stops
+        fails = self._fail
+        for offset, char in enumerate(piece):
+            for i, stop in enumerate(stops):
+                k = states[i]
+                while k and stop[k] != char:
+                    k = fails[i][k - 1]
+                if stop[k] == char:
+                    k += 1
+                if k == len(stop):
+                    self.hit = True
+                    self._pending = ""
+                    return pending[: base + offset + 1 - k], True
+                states[i] = k
+        cut = len(pending) - max(states)
+        self._pending = pending[cut:]
+        return pending[:cut], False
 
     def flush(self) -> str:
-        return self._emit(len(self.text))
-
-    def _emit(self, end: int) -> str:
-        if end <= self.emitted:
-            return ""
-        out = self.text[self.emitted : end]
-        self.emitted = end
+        """The held-back text, at the end of the generation (it did not become a stop string)."""
+        out, self._pending = self._pending, ""
         return out

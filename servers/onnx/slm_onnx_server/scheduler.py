@@ -1,0 +1,407 @@
+"""The scheduler: one thread owns og.Engine and runs static batches; seeded sampling goes to og.Generator.
+
+og.Engine on CPU batches statically: a request added while a batch runs waits until the batch has ended.
+So the scheduler itself holds new requests and starts them only at batch boundaries, which keeps the
+`waiting` / `running` metrics truthful and lets a request still waiting be dropped without touching the
+engine. When a batch starts and requests that were admitted are still being tokenised (`incoming()`), it
+waits for them up to `gather_seconds` (default 5 ms), so a burst lands in one batch instead of a batch of
+one plus a batch of the rest; with nothing incoming it starts at once (no added latency at concurrency 1).
+
+Per request: sampling options, max/min generated tokens, repetition penalty and guidance (JSON schema)
+are turn options; stop strings are matched here (og.Engine's need dynamic batching) and end the turn with
+`cancel_turn`; a cancelled job (client gone) is cancelled the same way before the next step. Everything
+og.* runs on the scheduler's thread; the HTTP side only calls `submit` and sets `Job.cancelled`.
+
+The engine-facing parts are behind `EngineBackend` so tests can drive the scheduler without a model.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .engine import Delta, Engine, Failed, Finished, Job
+from .stops import StopMatcher
+
+log = logging.getLogger("slm_onnx_server.scheduler")
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One engine event, reduced to what the scheduler needs."""
+
+    handle: object  # the backend's request handle
+    token: int | None  # a generated token, or None
+    finished: str | None  # None, or eos | stop_string | max_tokens | cancelled | failed
+    generated_tokens: int = 0
+
+
+class EngineBackend(Protocol):
+    """What the scheduler needs from og.Engine (tests substitute a fake)."""
+
+    def begin(self, job: Job) -> object: ...  # raises ValueError when the request cannot be served
+
+    def step(self) -> Sequence[StepEvent]: ...
+
+    def has_pending(self) -> bool: ...
+
+    def cancel(self, handle: object) -> None: ...
+
+    def close(self, handle: object) -> None: ...
+
+    def decoder(self) -> Callable[[int], str]: ...
+
+    def is_eos(self, token: int) -> bool: ...
+
+
+class OgEngineBackend:
+    """og.Engine behind `EngineBackend`; call only from the scheduler's thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        import numpy as np
+        import onnxruntime_genai as og
+
+        self._np = np
+        self._og = og
+        self.runtime = engine
+        self.engine = og.Engine(engine.model)
+        self.buffer = self.engine.create_event_buffer(max(64, 4 * engine.max_batch_size))
+        self._turns: dict[int, int] = {}
+        self._finish = {
+            og.FinishReason.EOS: "eos",
+            og.FinishReason.STOP_STRING: "stop_string",
+            og.FinishReason.MAX_GENERATED_TOKENS: "max_tokens",
+            og.FinishReason.MAX_SESSION_TOKENS: "max_tokens",
+            og.FinishReason.CANCELLED: "cancelled",
+            og.FinishReason.FAILED: "failed",
+        }
+
+    def begin(self, job: Job) -> object:
+        og = self._og
+        params = job.params
+        request = self.engine.create_request()
+        options = og.TurnOptions(request)
+        options.set_max_generated_tokens(params.max_tokens)
+        if params.min_tokens:
+            options.set_min_generated_tokens(params.min_tokens)
+        if params.temperature <= 0.0:
+            options.set_do_sample(False)
+        else:
+            options.set_do_sample(True)
+            options.set_temperature(params.temperature)
+            options.set_top_p(params.top_p)
+            options.set_top_k(min(params.top_k, self.runtime.vocab_size) if params.top_k else 0)
+        if params.repetition_penalty != 1.0:
+            options.set_repetition_penalty(params.repetition_penalty)
+        try:
+            if params.guidance is not None:
+                options.set_guidance(*params.guidance)
+            turn = request.begin_turn(self._np.asarray(job.prompt_ids, dtype=self._np.int32), options)
+        except RuntimeError as error:
+            request.close()
+            raise ValueError(str(error)) from None
+        self._turns[id(request)] = int(turn)
+        return request
+
+    def step(self) -> Sequence[StepEvent]:
+        og = self._og
+        out: list[StepEvent] = []
+        for event in self.engine.run(self.buffer):
+            flags = event.flags
+            token = event.token if flags & og.EngineEventFlags.TOKEN else None
+            finished: str | None = None
+            generated = 0
+            if flags & (og.EngineEventFlags.TURN_FINISHED | og.EngineEventFlags.FAILED):
+                finished = self._finish.get(event.finish_reason, "failed")
+                generated = int(event.usage.generated_tokens)
+            out.append(StepEvent(event.request, None if token is None else int(token), finished, generated))
+        return out
+
+    def has_pending(self) -> bool:
+        return bool(self.engine.has_pending_requests())
+
+    def cancel(self, handle: object) -> None:
+        turn = self._turns.get(id(handle))
+        if turn is not None:
+            handle.cancel_turn(turn)  # type: ignore[attr-defined]
+
+    def close(self, handle: object) -> None:
+        self._turns.pop(id(handle), None)
+        handle.close()  # type: ignore[attr-defined]
+
+    def decoder(self) -> Callable[[int], str]:
+        stream = self.runtime.tokenizer.create_stream()
+        return lambda token: str(stream.decode(token))
+
+    def is_eos(self, token: int) -> bool:
+        return token in self.runtime.eos_token_ids
+
+
+@dataclass
+class _Active:
+    job: Job
+    handle: object
+    decode: Callable[[int], str]
+    matcher: StopMatcher
+    count: int = 0
+    eos: bool = False  # an end-of-sequence token came as a token event
+    done: bool = False  # finished for the client (stop string, cancelled); the engine may still send events
+    pieces: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """Static batches on og.Engine in one thread, og.Generator for seeded sampling in a small pool."""
+
+    def __init__(
+        self,
+        backend_factory: Callable[[], EngineBackend],
+        max_batch_size: int,
+        *,
+        gather_seconds: float = 0.005,
+        incoming: Callable[[], int] = lambda: 0,
+        on_finished: Callable[[Finished, int], None] = lambda done, max_tokens: None,
+        on_batch: Callable[[int], None] = lambda size: None,
+        generator: Callable[[Job], Finished | Failed] | None = None,
+        generator_workers: int = 1,
+        token_delay: float = 0.0,
+    ) -> None:
+        self.backend_factory = backend_factory
+        self.max_batch_size = max_batch_size
+        self.gather_seconds = gather_seconds
+        self.incoming = incoming
+        self.on_finished = on_finished
+        self.generator = generator
+        self.on_batch = on_batch
+        self.token_delay = token_delay
+        self._cond = threading.Condition()
+        self._pending: collections.deque[Job] = collections.deque()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_error: Exception | None = None
+        self._pool = ThreadPoolExecutor(max_workers=generator_workers, thread_name_prefix="generator")
+        self.batch_running = 0  # jobs of the current batch still generating for their client
+        self.batch_size = 0  # jobs the current batch started with (slots in use until it ends)
+        self.generator_running = 0
+        self.generator_waiting = 0
+        self.batches = 0
+
+    # --- state, read by the metrics (any thread) --------------------------------------------------------
+
+    @property
+    def running(self) -> int:
+        return self.batch_running + self.generator_running
+
+    @property
+    def waiting(self) -> int:
+        return len(self._pending) + self.generator_waiting
+
+    # --- life cycle -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the engine thread; returns once it has created its backend (og.Engine is bound to it)."""
+        self._thread = threading.Thread(target=self._loop, name="og-engine", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- submission (any thread) ------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        if job.params.needs_generator and self.generator is not None:
+            with self._cond:
+                self.generator_waiting += 1
+            self._pool.submit(self._run_generator, job)
+            return
+        with self._cond:
+            self._pending.append(job)
+            self._cond.notify_all()
+
+    def cancel(self, job: Job) -> None:
+        """The client went away: drop the job if it still waits, else its turn ends before the next step."""
+        job.cancelled.set()
+        with self._cond:
+            try:
+                self._pending.remove(job)
+            except ValueError:
+                return
+        job.timings.scheduled = job.timings.finished = time.monotonic()
+        done = Finished("abort", len(job.prompt_ids), 0, job.timings)
+        job.sink(done)
+        self.on_finished(done, job.params.max_tokens)
+
+    def wake(self) -> None:
+        """A request stopped being incoming (tokenised, or refused): a gathering batch need not wait for it."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _run_generator(self, job: Job) -> None:
+        assert self.generator is not None
+        with self._cond:
+            self.generator_waiting -= 1
+            self.generator_running += 1
+        try:
+            if job.cancelled.is_set():
+                job.timings.scheduled = job.timings.finished = time.monotonic()
+                done: Finished | Failed = Finished("abort", len(job.prompt_ids), 0, job.timings)
+                job.sink(done)
+            else:
+                done = self.generator(job)
+            if isinstance(done, Finished):
+                self.on_finished(done, job.params.max_tokens)
+        except Exception as error:  # never leave a client waiting
+            log.exception("generation failed")
+            job.sink(Failed(f"Generation failed: {type(error).__name__}"))
+        finally:
+            with self._cond:
+                self.generator_running -= 1
+
+    # --- the engine thread ------------------------------------------------------------------------------
+
+    def _take_batch(self) -> list[Job] | None:
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._cond.wait()
+            if self._stopping:
+                return None
+            deadline = time.monotonic() + self.gather_seconds
+            while len(self._pending) < self.max_batch_size and self.incoming() > 0 and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            batch: list[Job] = []
+            while self._pending and len(batch) < self.max_batch_size:
+                batch.append(self._pending.popleft())
+            # Count them as running before they leave `pending`: the metrics never see a request in neither.
+            self.batch_running = self.batch_size = len(batch)
+            return batch
+
+    def _loop(self) -> None:
+        try:
+            backend = self.backend_factory()
+        except Exception as error:
+            self._start_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            self.on_batch(len(batch))
+            try:
+                self._run_batch(backend, batch)
+            except Exception:
+                log.exception("batch failed")
+            finally:
+                with self._cond:
+                    self.batch_running = self.batch_size = 0
+                self.batches += 1
+
+    def _finish(self, active: _Active, reason: str) -> None:
+        job = active.job
+        active.done = True
+        if reason != "abort":
+            rest = active.matcher.flush()
+            if rest:
+                job.sink(Delta(rest))
+        job.timings.finished = time.monotonic()
+        done = Finished(reason, len(job.prompt_ids), active.count, job.timings)
+        job.sink(done)
+        with self._cond:
+            self.batch_running -= 1
+        try:
+            self.on_finished(done, job.params.max_tokens)
+        except Exception:
+            log.exception("metrics update failed")
+
+    def _run_batch(self, backend: EngineBackend, batch: Iterable[Job]) -> None:
+        by_handle: dict[int, _Active] = {}
+        now = time.monotonic()
+        for job in batch:
+            job.timings.scheduled = now
+            if job.cancelled.is_set():
+                placeholder = _Active(job, None, lambda token: "", StopMatcher(()))
+                self._finish(placeholder, "abort")
+                continue
+            try:
+                handle = backend.begin(job)
+            except ValueError as error:
+                job.sink(Failed(f"The request cannot be served: {error}", 400))
+                with self._cond:
+                    self.batch_running -= 1
+                continue
+            by_handle[id(handle)] = _Active(job, handle, backend.decoder(), StopMatcher(job.params.stop))
+        try:
+            while backend.has_pending():
+                for active in by_handle.values():
+                    if not active.done and active.job.cancelled.is_set():
+                        backend.cancel(active.handle)
+                        self._finish(active, "abort")
+                events = backend.step()
+                stamp = time.monotonic()
+                for event in events:
+                    found = by_handle.get(id(event.handle))
+                    if found is None or found.done:
+                        continue
+                    self._on_event(backend, found, event, stamp)
+                if self.token_delay:
+                    time.sleep(self.token_delay)
+        except Exception as error:
+            for active in by_handle.values():
+                if not active.done:
+                    active.done = True
+                    active.job.sink(Failed(f"Generation failed: {type(error).__name__}"))
+                    with self._cond:
+                        self.batch_running -= 1
+            raise
+        finally:
+            for active in by_handle.values():
+                if not active.done:
+                    self._finish(active, "abort")
+                backend.close(active.handle)
+
+    def _on_event(self, backend: EngineBackend, active: _Active, event: StepEvent, stamp: float) -> None:
+        job = active.job
+        if event.token is not None:
+            active.count += 1
+            job.timings.token(stamp)
+            if backend.is_eos(event.token):
+                active.eos = True
+            else:
+                text, hit = active.matcher.feed(active.decode(event.token))
+                if text:
+                    job.sink(Delta(text))
+                if hit:
+                    backend.cancel(active.handle)
+                    self._finish(active, "stop")
+                    return
+        if event.finished is None:
+            return
+        if event.finished == "failed":
+            active.done = True
+            job.sink(Failed("Generation failed."))
+            with self._cond:
+                self.batch_running -= 1
+            return
+        # og.Engine counts no end-of-sequence token; vLLM (and this server's docs) count it.
+        active.count = max(active.count, event.generated_tokens)
+        if event.finished == "eos" and not active.eos:
+            active.count += 1
+            job.timings.token(stamp)  # the end-of-sequence token was generated at this step
+        reasons = {"max_tokens": "length", "cancelled": "abort"}
+        self._finish(active, reasons.get(event.finished, "stop"))
