@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from infra.config.stack import StackConfig
     from infra.plan.stack import StackPlan
     from infra.policy.model import PolicyReport
 
@@ -48,6 +49,15 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def warn(path: Path, config: StackConfig) -> None:
+    """The stack's warnings, one line each on stderr (``warning: <file>: slm-deploy:<key>: …``); exit unchanged."""
+    from infra.config.loader import display_path
+
+    source = display_path(path)
+    for warning in config.warnings():
+        typer.echo(warning.line(source), err=True)
+
+
 def _guarded_plan(stack: str, root: Path, preview: bool) -> StackPlan:
     from infra import collector
     from infra.config.loader import StackConfigError
@@ -57,6 +67,7 @@ def _guarded_plan(stack: str, root: Path, preview: bool) -> StackPlan:
         plan = plan_stack(stack, root, preview=preview)
     except StackConfigError as error:
         fail(str(error))
+    warn(plan.stack_file, plan.config)
     # The SDKs and the recorded plan live until this command ends.
     collector.freeze()
     return plan
@@ -72,6 +83,7 @@ def validate(stack: StackOption, root: RootOption = Path(".")) -> None:
         path, config = load_stack(stack, root)
     except StackConfigError as error:
         fail(str(error))
+    warn(path, config)
     typer.echo(f"{path}: valid ({len(config.models)} model(s), environment {config.environment})")
 
 

@@ -1,7 +1,10 @@
 """How GPU node pools and the model servers that run on them find each other.
 
 Pools and pods agree on these labels and taints by construction: both sides call the functions
-below, so a renamed label cannot leave a pod unschedulable.
+below, so a renamed label cannot leave a pod unschedulable. AKS pools always carry :data:`POOL_LABEL`;
+on an existing cluster the stack names the node label its GPU nodes carry (``cluster.gpuNodeLabel``,
+:data:`POOL_LABEL` by default), and its nodes are labelled and tainted by whoever runs the cluster
+(:func:`label_command`, :func:`taint_command`).
 """
 
 from __future__ import annotations
@@ -36,9 +39,19 @@ def pool_taint() -> str:
     return f"{GPU_TAINT_KEY}={GPU_TAINT_VALUE}:{GPU_TAINT_EFFECT}"
 
 
-def node_selector(pool: str) -> dict[str, str]:
-    """What a model server selects to land on ``pool``."""
-    return pool_node_labels(pool)
+def node_selector(pool: str, label: str = POOL_LABEL) -> dict[str, str]:
+    """What a model server selects to land on ``pool``: ``label`` (a node label key) equal to the pool's name."""
+    return {label: pool}
+
+
+def label_command(pool: str, label: str = POOL_LABEL, node: str = "<node>") -> str:
+    """The ``kubectl`` command that puts a node of an existing cluster into ``pool``."""
+    return f"kubectl label nodes {node} {label}={pool}"
+
+
+def taint_command(node: str = "<node>") -> str:
+    """The ``kubectl`` command that keeps every pod but GPU model servers off a node of an existing cluster."""
+    return f"kubectl taint nodes {node} {pool_taint()}"
 
 
 #: AKS taints spot nodes with this; a GPU pod may land there only when its pool is a spot pool.

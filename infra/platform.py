@@ -65,6 +65,7 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                 secrets=secrets,
                 prometheus_url=prometheus_query_url(config.monitoring),
                 oidc_issuer=oidc_issuer,
+                gpu_node_label=config.gpu_node_label,
             ),
             opts=on_cluster,
         )

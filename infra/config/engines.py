@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import ConfigModel
 from infra.config.images import ImageRef
@@ -58,8 +58,23 @@ class OnnxSettings(ConfigModel):
     """ONNX Runtime GenAI server settings (servers/onnx)."""
 
     device: Literal["cpu", "cuda"] = Field("cpu", description="Execution provider; cpu is CPU-only.")
-    max_concurrency: int = Field(1, ge=1, description="Generations at once (`SLM_ONNX_MAX_CONCURRENCY`).")
+    max_batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="og.Engine's static batch: generations at once (`SLM_ONNX_MAX_BATCH_SIZE`, default 4); KV "
+        "memory is reserved for batch size x context length.",
+    )
+    max_concurrency: int | None = Field(
+        None, ge=1, le=256, description="Deprecated name of maxBatchSize (used when maxBatchSize is unset)."
+    )
     max_queue: int = Field(16, ge=0, description="Requests waiting beyond that; more get 429 (`SLM_ONNX_MAX_QUEUE`).")
+
+    @property
+    def batch_size(self) -> int:
+        """The og.Engine batch size the server gets."""
+        return self.max_batch_size or self.max_concurrency or 4
+
     context_length: int | None = Field(None, ge=128, description="Context served; the model's own when unset.")
     prepare: OnnxPrepare | None = Field(
         None, description="Convert the model in a Job before the server starts; unset: the model is already there."
@@ -175,3 +190,123 @@ class OllamaSettings(ConfigModel):
     modelfile: OllamaModelfile | None = Field(
         None, description="Build a custom model (system prompt, parameters) on top of `modelId`."
     )
+
+
+#: GGUF file names llama.cpp serves: one file (split models: the first part, ``…-00001-of-0000N.gguf``).
+_GGUF_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}\.gguf")
+_SHA256 = re.compile(r"[a-f0-9]{64}")
+
+
+class GgufSource(ConfigModel):
+    """Where the GGUF file comes from: a Hugging Face repository, an HTTPS URL, or nowhere (pre-filled cache)."""
+
+    file: str = Field(
+        description="The GGUF file name, e.g. `Qwen3-0.6B-Q8_0.gguf`; its quantisation type (`Q8_0`, `Q4_K_M` …) is "
+        "read from the name for sizing. The server reads `/models/gguf/<file>`."
+    )
+    repo: str | None = Field(
+        None, description="Hugging Face repository holding `file`; downloaded by the preparation step."
+    )
+    revision: str = Field(
+        "main", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$", description="Branch, tag or commit of `repo`."
+    )
+    url: str | None = Field(
+        None, pattern=r"^https://[^\s'\"\\$]+$", description="An HTTPS URL of the file (instead of `repo`)."
+    )
+    sha256: str | None = Field(
+        None, description="SHA-256 of the file (64 lower-case hex digits); required with `url`, checked after download."
+    )
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: str) -> str:
+        if not _GGUF_FILE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a GGUF file name (letters, digits, '_', '.', '+', '-', ending in .gguf)"
+            )
+        return value
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str | None) -> str | None:
+        return None if value is None else refuse(HF_REPO_ID, value)
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256.fullmatch(value):
+            raise ValueError("expected 64 lower-case hex digits")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GgufSource:
+        if self.repo is not None and self.url is not None:
+            raise ValueError("give repo or url, not both")
+        if self.url is not None and self.sha256 is None:
+            raise ValueError("a url needs its sha256: the download is checked against it")
+        return self
+
+    @property
+    def downloads(self) -> bool:
+        """Whether the preparation step downloads the file (otherwise the cache must hold it)."""
+        return self.repo is not None or self.url is not None
+
+
+class LlamaCppSettings(ConfigModel):
+    """llama.cpp server (`llama-server`) flags."""
+
+    gguf: GgufSource = Field(description="The GGUF file the server loads, and where it comes from.")
+    ctx_size: int = Field(
+        4096,
+        ge=128,
+        description="`--ctx-size`: context of all slots together (each slot gets ctxSize / parallel tokens).",
+    )
+    parallel: int = Field(4, ge=1, le=256, description="`--parallel`: slots, i.e. requests decoded at once.")
+    threads: int | None = Field(None, ge=1, description="`--threads`; from the CPU limit (at least 1) when unset.")
+    n_gpu_layers: int | None = Field(
+        None, ge=0, description="`--n-gpu-layers` with GPUs; all layers (999) when unset. Ignored without GPUs."
+    )
+    extra_args: list[ContainerText] = Field(
+        default_factory=list,
+        description="More llama-server flags, passed as given; a flag the engine sets (`--model`, `--host`, "
+        "`--port`, `--alias`, `--ctx-size` …) or an API key (`--api-key`) is refused.",
+    )
+
+    @field_validator("extra_args")
+    @classmethod
+    def _not_engine_flags(cls, value: list[str]) -> list[str]:
+        for argument in value:
+            flag = argument.split("=", 1)[0]
+            if flag in LLAMACPP_ENGINE_FLAGS:
+                raise ValueError(
+                    f"{flag} is set by the engine (from the model's settings): set its key instead of extraArgs"
+                )
+            if flag in ("--api-key", "--api-key-file"):
+                raise ValueError(
+                    f"{flag}: authentication is the entry point's (entryPoint.apiKeys); the gateway checks the key "
+                    "and strips it, so the server would refuse its requests"
+                )
+        return value
+
+
+#: The llama-server flags the llamacpp engine sets itself (short and long spellings, common/arg.cpp).
+LLAMACPP_ENGINE_FLAGS = frozenset(
+    {
+        "-m",
+        "--model",
+        "--host",
+        "--port",
+        "-c",
+        "--ctx-size",
+        "-np",
+        "--parallel",
+        "-t",
+        "--threads",
+        "--metrics",
+        "-a",
+        "--alias",
+        "-ngl",
+        "--gpu-layers",
+        "--n-gpu-layers",
+    }
+)

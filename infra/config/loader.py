@@ -136,32 +136,60 @@ def _withheld_message(kind: str) -> str:
     return f"{what}; {WITHHELD}"
 
 
-def _allowed_keys(loc: Sequence[str | int]) -> list[str]:
-    """camelCase keys of the model found at ``loc`` (for 'unknown key' hints)."""
-    model: Any = StackConfig
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        fields = model.model_fields
-        match = next((f for name, f in fields.items() if (f.alias or name) == part), None)
-        if match is None:
-            return []
-        model = _model_in(match.annotation)
-        if model is None:
-            return []
-    return sorted(f.alias or name for name, f in model.model_fields.items())
-
-
-def _model_in(annotation: Any) -> Any:
+def _field_models(annotation: Any) -> list[Any]:
+    """The models an annotation holds (one, or the members of a union), in order."""
     from pydantic import BaseModel
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
+    found: list[Any] = []
     for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        found += [model for model in _field_models(arg) if model not in found]
+    return found
+
+
+def _walk(loc: Sequence[str | int]) -> tuple[list[str | int], Any]:
+    """``loc`` as a key path of the stack file, and the model it leads to (``None`` past a model's keys).
+
+    Pydantic puts the tag of a discriminated union in the location (``cluster.aks.name``): it is no key of the
+    stack file, so it is left out (``cluster.name``), and the walk goes on in the member it names.
+    """
+    model: Any = StackConfig
+    path: list[str | int] = []
+    parts = list(loc)
+    index = 0
+    while index < len(parts):
+        part = parts[index]
+        index += 1
+        path.append(part)
+        if isinstance(part, int) or model is None:
+            continue
+        field = next((f for name, f in model.model_fields.items() if (f.alias or name) == part), None)
+        if field is None:
+            model = None
+            continue
+        members = _field_models(field.annotation)
+        model = members[0] if members else None
+        tag_key = field.discriminator if isinstance(field.discriminator, str) else None
+        if tag_key and index < len(parts) and isinstance(parts[index], str):
+            tags = {tag: member for member in members for tag in _literal_values(member, tag_key)}
+            if parts[index] in tags:
+                model = tags[parts[index]]
+                index += 1
+    return path, model
+
+
+def _literal_values(model: Any, key: str) -> tuple[Any, ...]:
+    field = model.model_fields.get(key)
+    return tuple(getattr(field.annotation, "__args__", ())) if field is not None else ()
+
+
+def _allowed_keys(loc: Sequence[str | int]) -> list[str]:
+    """camelCase keys of the model found at ``loc`` (for 'unknown key' hints)."""
+    model = _walk(loc[:-1])[1]
+    if model is None:
+        return []
+    return sorted(f.alias or name for name, f in model.model_fields.items())
 
 
 def _strings_in(value: Any) -> Iterator[str]:
@@ -235,7 +263,7 @@ def validate_stack_config(
         message = _message(first, _allowed_keys(first["loc"]) if first["type"] == "extra_forbidden" else [])
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        raise fail(first["loc"], message, first["type"]) from None
+        raise fail(_walk(first["loc"])[0], message, first["type"]) from None
 
 
 def _yaml_key_path(where: Sequence[str | int]) -> str | None:

@@ -9,19 +9,39 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from infra.catalog.architecture import ModelArchitecture
 from infra.config.autoscaling import Autoscaling
 from infra.config.base import ConfigModel
-from infra.config.engines import OllamaSettings, OnnxSettings, VllmSettings
+from infra.config.engines import LlamaCppSettings, OllamaSettings, OnnxSettings, VllmSettings
 from infra.config.images import ImageRef
 from infra.config.k8s_names import DATA_KEY, OLLAMA_MODEL, SERVED_MODEL_NAME, VLLM_MODEL, NameRule, refuse
 from infra.config.names import ContainerText, DnsLabel, Labels
 from infra.config.resources import CacheVolume, Gpu, Resources
 from infra.hardening import Hardening
 
-EngineName = Literal["vllm", "ollama", "onnx"]
+EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
 #: What `modelId` is, per engine: vLLM and the ONNX server read a Hugging Face repository (or a folder), Ollama
-#: pulls a model by its name.
-MODEL_ID_RULES: dict[str, NameRule] = {"vllm": VLLM_MODEL, "onnx": VLLM_MODEL, "ollama": OLLAMA_MODEL}
+#: pulls a model by its name; llama.cpp serves the GGUF file of `llamacpp.gguf` and `modelId` names the model it was
+#: made from (a repository id).
+MODEL_ID_RULES: dict[str, NameRule] = {
+    "vllm": VLLM_MODEL,
+    "onnx": VLLM_MODEL,
+    "ollama": OLLAMA_MODEL,
+    "llamacpp": VLLM_MODEL,
+}
 #: The served name: Ollama builds (`ollama create`) or copies the model under it, so it is an Ollama name there.
-SERVED_NAME_RULES: dict[str, NameRule] = {"vllm": SERVED_MODEL_NAME, "onnx": SERVED_MODEL_NAME, "ollama": OLLAMA_MODEL}
+SERVED_NAME_RULES: dict[str, NameRule] = {
+    "vllm": SERVED_MODEL_NAME,
+    "onnx": SERVED_MODEL_NAME,
+    "ollama": OLLAMA_MODEL,
+    "llamacpp": SERVED_MODEL_NAME,
+}
+
+
+def _llamacpp_from_catalogue(data: dict[str, Any], repository: str, gguf: Any) -> dict[str, Any]:
+    """A llamacpp model from the catalogue: `modelId` is the original repository; the catalogue's GGUF file is the
+    default `llamacpp.gguf` (downloaded from its repository)."""
+    settings = data.get("llamacpp")
+    if gguf is not None and (settings is None or (isinstance(settings, dict) and "gguf" not in settings)):
+        settings = {**(settings or {}), "gguf": {"repo": gguf.repo, "file": gguf.file}}
+    return {**data, "modelId": repository, **({"llamacpp": settings} if settings is not None else {})}
 
 
 #: A model's namespace when `namespace` is unset: `slm-<name>`.
@@ -57,8 +77,8 @@ class ModelConfig(ConfigModel):
     model_id: ContainerText = Field(
         min_length=1,
         description="What the engine loads: a Hugging Face repository id (`org/name`) or an absolute folder for vLLM "
-        "and onnx, an Ollama name (`[host/][namespace/]model[:tag]`) for Ollama; from the catalogue when `catalog` "
-        "is set and this is not.",
+        "and onnx, an Ollama name (`[host/][namespace/]model[:tag]`) for Ollama, the repository the GGUF file was made "
+        "from for llamacpp (which serves `llamacpp.gguf`); from the catalogue when `catalog` is set and this is not.",
     )
     sizing: ModelSizing | None = Field(
         None, description="Size the server from the architecture: vLLM flags, tensor parallelism, GPU fit."
@@ -87,6 +107,9 @@ class ModelConfig(ConfigModel):
     vllm: VllmSettings | None = Field(None, description="vLLM flags (engine vllm only).")
     ollama: OllamaSettings | None = Field(None, description="Ollama settings (engine ollama only).")
     onnx: OnnxSettings | None = Field(None, description="ONNX Runtime settings (engine onnx only).")
+    llamacpp: LlamaCppSettings | None = Field(
+        None, description="llama.cpp server settings and the GGUF file (engine llamacpp, where it is required)."
+    )
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Queue-based autoscaling.")
     hardening: Hardening = Field(
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."
@@ -103,6 +126,8 @@ class ModelConfig(ConfigModel):
                 entry = get_model(str(data["catalog"]))
             except UnknownModelError as error:
                 raise ValueError(str(error)) from None
+            if data.get("engine") == "llamacpp":
+                return _llamacpp_from_catalogue(data, entry.engines.vllm, entry.engines.llamacpp)
             model_id = getattr(entry.engines, str(data.get("engine")), None)
             if model_id:
                 return {**data, "modelId": model_id}
@@ -140,6 +165,26 @@ class ModelConfig(ConfigModel):
         # Whether the model fits its GPU is checked by the stack, which knows the VM size (its own or its pool's).
         return self
 
+    def _fits_its_memory(self, settings: LlamaCppSettings) -> None:
+        """On CPU, the GGUF weights and the KV cache of ``ctxSize`` live in the container's memory limit."""
+        if self.catalog is None and self.architecture is None:
+            return
+        from infra.catalog import resolve_architecture
+        from infra.config.quantity import gibibytes
+        from infra.sizing.gguf import gguf_type, memory_bytes
+
+        quantisation = gguf_type(settings.gguf.file)
+        if quantisation is None:
+            return
+        needed = memory_bytes(resolve_architecture(self.catalog, self.architecture), quantisation, settings.ctx_size)
+        limit = gibibytes(self.resources.limits.memory) * 2**30
+        if limit < needed:
+            raise ValueError(
+                f"{settings.gguf.file} ({quantisation}) with llamacpp.ctxSize {settings.ctx_size} needs about "
+                f"{needed / 2**30:.1f} GiB (weights, F16 KV cache, overhead; docs/sizing.md), but "
+                f"resources.limits.memory is {self.resources.limits.memory}"
+            )
+
     @property
     def max_replicas(self) -> int:
         return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
@@ -154,7 +199,7 @@ class ModelConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _engine_fits(self) -> ModelConfig:
-        for engine in ("vllm", "ollama", "onnx"):
+        for engine in ("vllm", "ollama", "onnx", "llamacpp"):
             if engine != self.engine and getattr(self, engine) is not None:
                 raise ValueError(f"'{engine}' settings given, but the engine is '{self.engine}'")
         if self.autoscaling.enabled and self.engine == "ollama":
@@ -174,6 +219,17 @@ class ModelConfig(ConfigModel):
                 f"cache.accessMode {self.cache.access_mode} cannot be shared by {self.max_replicas} replicas on "
                 "different nodes: use ReadWriteMany (e.g. storageClass azurefile-csi-premium on AKS)"
             )
+        if self.engine == "llamacpp" and self.llamacpp is None:
+            raise ValueError(
+                "engine 'llamacpp' serves a GGUF file: set llamacpp.gguf (file, and repo or url to download it)"
+            )
+        if self.engine == "llamacpp" and "," in self.api_model_name:
+            raise ValueError(
+                f"served model name '{self.api_model_name}' contains ',', which llama-server's --alias reads as "
+                "a list of names"
+            )
+        if self.engine == "llamacpp" and self.llamacpp is not None and self.gpu.count == 0:
+            self._fits_its_memory(self.llamacpp)
         if self.engine == "onnx" and self.image is None:
             raise ValueError(
                 "engine 'onnx' runs the server image built from servers/onnx/Dockerfile.j2: set image "

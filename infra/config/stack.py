@@ -22,6 +22,7 @@ from infra.config.entry_point import (
     EntryPointConfig,
     check_entry_point,
 )
+from infra.config.kubernetes_versions import kubernetes_version_warnings
 from infra.config.model import ModelConfig
 from infra.config.monitoring import MonitoringConfig
 from infra.config.names import Labels
@@ -29,6 +30,7 @@ from infra.config.network import NetworkConfig
 from infra.config.objects import check_derived_names
 from infra.config.secret_store import SecretStoreConfig
 from infra.config.secrets import Secret
+from infra.config.stack_warnings import ConfigWarning, model_cache_warnings
 from infra.config.waivers import WaiverConfig
 from infra.sizing.served import size_for
 from policies.lib import waivers as waiver_matcher
@@ -36,6 +38,9 @@ from policies.lib import waivers as waiver_matcher
 Environment = Literal["dev", "staging", "prod"]
 #: Kubernetes minor versions whose schemas kubernetes-validate ships.
 SUPPORTED_KUBERNETES = tuple(f"1.{minor}" for minor in range(25, 38))
+#: The default: a minor inside AKS's support window when this release was made (2026-11-29; standard support
+#: until 2027-03-31, infra/catalog/kubernetes_versions.yaml). `validate` warns once a stack's minor leaves it.
+DEFAULT_KUBERNETES = "1.35"
 #: The resource that asks for the entry point's load balancer (the EnvoyProxy of the EntryPoint component).
 PUBLIC_PROXY_RESOURCE = f"{ENTRY_POINT_RESOURCE}-{PROXY_CONFIG_CHILD}"
 
@@ -44,7 +49,11 @@ class StackConfig(ConfigModel):
     """The whole `slm-deploy` namespace of a stack file."""
 
     environment: Environment = Field(description="dev, staging or prod: selects the policy levels.")
-    kubernetes_version: str = Field("1.31", description="Kubernetes minor version the manifests target.")
+    kubernetes_version: str = Field(
+        DEFAULT_KUBERNETES,
+        description="Kubernetes minor version the manifests target (schemas of 1.25 to 1.37); `validate` warns "
+        "when it is outside AKS's support window (infra/catalog/kubernetes_versions.yaml).",
+    )
     cluster: ClusterConfig = Field(
         default_factory=ExistingCluster,
         description="Where to deploy: an existing cluster (`mode: existing`) or an AKS cluster the stack creates "
@@ -76,6 +85,20 @@ class StackConfig(ConfigModel):
             return model.gpu.vm_size
         pool = self.cluster.pool(model.gpu.pool)
         return pool.vm_size if pool is not None else None
+
+    def warnings(self) -> list[ConfigWarning]:
+        """What deploys but deserves a word (a version out of support, a cache nothing fills), on today's date.
+
+        Never an error: ``validate``, ``plan``, ``render`` and ``check`` print them and keep their exit status.
+        """
+        found = kubernetes_version_warnings(self.kubernetes_version, self.cluster, today())
+        found += model_cache_warnings(self.network, self.models)
+        return found
+
+    @property
+    def gpu_node_label(self) -> str:
+        """The node label key GPU model servers select their pool by (``cluster.gpuNodeLabel``, or the AKS pools')."""
+        return self.cluster.gpu_node_label
 
     @property
     def waiver_list(self) -> list[waiver_matcher.Waiver]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from infra.config.model import ModelConfig
 from infra.config.stack import StackConfig
 from infra.engines.base import EngineContext, EngineSpec
+from infra.engines.llamacpp import llamacpp_engine
 from infra.engines.ollama import ollama_engine
 from infra.engines.onnx import onnx_engine
 from infra.engines.vllm import vllm_engine
@@ -15,6 +16,7 @@ _ADAPTERS: dict[str, Callable[[ModelConfig, EngineContext], EngineSpec]] = {
     "vllm": vllm_engine,
     "ollama": ollama_engine,
     "onnx": onnx_engine,
+    "llamacpp": llamacpp_engine,
 }
 
 

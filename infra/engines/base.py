@@ -97,6 +97,10 @@ class EngineSpec:
     #: Files the engine reads (file name → text), mounted read-only from a ConfigMap.
     config_files: dict[str, str] = field(default_factory=dict)
     config_mount_path: str = "/etc/slm-deploy/engine"
+    #: The queue (waiting requests) the autoscaler scales on, and the label naming the served model on the
+    #: engine's series (``None``: series are per pod, without a model label).
+    queue_metric: str = "vllm:num_requests_waiting"
+    metrics_model_label: str | None = "model_name"
 
     port_name: str = "http"
 

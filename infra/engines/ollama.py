@@ -1,4 +1,8 @@
-"""Ollama (``ollama/ollama``): CPU or GPU, models pulled into the cache volume before serving.
+"""Ollama (``ollama/ollama``): CPU or GPU, models readied in the cache volume before serving.
+
+With ``network.modelDownload: allow`` the init container pulls the model; with ``deny`` (the default) it only
+checks that the model is already in the cache volume and fails at once, saying so, when it is not
+(docs/model-cache.md says how to pre-fill it).
 
 Ollama has no Prometheus endpoint in its released versions (ollama#3144): the adapter declares
 none, so no scrape target and no metrics ingress rule are created; availability is watched through
@@ -18,9 +22,9 @@ PORT = 11434
 CACHE = "/models"
 MODELFILE = "Modelfile"
 
-# The init container starts a private server on loopback, pulls (and builds) the model into the
-# cache volume, then stops it. `set -eu`: any failed step fails the pod, visibly, before it serves.
-_PREPARE_SCRIPT = """set -eu
+# The init container starts a private server on loopback, readies the model in the cache volume, then stops
+# it. `set -eu`: any failed step fails the pod, visibly, before it serves.
+_START_SERVER = """set -eu
 OLLAMA_HOST=127.0.0.1:11434 ollama serve >/tmp/ollama-prepare.log 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
@@ -31,13 +35,37 @@ until OLLAMA_HOST=127.0.0.1:11434 ollama list >/dev/null 2>&1; do
   sleep 1
 done
 export OLLAMA_HOST=127.0.0.1:11434
-ollama pull "$SLM_MODEL"
-if [ -n "${SLM_MODELFILE:-}" ]; then
+"""
+# Downloads allowed: pull (a no-op for layers already in the cache).
+_PULL = """ollama pull "$SLM_MODEL"
+"""
+# Downloads denied (the egress policy would make a pull hang, then fail): the model must be in the cache
+# already; say so at once, in words that name the fix.
+_REQUIRE_CACHED = """if ! ollama show "$SLM_MODEL" >/dev/null 2>&1; then
+  echo "slm-deploy: model '$SLM_MODEL' is not in the model cache (OLLAMA_MODELS=${OLLAMA_MODELS:-unset}) and \
+network.modelDownload is deny, so it is not pulled: pre-fill the cache volume (see docs/model-cache.md) or allow \
+downloads" >&2
+  exit 1
+fi
+"""
+# Both: build the served model from the base one (Modelfile), or copy the tag under the served name. Local only.
+_BUILD = """if [ -n "${SLM_MODELFILE:-}" ]; then
   ollama create "$SLM_SERVED_NAME" -f "$SLM_MODELFILE"
 elif [ "$SLM_SERVED_NAME" != "$SLM_MODEL" ]; then
   ollama cp "$SLM_MODEL" "$SLM_SERVED_NAME"
 fi
 """
+
+
+def prepare_script(downloads_allowed: bool) -> str:
+    """The init container's shell script: pull the model when downloads are allowed, else require it cached."""
+    return _START_SERVER + (_PULL if downloads_allowed else _REQUIRE_CACHED) + _BUILD
+
+
+#: The script with downloads allowed (``network.modelDownload: allow``).
+_PREPARE_SCRIPT = prepare_script(downloads_allowed=True)
+#: The script with downloads denied: no ``ollama pull``, a clear failure when the model is not cached.
+_OFFLINE_SCRIPT = prepare_script(downloads_allowed=False)
 
 
 def modelfile_string(text: str, *, triple: bool = False) -> str:
@@ -106,13 +134,20 @@ def ollama_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         args=["serve"],
         env=env,
         port=PORT,
-        # /api/version answers once the server is up; models are already pulled by then.
+        # /api/version answers once the server is up; models are already in the cache by then.
         health_path="/api/version",
         metrics_path=None,
         metrics_port=None,
         cache_mount_path=CACHE,
         writable_paths=[WritablePath("tmp", "/tmp", size_limit="2Gi")],
-        prepare=(PrepareStep(name="pull-model", command=["/bin/sh", "-c", _PREPARE_SCRIPT], env=prepare_env),),
+        prepare=(
+            PrepareStep(
+                # The step's name stays: renaming an init container would restart every Ollama pod.
+                name="pull-model",
+                command=["/bin/sh", "-c", prepare_script(context.downloads_allowed)],
+                env=prepare_env,
+            ),
+        ),
         config_files={MODELFILE: text} if text is not None else {},
         config_mount_path=config_mount,
     )

@@ -66,7 +66,7 @@ def onnx_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         "SLM_ONNX_SERVED_MODEL_NAME": model.api_model_name,
         "SLM_ONNX_HOST": "0.0.0.0",
         "SLM_ONNX_PORT": str(PORT),
-        "SLM_ONNX_MAX_CONCURRENCY": str(settings.max_concurrency),
+        "SLM_ONNX_MAX_BATCH_SIZE": str(settings.batch_size),
         "SLM_ONNX_MAX_QUEUE": str(settings.max_queue),
         "SLM_ONNX_EXECUTION_PROVIDER": settings.device,
         "HOME": "/tmp",

@@ -27,8 +27,14 @@ DASHBOARDS: dict[str, tuple[str, EngineName | None]] = {
     "slm-vllm.json": ("engine.yaml.j2", "vllm"),
     "slm-onnx.json": ("engine.yaml.j2", "onnx"),
     "slm-ollama.json": ("ollama.yaml.j2", "ollama"),
+    "slm-llamacpp.json": ("llamacpp.yaml.j2", "llamacpp"),
 }
-ENGINE_TITLES: dict[EngineName, str] = {"vllm": "vLLM", "onnx": "ONNX Runtime", "ollama": "Ollama"}
+ENGINE_TITLES: dict[EngineName, str] = {
+    "vllm": "vLLM",
+    "onnx": "ONNX Runtime",
+    "ollama": "Ollama",
+    "llamacpp": "llama.cpp",
+}
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 SCHEMA_VERSION = 39
 _WIDTH = 24

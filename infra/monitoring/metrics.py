@@ -10,6 +10,9 @@ Sources:
   ``vllm:gpu_cache_usage_perc`` was removed in vLLM 0.12 and is deliberately absent.
 - The ONNX Runtime GenAI server exports a subset of the vLLM names, listed in ``ONNX_EXPORTED``.
 - Ollama exports no Prometheus metrics in its released versions (ollama#3144): nothing native.
+- llama.cpp's ``llama-server --metrics`` (``llamacpp:*``, read from tools/server/server-task.cpp of the pinned
+  build): plain counters and gauges per server, no labels of its own (the scrape adds ``namespace`` and ``pod``),
+  no histograms; ``LLAMACPP_METRICS`` lists them and docs/monitoring.md maps them to vLLM's.
 - kube-state-metrics and the kubelet's cAdvisor (both scraped by kube-prometheus-stack), for every engine.
 - Prometheus's own ``up`` series, for engines with a scrape target.
 - NVIDIA's DCGM exporter, for models with GPUs.
@@ -20,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-EngineName = Literal["vllm", "ollama", "onnx"]
-ENGINES: tuple[EngineName, ...] = ("vllm", "ollama", "onnx")
+EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
+ENGINES: tuple[EngineName, ...] = ("vllm", "ollama", "onnx", "llamacpp")
 MetricKind = Literal["counter", "gauge", "histogram"]
 Source = Literal["engine", "prometheus", "kube-state-metrics", "cadvisor", "dcgm"]
 
@@ -108,6 +111,47 @@ ONNX_EXPORTED: tuple[str, ...] = (
     "vllm:request_success_total",
 )
 
+#: Labels Prometheus puts on every series it scrapes from a pod (the ServiceMonitor's target labels).
+_POD_LABELS = ("namespace", "pod")
+
+#: What ``llama-server --metrics`` exports (tools/server/server-task.cpp, ``to_metrics``): one value per server,
+#: no ``model_name`` label. Speculative-decoding counters (``llamacpp:spec_decode_*``) are left out: nothing
+#: uses them.
+LLAMACPP_METRICS: tuple[Metric, ...] = (
+    Metric("llamacpp:requests_processing", "gauge", "engine", "Requests being processed (busy slots).", _POD_LABELS),
+    Metric(
+        "llamacpp:requests_deferred",
+        "gauge",
+        "engine",
+        "Requests deferred because every slot is busy: the queue.",
+        _POD_LABELS,
+    ),
+    Metric(
+        "llamacpp:prompt_tokens_total",
+        "counter",
+        "engine",
+        "Prompt tokens processed, excluding tokens reused from the cache.",
+        _POD_LABELS,
+    ),
+    Metric(
+        "llamacpp:prompt_tokens_cached_total", "counter", "engine", "Prompt tokens reused from the cache.", _POD_LABELS
+    ),
+    Metric("llamacpp:prompt_seconds_total", "counter", "engine", "Time spent processing prompts.", _POD_LABELS),
+    Metric("llamacpp:tokens_predicted_total", "counter", "engine", "Tokens generated.", _POD_LABELS),
+    Metric(
+        "llamacpp:tokens_predicted_seconds_total", "counter", "engine", "Time spent generating tokens.", _POD_LABELS
+    ),
+    Metric("llamacpp:n_decode_total", "counter", "engine", "llama_decode() calls.", _POD_LABELS),
+    Metric(
+        "llamacpp:n_busy_slots_per_decode",
+        "gauge",
+        "engine",
+        "Average busy slots per llama_decode() call (how well requests are batched).",
+        _POD_LABELS,
+    ),
+    Metric("llamacpp:n_tokens_max", "gauge", "engine", "Largest sequence seen (prompt + generation).", _POD_LABELS),
+)
+
 #: Prometheus's own series for every scrape target.
 SCRAPE_METRICS: tuple[Metric, ...] = (
     Metric("up", "gauge", "prometheus", "1 when the last scrape of the target succeeded, 0 otherwise.", ("job",)),
@@ -176,6 +220,7 @@ ENGINE_METRICS: dict[EngineName, tuple[Metric, ...]] = {
     "onnx": _onnx_metrics(),
     # ollama#3144: no Prometheus endpoint in released versions. Add an exporter's names here if one is deployed.
     "ollama": (),
+    "llamacpp": LLAMACPP_METRICS,
 }
 
 

@@ -77,7 +77,7 @@ def _selectors(model: MonitoredModel, options: MonitoringOptions) -> dict[str, s
     return {
         "engine": "{%s}" % engine,  # noqa: UP031
         "engine_errors": "{%s,finished_reason=~%s}" % (engine, errors),  # noqa: UP031
-        "pod": "{namespace=%s,pod=~%s}" % (ns, pods),  # noqa: UP031
+        "pod": "{namespace=%s,pod=~%s}" % (ns, pods),  # noqa: UP031 - also llama.cpp's series (no model_name)
         "deployment": "{namespace=%s,deployment=%s}" % (ns, quote(model.deployment)),  # noqa: UP031
         "gpu": "{%s=%s,%s=~%s}" % (options.dcgm_namespace_label, ns, options.dcgm_pod_label, pods),  # noqa: UP031
     }

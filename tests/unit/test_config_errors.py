@@ -42,7 +42,8 @@ CASES = {
     ),
     "unknown-engine": (
         stack_text(GOOD_MODEL + "    - name: other\n      engine: vlm\n      modelId: x\n"),
-        "slm-deploy:models[1].engine: unknown engine 'vlm' (did you mean 'vllm'? expected vllm, ollama, onnx)",
+        "slm-deploy:models[1].engine: unknown engine 'vlm' (did you mean 'vllm'? "
+        "expected vllm, ollama, onnx, llamacpp)",
     ),
     "zero-replicas": (
         stack_text(GOOD_MODEL + "      replicas: 0\n"),
@@ -389,7 +390,7 @@ def test_real_console_script_exits_2_without_traceback_and_writes_nothing(stack_
     assert completed.returncode == 2
     assert completed.stderr.strip() == (
         "error: stacks/Pulumi.bad.yaml: slm-deploy:models[1].engine: unknown engine 'vlm' (did you mean 'vllm'? "
-        "expected vllm, ollama, onnx)"
+        "expected vllm, ollama, onnx, llamacpp)"
     )
     assert "Traceback" not in completed.stdout + completed.stderr
     assert not out.exists()

@@ -85,6 +85,8 @@ class ModelServerArgs:
     prometheus_url: str = ""
     #: The cluster's OIDC issuer, for workload identity (azure-keyvault secrets).
     oidc_issuer: pulumi.Input[str] | None = None
+    #: The node label key a GPU server selects its pool by (``cluster.gpuNodeLabel``; the AKS pools' label).
+    gpu_node_label: str = gpu.POOL_LABEL
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -226,7 +228,7 @@ class ModelServer(pulumi.ComponentResource):
                 strategy=_strategy(model),
                 template=PodTemplateSpecArgs(
                     metadata=ObjectMetaArgs(labels={**labels.all, **wiring.pod_labels}),
-                    spec=_pod_spec(model, engine, labels, env, wiring),
+                    spec=_pod_spec(model, engine, labels, env, wiring, args.gpu_node_label),
                 ),
             ),
             opts=deployment_opts,
@@ -278,6 +280,8 @@ class ModelServer(pulumi.ComponentResource):
                     scaling=model.autoscaling,
                     prometheus_url=args.prometheus_url,
                     labels=labels.all,
+                    queue_metric=engine.queue_metric,
+                    model_label=engine.metrics_model_label,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
             )
@@ -342,7 +346,12 @@ def _secret_env(variable: str | None, secret: str | None) -> dict[str, str]:
 
 
 def _pod_spec(
-    model: ModelConfig, engine: EngineSpec, labels: ModelLabels, env: list[EnvVarArgs], wiring: SecretWiring
+    model: ModelConfig,
+    engine: EngineSpec,
+    labels: ModelLabels,
+    env: list[EnvVarArgs],
+    wiring: SecretWiring,
+    gpu_node_label: str = gpu.POOL_LABEL,
 ) -> PodSpecArgs:
     hardening = model.hardening
     volumes = [
@@ -404,7 +413,7 @@ def _pod_spec(
         security_context=pod_security_context(hardening),
         containers=[container],
         volumes=volumes,
-        node_selector=gpu.node_selector(model.gpu.pool) if on_gpu else None,
+        node_selector=gpu.node_selector(model.gpu.pool, gpu_node_label) if on_gpu else None,
         tolerations=[
             TolerationArgs(key=t.key, operator=t.operator, value=t.value, effect=t.effect) for t in gpu.tolerations()
         ]

@@ -44,11 +44,23 @@ class ModelAutoscalerArgs:
     #: Prometheus query URL (KEDA backend).
     prometheus_url: str
     labels: dict[str, str] = field(default_factory=dict)
+    #: The engine's queue metric, and the label naming the model on it (``None``: the series are told apart by
+    #: pod, as llama.cpp's, which carry no model label).
+    queue_metric: str = QUEUE_METRIC
+    model_label: str | None = "model_name"
 
 
-def queue_query(namespace: str, served_model_name: str) -> str:
+def queue_query(
+    namespace: str,
+    served_model_name: str,
+    metric: str = QUEUE_METRIC,
+    model_label: str | None = "model_name",
+    deployment: str = "",
+) -> str:
     """Total waiting requests of one model across its replicas."""
-    return f'sum({QUEUE_METRIC}{{namespace="{namespace}",model_name="{served_model_name}"}})'
+    if model_label is None:
+        return f'sum({metric}{{namespace="{namespace}",pod=~"{deployment}-[a-z0-9]+-[a-z0-9]+"}})'
+    return f'sum({metric}{{namespace="{namespace}",{model_label}="{served_model_name}"}})'
 
 
 class ModelAutoscaler(pulumi.ComponentResource):
@@ -129,7 +141,13 @@ def _scaled_object_spec(args: ModelAutoscalerArgs) -> dict[str, object]:
                 "type": "prometheus",
                 "metadata": {
                     "serverAddress": args.prometheus_url,
-                    "query": queue_query(args.namespace_name, args.served_model_name),
+                    "query": queue_query(
+                        args.namespace_name,
+                        args.served_model_name,
+                        args.queue_metric,
+                        args.model_label,
+                        args.deployment,
+                    ),
                     "threshold": f"{scaling.target_queue_per_replica:g}",
                     # Wake a scaled-to-zero model on the first waiting request.
                     "activationThreshold": "0",
