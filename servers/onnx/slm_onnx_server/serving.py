@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ class GuardedStreamingResponse(StreamingResponse):
             self.on_close()
 
 
-class Serving:
+class Serving(ABC):
     """One OpenAI endpoint over the scheduler: `handle` → `prepare` (thread) → `respond` or `stream`."""
 
     chat = False
@@ -196,8 +197,9 @@ class Serving:
 
     # --- preparation (runs in the prepare pool) ---------------------------------------------------------
 
+    @abstractmethod
     def prepare(self, raw: bytes, model: Model) -> Prepared:
-        raise NotImplementedError
+        """Implemented by each endpoint."""
 
     def check_model(self, requested: str | None) -> None:
         if requested is not None and requested != self.ctx.served_model_name:
@@ -402,17 +404,21 @@ class Serving:
 
     # --- shapes -----------------------------------------------------------------------------------------
 
+    @abstractmethod
     def body(self, request_id: str, created: int, text: str, done: Finished) -> BaseModel:
-        raise NotImplementedError
+        """Implemented by each endpoint."""
 
+    @abstractmethod
     def opening(self, request_id: str, created: int, prepared: Prepared) -> list[str]:
-        raise NotImplementedError
+        """Implemented by each endpoint."""
 
+    @abstractmethod
     def chunk(self, request_id: str, created: int, text: str | None, finish_reason: str | None) -> BaseModel:
-        raise NotImplementedError
+        """Implemented by each endpoint."""
 
+    @abstractmethod
     def usage_chunk(self, request_id: str, created: int, used: Usage) -> BaseModel:
-        raise NotImplementedError
+        """Implemented by each endpoint."""
 
 
 class ChatServing(Serving):
