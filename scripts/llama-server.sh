@@ -100,6 +100,10 @@ need_build_tools() {
     fi
   fi
   command -v cmake >/dev/null 2>&1 || { log "error: cmake is not installed (Debian package 'cmake')"; exit 3; }
+  if ! command -v c++ >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing g++"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+  fi
   command -v c++ >/dev/null 2>&1 || { log "error: no C++ compiler (Debian package 'g++')"; exit 3; }
 }
 
