@@ -92,6 +92,24 @@ def test_concurrent_streams_are_batched_and_each_gets_its_own_stream(server: Run
     assert sample(after, "vllm:num_requests_waiting", **LABELS) == 0
 
 
+def test_a_late_request_is_not_held_until_a_long_batch_ends(server: RunningServer) -> None:
+    """Static batching would make the late request wait ~2 s; parking bounds it by 16 steps (0.16 s here)."""
+    long_body = {"model": MODEL_NAME, "messages": HELLO, "max_tokens": 200, "min_tokens": 200, "temperature": 0}
+    alone = post(server, "/v1/chat/completions", long_body).json()["choices"][0]["message"]["content"]
+    before = sample(server.metrics(), "vllm:num_preemptions_total", **LABELS)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        long_answer = pool.submit(post, server, "/v1/chat/completions", long_body)
+        time.sleep(0.4)
+        started = time.monotonic()
+        late = post(server, "/v1/chat/completions", {"messages": HELLO, "max_tokens": 3})
+        late_seconds = time.monotonic() - started
+        assert late.status_code == 200 and not long_answer.done()
+        assert late_seconds < 1.0
+        # Greedy decoding resumes the parked request to the very same text.
+        assert long_answer.result().json()["choices"][0]["message"]["content"] == alone
+    assert sample(server.metrics(), "vllm:num_preemptions_total", **LABELS) > before
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("logprobs", True), ("top_logprobs", 3), ("tools", [{"type": "function", "function": {"name": "f"}}]),

@@ -29,6 +29,7 @@ EOS = 0
 class FakeRequest:
     job: Job
     produced: int = 0
+    start: int = 0  # tokens of earlier turns (og.Engine's usage counts the current turn only)
     cancel_asked: bool = False
     open: bool = True
 
@@ -41,13 +42,15 @@ class FakeBackend:
     step_seconds: float = 0.0
     active: list[FakeRequest] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)
+    resumed: list[int] = field(default_factory=list)  # per begin: tokens the turn resumes after
     steps: int = 0
 
-    def begin(self, job: Job) -> object:
+    def begin(self, job: Job, generated: Sequence[int] = ()) -> object:
         if not self.active:
             self.batches.append(0)
         self.batches[-1] += 1
-        request = FakeRequest(job)
+        self.resumed.append(len(generated))
+        request = FakeRequest(job, produced=len(generated), start=len(generated))
         self.active.append(request)
         return request
 
@@ -58,16 +61,16 @@ class FakeBackend:
         events: list[StepEvent] = []
         for request in list(self.active):
             if request.cancel_asked:
-                events.append(StepEvent(request, None, "cancelled", request.produced))
+                events.append(StepEvent(request, None, "cancelled", request.produced - request.start))
                 self.active.remove(request)
                 continue
             if request.produced == self.answer:
-                events.append(StepEvent(request, None, "eos", request.produced))
+                events.append(StepEvent(request, None, "eos", request.produced - request.start))
                 self.active.remove(request)
                 continue
             request.produced += 1
             done = "max_tokens" if request.produced == request.job.params.max_tokens else None
-            events.append(StepEvent(request, request.produced, done, request.produced))
+            events.append(StepEvent(request, request.produced, done, request.produced - request.start))
             if done:
                 self.active.remove(request)
         return events
@@ -158,6 +161,78 @@ def test_a_request_arriving_mid_batch_waits_for_the_batch_boundary() -> None:
     s.stop()
 
 
+def test_a_late_request_starts_within_the_step_budget_and_the_parked_one_resumes_exactly() -> None:
+    backend = FakeBackend(answer=60, step_seconds=0.005)
+    preempted: list[int] = []
+    s = scheduler(backend, preempt_after_steps=5, on_preempt=preempted.append)
+    first, first_sink = job(max_tokens=40)
+    s.submit(first)
+    while len(first_sink.events) < 10:
+        time.sleep(0.002)
+    late, late_sink = job(max_tokens=3)
+    s.submit(late)
+    assert late_sink.done.wait(5) and first_sink.done.wait(5)
+    assert late.timings.first_token is not None and first.timings.finished > late.timings.first_token
+    assert backend.batches[:2] == [1, 2]  # the first batch ended early; both ran together in the next one
+    assert backend.resumed[1] >= 10 and preempted[0] == 1
+    assert first_sink.text == "".join(chr(ord("a") + i % 26) for i in range(40))  # nothing lost or repeated
+    assert first_sink.finished.completion_tokens == 40 and first_sink.finished.finish_reason == "length"
+    assert late_sink.text == "abc"
+    s.stop()
+
+
+def test_a_full_batch_is_not_parked_for_a_late_request() -> None:
+    backend = FakeBackend(answer=60, step_seconds=0.002)
+    s = scheduler(backend, batch=1, preempt_after_steps=2)
+    first, first_sink = job(max_tokens=20)
+    s.submit(first)
+    while not first_sink.events:
+        time.sleep(0.002)
+    late, late_sink = job(max_tokens=2)
+    s.submit(late)
+    assert late_sink.done.wait(5)
+    assert backend.batches == [1, 1] and backend.resumed == [0, 0]  # parking would free no slot
+    assert late.timings.scheduled >= first.timings.finished
+    s.stop()
+
+
+def test_a_batch_holding_a_guided_request_is_not_parked() -> None:
+    backend = FakeBackend(answer=60, step_seconds=0.002)
+    s = scheduler(backend, preempt_after_steps=2)
+    sink = Collector()
+    guided = Job([1], SamplingParams(max_tokens=20, guidance=("json_schema", "{}")), Timings(time.monotonic()), sink)
+    s.submit(guided)
+    while not sink.events:
+        time.sleep(0.002)
+    late, late_sink = job(max_tokens=2)
+    s.submit(late)
+    assert late_sink.done.wait(5)
+    assert backend.resumed == [0, 0]
+    assert late.timings.scheduled >= guided.timings.finished
+    s.stop()
+
+
+def test_cancelling_a_parked_request_reports_what_it_generated() -> None:
+    backend = FakeBackend(answer=60, step_seconds=0.01)
+    s = scheduler(backend, batch=2, preempt_after_steps=3)
+    first, first_sink = job(max_tokens=50)
+    second, second_sink = job(max_tokens=4)
+    s.submit(first)
+    s.submit(second)
+    assert second_sink.done.wait(5)
+    late, late_sink = job(max_tokens=50)
+    s.submit(late)  # parks `first` at the next step
+    deadline = time.monotonic() + 5
+    while backend.resumed.count(0) < 3 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    s.cancel(first)
+    s.cancel(late)
+    assert first_sink.done.wait(5) and late_sink.done.wait(5)
+    assert first_sink.finished.finish_reason == "abort"
+    assert first_sink.finished.completion_tokens == len(first_sink.text) > 0
+    s.stop()
+
+
 def test_cancelling_a_waiting_request_drops_it_at_once() -> None:
     backend = FakeBackend(answer=50, step_seconds=0.01)
     s = scheduler(backend, batch=1)
@@ -195,10 +270,10 @@ def test_a_stop_string_ends_the_turn_in_the_engine() -> None:
 
 def test_a_request_the_engine_refuses_fails_alone() -> None:
     class Refusing(FakeBackend):
-        def begin(self, job: Job) -> object:
+        def begin(self, job: Job, generated: Sequence[int] = ()) -> object:
             if job.params.max_tokens == 1:
                 raise ValueError("Error creating grammar")
-            return super().begin(job)
+            return super().begin(job, generated)
 
     backend = Refusing(answer=3)
     s = scheduler(backend)

@@ -93,6 +93,8 @@ class Server:
                 generator=engine.generate,
                 generator_workers=self.settings.generator_workers,
                 token_delay=self.settings.test_token_delay_seconds,
+                preempt_after_steps=self.settings.preempt_after_steps,
+                on_preempt=self.metrics.preemptions.inc,
             )
             scheduler.start()  # a failure to create og.Engine is a load failure
             self.scheduler = scheduler

@@ -34,6 +34,7 @@ class Settings:
     generator_workers: int  # threads of the og.Generator path (requests the engine cannot serve: seeded sampling)
     preprocess_workers: int  # threads that parse bodies, apply chat templates and tokenise (off the event loop)
     batch_gather_seconds: float  # how long a batch start waits for requests still being tokenised
+    preempt_after_steps: int  # a batch this old is ended early for waiting requests (0: never; scheduler.py)
     max_body_bytes: int
     header_timeout_seconds: float
     body_timeout_seconds: float
@@ -108,6 +109,7 @@ class Settings:
             generator_workers=integer("GENERATOR_WORKERS", 1, 1) or 1,
             preprocess_workers=integer("PREPROCESS_WORKERS", 2, 1) or 2,
             batch_gather_seconds=number("BATCH_GATHER_MS", 5.0) / 1000.0,
+            preempt_after_steps=integer("PREEMPT_AFTER_STEPS", 16, 0) or 0,
             max_body_bytes=integer("MAX_BODY_BYTES", 4 * 1024 * 1024, 1024) or 4 * 1024 * 1024,
             header_timeout_seconds=number("HEADER_TIMEOUT_SECONDS", 10.0, positive=True),
             body_timeout_seconds=number("BODY_TIMEOUT_SECONDS", 30.0, positive=True),

@@ -52,7 +52,8 @@ class Metrics:
         success = Counter("vllm:request_success", "Count of finished requests, by finish reason.",
                           [*labels, "finished_reason"], registry=r)  # fmt: skip
         self.success = {reason: success.labels(model_name, reason) for reason in FINISH_REASONS}
-        self.preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemptions (always 0 here).",
+        self.preemptions = Counter("vllm:num_preemptions",
+                                   "Cumulative number of preemptions (requests parked to end a batch).",
                                    labels, registry=r).labels(model_name)  # fmt: skip
         self.ttft = Histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
                               labels, buckets=TTFT_BUCKETS, registry=r).labels(model_name)  # fmt: skip

@@ -7,6 +7,15 @@ engine. When a batch starts and requests that were admitted are still being toke
 waits for them up to `gather_seconds` (default 5 ms), so a burst lands in one batch instead of a batch of
 one plus a batch of the rest; with nothing incoming it starts at once (no added latency at concurrency 1).
 
+Static batching alone makes a request that arrives mid-batch wait for the whole batch (up to max_tokens
+steps). To bound that wait, a batch that has run `preempt_after_steps` steps while requests wait, and has a
+slot to give (some of its requests finished, or it started under-full), is ended early: its unfinished
+requests are parked with what they generated so far and resumed in the next batch, first in line, by a new
+turn whose prompt is the original prompt plus the tokens already generated (a re-prefill, which costs about
+one step on a small model). Greedy decoding resumes to the same tokens; sampling resumes from the same
+distribution. Guided requests (JSON schema) are never parked: the grammar's state would be lost, so a batch
+holding one runs to its end.
+
 Per request: sampling options, max/min generated tokens, repetition penalty and guidance (JSON schema)
 are turn options; stop strings are matched here (og.Engine's need dynamic batching) and end the turn with
 `cancel_turn`; a cancelled job (client gone) is cancelled the same way before the next step. Everything
@@ -45,7 +54,12 @@ class StepEvent:
 class EngineBackend(Protocol):
     """What the scheduler needs from og.Engine (tests substitute a fake)."""
 
-    def begin(self, job: Job) -> object: ...  # raises ValueError when the request cannot be served
+    def begin(self, job: Job, generated: Sequence[int] = ()) -> object:
+        """Start `job`'s turn, resuming after `generated` (tokens it produced before being parked).
+
+        Raises ValueError when the request cannot be served.
+        """
+        ...
 
     def step(self) -> Sequence[StepEvent]: ...
 
@@ -82,14 +96,14 @@ class OgEngineBackend:
             og.FinishReason.FAILED: "failed",
         }
 
-    def begin(self, job: Job) -> object:
+    def begin(self, job: Job, generated: Sequence[int] = ()) -> object:
         og = self._og
         params = job.params
         request = self.engine.create_request()
         options = og.TurnOptions(request)
-        options.set_max_generated_tokens(params.max_tokens)
-        if params.min_tokens:
-            options.set_min_generated_tokens(params.min_tokens)
+        options.set_max_generated_tokens(params.max_tokens - len(generated))
+        if params.min_tokens > len(generated):
+            options.set_min_generated_tokens(params.min_tokens - len(generated))
         if params.temperature <= 0.0:
             options.set_do_sample(False)
         else:
@@ -102,7 +116,8 @@ class OgEngineBackend:
         try:
             if params.guidance is not None:
                 options.set_guidance(*params.guidance)
-            turn = request.begin_turn(self._np.asarray(job.prompt_ids, dtype=self._np.int32), options)
+            prompt = self._np.asarray([*job.prompt_ids, *generated], dtype=self._np.int32)
+            turn = request.begin_turn(prompt, options)
         except RuntimeError as error:
             request.close()
             raise ValueError(str(error)) from None
@@ -152,7 +167,13 @@ class _Active:
     count: int = 0
     eos: bool = False  # an end-of-sequence token came as a token event
     done: bool = False  # finished for the client (stop string, cancelled); the engine may still send events
-    pieces: list[str] = field(default_factory=list)
+    parked: bool = False  # its turn was ended to free the batch; it resumes in the next one
+    generated: list[int] = field(default_factory=list)  # token ids so far (what a resumed turn re-reads)
+    turn_base: int = 0  # tokens generated before the current turn (engine usage counts the turn only)
+
+    @property
+    def live(self) -> bool:
+        return not self.done and not self.parked
 
 
 class Scheduler:
@@ -170,6 +191,8 @@ class Scheduler:
         generator: Callable[[Job], Finished | Failed] | None = None,
         generator_workers: int = 1,
         token_delay: float = 0.0,
+        preempt_after_steps: int = 0,
+        on_preempt: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.backend_factory = backend_factory
         self.max_batch_size = max_batch_size
@@ -179,8 +202,11 @@ class Scheduler:
         self.generator = generator
         self.on_batch = on_batch
         self.token_delay = token_delay
+        self.preempt_after_steps = preempt_after_steps  # 0: batches always run to their end
+        self.on_preempt = on_preempt
         self._cond = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
+        self._parked: dict[int, _Active] = {}  # by id(job): progress of pending jobs that were parked
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -238,8 +264,11 @@ class Scheduler:
                 self._pending.remove(job)
             except ValueError:
                 return
-        job.timings.scheduled = job.timings.finished = time.monotonic()
-        done = Finished("abort", len(job.prompt_ids), 0, job.timings)
+            parked = self._parked.pop(id(job), None)
+        now = time.monotonic()
+        job.timings.scheduled = job.timings.scheduled or now
+        job.timings.finished = now
+        done = Finished("abort", len(job.prompt_ids), parked.count if parked else 0, job.timings)
         job.sink(done)
         self.on_finished(done, job.params.max_tokens)
 
@@ -333,30 +362,41 @@ class Scheduler:
         by_handle: dict[int, _Active] = {}
         now = time.monotonic()
         for job in batch:
-            job.timings.scheduled = now
+            with self._cond:
+                resumed = self._parked.pop(id(job), None)
+            job.timings.scheduled = job.timings.scheduled or now
             if job.cancelled.is_set():
-                placeholder = _Active(job, None, lambda token: "", StopMatcher(()))
+                placeholder = resumed or _Active(job, None, lambda token: "", StopMatcher(()))
                 self._finish(placeholder, "abort")
                 continue
             try:
-                handle = backend.begin(job)
+                handle = backend.begin(job, resumed.generated if resumed else ())
             except ValueError as error:
                 job.sink(Failed(f"The request cannot be served: {error}", 400))
                 with self._cond:
                     self.batch_running -= 1
                 continue
-            by_handle[id(handle)] = _Active(job, handle, backend.decoder(), StopMatcher(job.params.stop))
+            if resumed is None:
+                active = _Active(job, handle, backend.decoder(), StopMatcher(job.params.stop))
+            else:
+                active = resumed
+                active.handle, active.parked, active.turn_base = handle, False, len(active.generated)
+            by_handle[id(handle)] = active
+        steps = 0
         try:
             while backend.has_pending():
                 for active in by_handle.values():
-                    if not active.done and active.job.cancelled.is_set():
+                    if active.live and active.job.cancelled.is_set():
                         backend.cancel(active.handle)
                         self._finish(active, "abort")
+                if steps >= self.preempt_after_steps and self._should_park(by_handle.values()):
+                    self._park(backend, by_handle.values())
                 events = backend.step()
+                steps += 1
                 stamp = time.monotonic()
                 for event in events:
                     found = by_handle.get(id(event.handle))
-                    if found is None or found.done:
+                    if found is None or not found.live:
                         continue
                     self._on_event(backend, found, event, stamp)
                 if self.token_delay:
@@ -366,19 +406,53 @@ class Scheduler:
                 if not active.done:
                     active.done = True
                     active.job.sink(Failed(f"Generation failed: {type(error).__name__}"))
-                    with self._cond:
-                        self.batch_running -= 1
+                    if not active.parked:
+                        with self._cond:
+                            self.batch_running -= 1
             raise
         finally:
             for active in by_handle.values():
-                if not active.done:
+                if active.live:
                     self._finish(active, "abort")
                 backend.close(active.handle)
+            self._requeue([a for a in by_handle.values() if a.parked and not a.done])
+
+    def _should_park(self, actives: Iterable[_Active]) -> bool:
+        """End the batch early when requests wait, it has a slot to give them, and nobody in it is guided."""
+        if not self.preempt_after_steps:
+            return False
+        live = [a for a in actives if a.live and not a.eos]
+        if not live or any(a.job.params.guidance is not None for a in live):
+            return False
+        with self._cond:
+            waiting = any(id(job) not in self._parked for job in self._pending)
+        return waiting and len(live) < self.max_batch_size
+
+    def _park(self, backend: EngineBackend, actives: Iterable[_Active]) -> None:
+        parked = 0
+        for active in actives:
+            if active.live and not active.eos:
+                backend.cancel(active.handle)  # the engine's cancelled-turn events are ignored from now on
+                active.parked = True
+                parked += 1
+                with self._cond:
+                    self.batch_running -= 1
+        self.on_preempt(parked)
+
+    def _requeue(self, parked: list[_Active]) -> None:
+        """Parked jobs go back first in line, in the order they had, for the next batch to resume them."""
+        with self._cond:
+            for active in reversed(parked):
+                self._parked[id(active.job)] = active
+                self._pending.appendleft(active.job)
+            if parked:
+                self._cond.notify_all()
 
     def _on_event(self, backend: EngineBackend, active: _Active, event: StepEvent, stamp: float) -> None:
         job = active.job
         if event.token is not None:
             active.count += 1
+            active.generated.append(event.token)
             job.timings.token(stamp)
             if backend.is_eos(event.token):
                 active.eos = True
@@ -399,7 +473,7 @@ class Scheduler:
                 self.batch_running -= 1
             return
         # og.Engine counts no end-of-sequence token; vLLM (and this server's docs) count it.
-        active.count = max(active.count, event.generated_tokens)
+        active.count = max(active.count, active.turn_base + event.generated_tokens)
         if event.finished == "eos" and not active.eos:
             active.count += 1
             job.timings.token(stamp)  # the end-of-sequence token was generated at this step
