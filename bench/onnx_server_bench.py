@@ -15,7 +15,9 @@ first token (TTFT p50/p95, ms) of:
 - `baseline` (with --baseline-ref): the server as committed at that git ref, in its default configuration
   (the reference for "N times the tokens/s at c=4").
 
-Every request is greedy with `ignore_eos`, so it makes exactly --max-tokens tokens everywhere. Prints JSON with
+Every request is greedy with `ignore_eos`, so it makes exactly --max-tokens tokens everywhere. TTFT is
+the time to the first token that decodes to visible text, everywhere: a client sees nothing of a token
+that decodes to no text (the synthetic models' first token is one), so that is what a server can send. Prints JSON with
 the ratios the issue asks for. Not run in CI. The default model is the committed tiny test model, whose
 per-token cost is tiny (so fixed costs weigh more than with a real model); build a bigger one with
 servers/onnx/tools/build_tiny_model.py --hidden-size 512 --layers 8 --output DIR.
@@ -85,9 +87,9 @@ class RawGenerator:
         count, first = 0, None
         while count < max_tokens and not generator.is_done():
             generator.generate_next_token()
-            stream.decode(generator.get_next_tokens()[0])
+            text = stream.decode(generator.get_next_tokens()[0])
             count += 1
-            if first is None:
+            if first is None and text:
                 first = time.perf_counter() - started
         return count, first
 
@@ -125,9 +127,9 @@ class RawEngine:
             for event in engine.run(buffer):
                 request, slot, stream = waiting[id(event.request)]
                 if event.flags & og.EngineEventFlags.TOKEN and event.token is not None:
-                    stream.decode(event.token)
+                    text = stream.decode(event.token)
                     slot["count"] += 1
-                    if slot["first"] is None:
+                    if slot["first"] is None and text:
                         slot["first"] = time.perf_counter() - slot["started"]
                 if event.flags & og.EngineEventFlags.TURN_FINISHED:
                     del waiting[id(request)]

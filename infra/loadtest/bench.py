@@ -105,7 +105,8 @@ def summarize(concurrency: int, results: list[RequestResult], duration_s: float)
     )
 
 
-async def _one(client: Any, url: str, body: dict[str, Any], timeout: float) -> RequestResult:
+async def stream_request(client: Any, url: str, body: dict[str, Any], timeout: float) -> RequestResult:
+    """One streamed chat completion: its TTFT, inter-token gaps and output tokens (never raises on HTTP errors)."""
     import httpx
 
     start = time.perf_counter()
@@ -187,7 +188,7 @@ async def run_level(
             nonlocal issued
             while issued < requests and time.monotonic() < deadline:
                 issued += 1
-                result = await _one(client, url, body, request_timeout_s)
+                result = await stream_request(client, url, body, request_timeout_s)
                 results.append(result)
                 if on_done is not None:
                     on_done(result)

@@ -210,7 +210,8 @@ def test_large_bodies_do_not_stall_health(server: RunningServer) -> None:
         time.sleep(0.05)
     for thread in threads:
         thread.join()
-    assert sorted(set(statuses)) == [400]  # beyond the context
+    # Beyond the context (400); on a loaded machine an upload may outlast this server's 3 s body deadline (408).
+    assert statuses and set(statuses) <= {400, 408}
     assert worst < 2.0, worst  # generous: a loaded 2-core machine
 
 

@@ -181,6 +181,47 @@ def test_a_late_request_starts_within_the_step_budget_and_the_parked_one_resumes
     s.stop()
 
 
+def test_the_next_step_waits_briefly_until_a_first_token_reached_its_client() -> None:
+    """og.Engine's steps hold the GIL: without the wait the first chunk would leave one step late."""
+    backend = FakeBackend(answer=60)
+    step_started: list[float] = []
+    original_step = backend.step
+
+    def step() -> Sequence[StepEvent]:
+        step_started.append(time.monotonic())
+        return original_step()
+
+    backend.step = step  # type: ignore[method-assign]
+    s = scheduler(backend)
+    j, sink = job(max_tokens=3)
+    j.first_delivered = threading.Event()
+    delivered_at: list[float] = []
+
+    def deliver() -> None:  # the event loop sending the first chunk, 3 ms after the token
+        time.sleep(0.003)
+        delivered_at.append(time.monotonic())
+        assert j.first_delivered is not None
+        j.first_delivered.set()
+
+    threading.Thread(target=deliver).start()
+    s.submit(j)
+    assert sink.done.wait(5)
+    assert step_started[1] >= delivered_at[0]
+    s.stop()
+
+
+def test_a_first_token_nobody_collects_holds_the_engine_at_most_briefly() -> None:
+    backend = FakeBackend(answer=60)
+    s = scheduler(backend, first_token_wait=0.02)
+    j, sink = job(max_tokens=3)
+    j.first_delivered = threading.Event()  # never set: the client vanished between the token and the send
+    started = time.monotonic()
+    s.submit(j)
+    assert sink.done.wait(5)
+    assert time.monotonic() - started < 0.5
+    s.stop()
+
+
 def test_a_full_batch_is_not_parked_for_a_late_request() -> None:
     backend = FakeBackend(answer=60, step_seconds=0.002)
     s = scheduler(backend, batch=1, preempt_after_steps=2)

@@ -93,6 +93,10 @@ class Job:
     timings: Timings
     sink: Callable[[Event], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: Set by a streaming consumer once the first text chunk went to the client. og.Engine's steps hold the
+    #: GIL, so a token handed to the event loop waits for the next step to end before it is sent; the
+    #: scheduler waits for this (briefly) after a first token, so time to first token is not one step late.
+    first_delivered: threading.Event | None = None
 
 
 class Engine:

@@ -168,6 +168,7 @@ class _Active:
     eos: bool = False  # an end-of-sequence token came as a token event
     done: bool = False  # finished for the client (stop string, cancelled); the engine may still send events
     parked: bool = False  # its turn was ended to free the batch; it resumes in the next one
+    sent_text: bool = False  # some text went to the sink already
     generated: list[int] = field(default_factory=list)  # token ids so far (what a resumed turn re-reads)
     turn_base: int = 0  # tokens generated before the current turn (engine usage counts the turn only)
 
@@ -193,6 +194,7 @@ class Scheduler:
         token_delay: float = 0.0,
         preempt_after_steps: int = 0,
         on_preempt: Callable[[int], None] = lambda count: None,
+        first_token_wait: float = 0.01,
     ) -> None:
         self.backend_factory = backend_factory
         self.max_batch_size = max_batch_size
@@ -204,6 +206,7 @@ class Scheduler:
         self.token_delay = token_delay
         self.preempt_after_steps = preempt_after_steps  # 0: batches always run to their end
         self.on_preempt = on_preempt
+        self.first_token_wait = first_token_wait  # at most this long for a first token to reach its client
         self._cond = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
         self._parked: dict[int, _Active] = {}  # by id(job): progress of pending jobs that were parked
@@ -394,11 +397,14 @@ class Scheduler:
                 events = backend.step()
                 steps += 1
                 stamp = time.monotonic()
+                firsts: list[threading.Event] = []
                 for event in events:
                     found = by_handle.get(id(event.handle))
                     if found is None or not found.live:
                         continue
-                    self._on_event(backend, found, event, stamp)
+                    if self._on_event(backend, found, event, stamp) and found.job.first_delivered is not None:
+                        firsts.append(found.job.first_delivered)
+                self._await_delivery(firsts)
                 if self.token_delay:
                     time.sleep(self.token_delay)
         except Exception as error:
@@ -416,6 +422,15 @@ class Scheduler:
                     self._finish(active, "abort")
                 backend.close(active.handle)
             self._requeue([a for a in by_handle.values() if a.parked and not a.done])
+
+    def _await_delivery(self, firsts: list[threading.Event]) -> None:
+        """Give the event loop the GIL until these first tokens are sent (bounded), before the next step."""
+        deadline = time.monotonic() + self.first_token_wait
+        for delivered in firsts:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            delivered.wait(left)
 
     def _should_park(self, actives: Iterable[_Active]) -> bool:
         """End the batch early when requests wait, it has a slot to give them, and nobody in it is guided."""
@@ -448,8 +463,10 @@ class Scheduler:
             if parked:
                 self._cond.notify_all()
 
-    def _on_event(self, backend: EngineBackend, active: _Active, event: StepEvent, stamp: float) -> None:
+    def _on_event(self, backend: EngineBackend, active: _Active, event: StepEvent, stamp: float) -> bool:
+        """Handle one engine event; True when it sent the job's first text to the sink."""
         job = active.job
+        first_text = False
         if event.token is not None:
             active.count += 1
             active.generated.append(event.token)
@@ -460,18 +477,19 @@ class Scheduler:
                 text, hit = active.matcher.feed(active.decode(event.token))
                 if text:
                     job.sink(Delta(text))
+                    first_text, active.sent_text = not active.sent_text, True
                 if hit:
                     backend.cancel(active.handle)
                     self._finish(active, "stop")
-                    return
+                    return first_text
         if event.finished is None:
-            return
+            return first_text
         if event.finished == "failed":
             active.done = True
             job.sink(Failed("Generation failed."))
             with self._cond:
                 self.batch_running -= 1
-            return
+            return first_text
         # og.Engine counts no end-of-sequence token; vLLM (and this server's docs) count it.
         active.count = max(active.count, active.turn_base + event.generated_tokens)
         if event.finished == "eos" and not active.eos:
@@ -479,3 +497,4 @@ class Scheduler:
             job.timings.token(stamp)  # the end-of-sequence token was generated at this step
         reasons = {"max_tokens": "length", "cancelled": "abort"}
         self._finish(active, reasons.get(event.finished, "stop"))
+        return first_text

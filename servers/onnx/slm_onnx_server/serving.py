@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -300,6 +301,8 @@ class Serving(ABC):
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
         job = Job(prepared.prompt_ids, prepared.params, timings, sink)
+        if prepared.stream:
+            job.first_delivered = threading.Event()
         ticket.prepared()  # before submitting: a batch start must not wait (gather) for this very request
         runner.submit(job)
         request_id = f"{'chatcmpl' if self.chat else 'cmpl'}-{uuid.uuid4().hex}"
@@ -360,6 +363,7 @@ class Serving(ABC):
         request_id: str,
     ) -> Response:
         created = int(time.time())
+        delivered = job.first_delivered or threading.Event()
         # Wait for the first event before answering: a request the engine refuses (a bad JSON schema) is
         # still an HTTP error, and a client gone while queued is noticed.
         try:
@@ -367,12 +371,15 @@ class Serving(ABC):
                 request, events, _Watch(asyncio.get_running_loop().time() + DISCONNECT_POLL_SECONDS)
             )
         except BaseException:
+            delivered.set()
             runner.cancel(job)
             raise
         if first is None:
+            delivered.set()
             runner.cancel(job)
             return Response(status_code=499)
         if isinstance(first, Failed):
+            delivered.set()
             return error_response(generation_failed(first))
 
         async def chunks() -> AsyncIterator[str]:
@@ -387,12 +394,14 @@ class Serving(ABC):
                     if isinstance(event, Finished):
                         break
                     yield sse(self.chunk(request_id, created, event.text, None))
+                    delivered.set()  # resumed once the chunk was sent: the scheduler may step on
                     event = await events.get()
                 yield sse(self.chunk(request_id, created, None, event.finish_reason))
                 if prepared.include_usage:
                     yield sse(self.usage_chunk(request_id, created, usage(event)))
                 yield "data: [DONE]\n\n"
             finally:
+                delivered.set()
                 runner.cancel(job)
 
         return GuardedStreamingResponse(
