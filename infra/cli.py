@@ -172,6 +172,38 @@ def diff(
     raise typer.Exit(diff_command(root, stack, base, output_format.value, output))
 
 
+CostFormat = StrEnum("CostFormat", ["text", "json", "markdown", "png"])
+
+
+@app.command()
+def cost(
+    stack: StackOption,
+    root: RootOption = Path("."),
+    output_format: Annotated[CostFormat, typer.Option("--format", "-f", help="png: a chart per model and pool.")] = (
+        CostFormat.text
+    ),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the estimate here (needed for png).")] = None,
+) -> None:
+    """Monthly cost of what the stack creates, at min and max scale, from the dated price table (docs/cost.md)."""
+    from infra.cost.command import needs_file, render, write_output
+    from infra.cost.report import money
+    from infra.cost.stack import estimate_plan
+
+    if needs_file(output_format.value, out):
+        fail("--format png writes an image: give --out FILE.png")
+    estimate = estimate_plan(_guarded_plan(stack, root, preview=False))
+    result = render(estimate, output_format.value)
+    if out is None:
+        typer.echo(result, nl=False)
+        return
+    try:
+        write_output(out, result)
+    except OSError as error:
+        fail(f"{out}: {error.strerror}")
+    low, high = estimate.total
+    typer.echo(f"{out}: {money(low, estimate.currency)} at min scale, {money(high, estimate.currency)} at max scale")
+
+
 @app.command("init-ci")
 def init_ci(
     provider: Annotated[CiProvider, typer.Argument(help="Where the pipelines run.")],

@@ -11,12 +11,25 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.entry_point import EntryPoint, EntryPointArgs, RouteTarget, gateway_peer
+from infra.components.chat_ui import PORT as CHAT_UI_PORT
+from infra.components.chat_ui import ChatUi, ChatUiArgs
+from infra.components.entry_point import (
+    PROXY_HTTPS_CONTAINER_PORT,
+    EntryPoint,
+    EntryPointArgs,
+    RouteTarget,
+    UiRoute,
+    base_url,
+    gateway_peer,
+)
 from infra.components.keda import Keda, KedaArgs
+from infra.components.log_store import LogStore, LogStoreArgs
 from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
+from infra.config.chat_ui import CHAT_UI_RESOURCE, client_key
 from infra.config.cluster import AksCluster
 from infra.config.entry_point import ENTRY_POINT_RESOURCE
+from infra.config.objects import CHAT_UI_NAME, CHAT_UI_TLS_SECRET, checks_api_keys
 from infra.config.stack import StackConfig
 from infra.engines import engine_for
 from infra.engines.base import EngineSpec
@@ -34,6 +47,7 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
             protect=config.protect,
             service_monitor=config.monitoring.mode != "none",
             fqdn_policies=network.policy_engine == "cilium" and network.model_download == "allow",
+            vertical_pod_autoscaler=any(model.vpa.enabled for model in config.models),
         )
         provider = aks.provider
         oidc_issuer = oidc_issuer or aks.cluster.oidc_issuer_url
@@ -66,6 +80,9 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                 prometheus_url=prometheus_query_url(config.monitoring),
                 oidc_issuer=oidc_issuer,
                 gpu_node_label=config.gpu_node_label,
+                # The server checks the gateway's keys too, from a Secret in its own namespace.
+                api_keys=secrets[entry.api_keys] if entry.api_keys and checks_api_keys(entry, model) else None,
+                existing_api_key_secret=entry.existing_api_key_secret if checks_api_keys(entry, model) else None,
             ),
             opts=on_cluster,
         )
@@ -92,11 +109,55 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                 ],
                 api_keys=secrets[entry.api_keys] if entry.api_keys else None,
                 labels=config.labels,
+                forward_api_key=any(server.api_keys is not None for server in servers.values()),
+                ui=_chat_ui(config, secrets, on_cluster) if config.chat_ui.enabled else None,
             ),
             opts=on_cluster,
         )
     pulumi.export("models", {name: server.service.metadata.name for name, server in servers.items()})
     return servers
+
+
+def _chat_ui(config: StackConfig, secrets: Mapping[str, pulumi.Output[str]], opts: pulumi.ResourceOptions) -> UiRoute:
+    """The chat UI, calling the models through the entry point; returns its route for the entry point."""
+    chat, entry = config.chat_ui, config.entry_point
+    assert chat.hostname is not None and entry.hostname is not None and chat.session_secret is not None  # validated
+    api_key: pulumi.Output[str] | None = None
+    if chat.api_key_client is not None and entry.api_keys is not None:
+        client = chat.api_key_client
+        api_key = secrets[entry.api_keys].apply(lambda keys: client_key(keys, client))
+    elif chat.api_key is not None:
+        api_key = secrets[chat.api_key]
+    ui = ChatUi(
+        CHAT_UI_RESOURCE,
+        ChatUiArgs(
+            config=chat,
+            base_urls=[
+                base_url(entry.hostname, model.name)
+                for model in config.models
+                if entry.exposes(model.name) and chat.offers(model.name)
+            ],
+            session_secret=secrets[chat.session_secret],
+            api_key=api_key,
+            gateway_peer=gateway_peer(entry),
+            gateway_port=PROXY_HTTPS_CONTAINER_PORT,
+            protect=config.protect,
+            labels=config.labels,
+        ),
+        opts=opts,
+    )
+    # Without a TLS source of its own, the UI's certificate comes from the entry point's issuer (validated).
+    tls = chat.tls
+    issuer = tls.issuer_ref if tls is not None else entry.tls.issuer_ref if entry.tls is not None else None
+    return UiRoute(
+        hostname=chat.hostname,
+        namespace=chat.namespace,
+        service=CHAT_UI_NAME,
+        port=CHAT_UI_PORT,
+        tls_secret=tls.secret_name if tls is not None and tls.secret_name else CHAT_UI_TLS_SECRET,
+        issuer_ref=issuer if tls is None or tls.secret_name is None else None,
+        depends_on=(ui.namespace,),
+    )
 
 
 def _monitoring(
@@ -110,6 +171,7 @@ def _monitoring(
     from infra.monitoring.dashboards import render_dashboards
 
     monitored = [MonitoredModel.from_config(model) for model in config.models]
+    logs = config.monitoring.collects_logs
     targets = [
         ScrapeTarget(
             model=model.name,
@@ -117,19 +179,43 @@ def _monitoring(
             selector=servers[model.name].labels.selector,
             port_name=engine.metrics_port_name or engine.port_name,
             path=engine.metrics_path,
+            bearer_secret=keys.wiring.scrape_credentials if (keys := servers[model.name].api_keys) else None,
         )
         for model in config.models
         if (engine := engines[model.name]).metrics_path is not None
     ]
-    return MonitoringStack(
+    stack = MonitoringStack(
         "monitoring",
         MonitoringStackArgs(
             config=config.monitoring,
             targets=targets,
-            rules=render_rules(monitored, config.monitoring.alerts),
-            dashboards=render_dashboards(monitored),
+            rules=render_rules(monitored, config.monitoring.alerts, logs=logs),
+            dashboards=render_dashboards(monitored, logs=logs),
             secrets=secrets,
             labels=config.labels,
         ),
         opts=opts,
+    )
+    if logs:
+        _log_store(config, stack, opts)
+    return stack
+
+
+def _log_store(config: StackConfig, monitoring: MonitoringStack, opts: pulumi.ResourceOptions) -> LogStore:
+    """Loki and its collector in the monitoring namespace, reading the models' and the gateway proxies' pods."""
+    entry = config.entry_point
+    namespaces = [model.k8s_namespace for model in config.models]
+    if entry.enabled:
+        namespaces.append(entry.proxy_namespace)
+    # The namespace first, and the chart's CRDs for the collector's ServiceMonitor.
+    installed = [r for r in (monitoring.namespace, monitoring.release) if r is not None]
+    return LogStore(
+        "logs",
+        LogStoreArgs(
+            config=config.monitoring.logs,
+            namespace=config.monitoring.namespace,
+            namespaces=namespaces,
+            labels=config.labels,
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=installed)),
     )

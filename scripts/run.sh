@@ -95,6 +95,15 @@ setup_llama_server() {
   bash scripts/llama-server.sh >/dev/null || echo "note: scripts/llama-server.sh failed; tests/llamacpp will say why" >&2
 }
 
+setup_smollm2_onnx() {
+  # The same SmolLM2 GGUF converted to the ONNX Runtime GenAI format by the ONNX preparation, for tests/smollm2:
+  # a conversion virtualenv (the preparation image's packages: torch with its CUDA wheels, about 3 GB, 90 s cold)
+  # and the converted model (about 50 s cold), in a cache outside the repository; seconds warm.
+  # A failure here is reported by the tests that need it (they fail, naming the script).
+  bash scripts/smollm2-onnx.sh venv >/dev/null && bash scripts/smollm2-onnx.sh model >/dev/null ||
+    echo "note: scripts/smollm2-onnx.sh failed; tests/smollm2 will say why" >&2
+}
+
 setup_checkov() {
   # checkov scans the renders; it lives in its own virtualenv so its pins never meet Pulumi's.
   if [ ! -x .venv-checkov/bin/checkov ]; then
@@ -117,6 +126,7 @@ case "$task" in
     setup_workflow_linter
     setup_cluster_tools
     setup_llama_server
+    setup_smollm2_onnx
     shift
     .venv/bin/ruff check infra policies tests bench servers/onnx
     .venv/bin/mypy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterable
@@ -9,6 +10,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from infra.config.secrets import SecretValue
 from infra.plan.model import RecordedResource
 
 
@@ -56,3 +58,23 @@ def gated_model_stack(environment: str = "dev") -> str:
       gpu: {{count: 1}}
       hfTokenSecret: hfToken
 """
+
+
+def keyed_entry_point(keys: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """Stack keys for an entry point (cluster exposure, an existing TLS Secret) checking ``keys``.
+
+    Returns the ``secrets`` and ``entryPoint`` keys of a stack, to merge into one; ``extra`` overrides entry point
+    keys (``None`` leaves one out: ``apiKeys=None``).
+    """
+    entry = {
+        "enabled": True,
+        "hostname": "llm.example.com",
+        "tls": {"secretName": "llm-tls"},
+        "exposure": "cluster",
+        "apiKeys": "gatewayKeys",
+        **extra,
+    }
+    return {
+        "secrets": {"gatewayKeys": SecretValue(plaintext=json.dumps(keys))},
+        "entryPoint": {key: value for key, value in entry.items() if value is not None},
+    }

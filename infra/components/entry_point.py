@@ -18,9 +18,8 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF, PUBLIC_EXPOSURE
 from infra.components.pod_security import restricted_namespace
-from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, parse_api_keys
+from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, IssuerRef, keys_of_secret
 from infra.config.objects import ENTRY_POINT_API_KEY_SECRET
-from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER
 
 #: The Envoy Gateway Helm chart (an OCI artifact), installed at ``EntryPointConfig.controller_version``.
 ENVOY_GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
@@ -37,6 +36,11 @@ API_KEY_HEADER = "authorization"
 CLIENT_ID_HEADER = "x-slm-client"
 #: UID/GID of the distroless Envoy image's non-root user.
 PROXY_UID = 65532
+#: The listener of a browser application (the chat UI): users log in to the application, so no API key here.
+UI_LISTENER = "chat"
+#: The port the proxy pods listen on for the HTTPS listeners (443): Envoy Gateway adds 10000 to ports below 1024
+#: so that Envoy binds without privileges (envoyproxy/gateway#4981). Network policies see this port.
+PROXY_HTTPS_CONTAINER_PORT = 10443
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,23 @@ class RouteTarget:
     depends_on: Sequence[pulumi.Resource] = ()
 
 
+@dataclass(frozen=True)
+class UiRoute:
+    """A browser application (the chat UI) on its own host name: its own HTTPS listener and route."""
+
+    hostname: str
+    namespace: str
+    #: The application's ClusterIP Service and port.
+    service: str
+    port: int
+    #: The TLS Secret the listener serves, in the entry point's namespace.
+    tls_secret: str
+    #: When set, a cert-manager Certificate for the host name fills ``tls_secret``.
+    issuer_ref: IssuerRef | None = None
+    #: Resources the route must wait for (the application's Namespace).
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
 @dataclass
 class EntryPointArgs:
     config: EntryPointConfig
@@ -63,6 +84,10 @@ class EntryPointArgs:
     api_keys: pulumi.Input[str] | None = None
     #: Extra labels on every object (the stack's labels).
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: Forward the client's key to the models (some routed server checks keys too); otherwise it is removed.
+    forward_api_key: bool = False
+    #: The chat UI, when the stack has one: a second listener, without the API-key check.
+    ui: UiRoute | None = None
 
 
 def proxy_pod_labels(gateway_namespace: str, gateway_name: str = GATEWAY_NAME) -> dict[str, str]:
@@ -74,6 +99,11 @@ def proxy_pod_labels(gateway_namespace: str, gateway_name: str = GATEWAY_NAME) -
         "gateway.envoyproxy.io/owning-gateway-name": gateway_name,
         "gateway.envoyproxy.io/owning-gateway-namespace": gateway_namespace,
     }
+
+
+def base_url(hostname: str, model: str) -> str:
+    """The OpenAI ``base_url`` of a routed model (its route rewrites the prefix to the engine's API path)."""
+    return f"https://{hostname}/models/{model}/v1"
 
 
 def gateway_peer(config: EntryPointConfig) -> tuple[str, dict[str, str]]:
@@ -94,6 +124,9 @@ class EntryPoint(pulumi.ComponentResource):
     api_key_secret: k8s.core.v1.Secret | None
     security_policy: k8s.apiextensions.CustomResource | None
     routes: dict[str, k8s.apiextensions.CustomResource]
+    #: The chat UI's certificate (when issued by cert-manager) and route, when the stack has a UI.
+    ui_certificate: k8s.apiextensions.CustomResource | None
+    ui_route: k8s.apiextensions.CustomResource | None
     #: (namespace, pod labels) of the Envoy proxy pods that call the models.
     gateway_peer: tuple[str, dict[str, str]]
     #: The OpenAI ``base_url`` of each routed model.
@@ -120,7 +153,7 @@ class EntryPoint(pulumi.ComponentResource):
             "app.kubernetes.io/managed-by": MANAGED_BY,
         }
         self.gateway_peer = gateway_peer(config)
-        self.base_urls = {route.model: f"https://{hostname}/models/{route.model}/v1" for route in args.routes}
+        self.base_urls = {route.model: base_url(hostname, route.model) for route in args.routes}
 
         def meta(object_name: str, namespace: str | None = ns, **extra: Any) -> ObjectMetaArgs:
             return ObjectMetaArgs(name=object_name, namespace=namespace, labels=self.labels, **extra)
@@ -188,13 +221,19 @@ class EntryPoint(pulumi.ComponentResource):
                 api_version="cert-manager.io/v1",
                 kind="Certificate",
                 metadata=meta(tls.certificate_secret),
-                spec={
-                    "secretName": tls.certificate_secret,
-                    "dnsNames": [hostname],
-                    "issuerRef": {"group": "cert-manager.io", "kind": tls.issuer_ref.kind, "name": tls.issuer_ref.name},
-                    "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-                    "secretTemplate": {"labels": self.labels},
-                },
+                spec=_certificate_spec(tls.certificate_secret, hostname, tls.issuer_ref, self.labels),
+                opts=in_ns,
+            )
+
+        self.ui_certificate = None
+        ui = args.ui
+        if ui is not None and ui.issuer_ref is not None:
+            self.ui_certificate = k8s.apiextensions.CustomResource(
+                f"{name}-ui-certificate",
+                api_version="cert-manager.io/v1",
+                kind="Certificate",
+                metadata=meta(ui.tls_secret),
+                spec=_certificate_spec(ui.tls_secret, ui.hostname, ui.issuer_ref, self.labels),
                 opts=in_ns,
             )
 
@@ -210,36 +249,17 @@ class EntryPoint(pulumi.ComponentResource):
                     "parametersRef": {"group": ENVOY_GATEWAY_GROUP, "kind": "EnvoyProxy", "name": PROXY_CONFIG_NAME}
                 },
                 "listeners": [
-                    {
-                        "name": LISTENER,
-                        "protocol": "HTTPS",
-                        "port": 443,
-                        "hostname": hostname,
-                        "tls": {
-                            "mode": "Terminate",
-                            "certificateRefs": [{"group": "", "kind": "Secret", "name": tls.certificate_secret}],
-                        },
-                        "allowedRoutes": {
-                            "kinds": [{"group": GATEWAY_API_GROUP, "kind": "HTTPRoute"}],
-                            # Only the routed models' namespaces, by the label Kubernetes itself sets.
-                            "namespaces": {
-                                "from": "Selector",
-                                "selector": {
-                                    "matchExpressions": [
-                                        {
-                                            "key": NAMESPACE_NAME_LABEL,
-                                            "operator": "In",
-                                            "values": sorted({route.namespace for route in args.routes}),
-                                        }
-                                    ]
-                                },
-                            },
-                        },
-                    }
+                    _listener(
+                        LISTENER, hostname, tls.certificate_secret, sorted({route.namespace for route in args.routes})
+                    ),
+                    *([_listener(UI_LISTENER, ui.hostname, ui.tls_secret, [ui.namespace])] if ui is not None else []),
                 ],
             },
             opts=pulumi.ResourceOptions.merge(
-                in_ns, pulumi.ResourceOptions(depends_on=[self.proxy_config, *_present(self.certificate)])
+                in_ns,
+                pulumi.ResourceOptions(
+                    depends_on=[self.proxy_config, *_present(self.certificate), *_present(self.ui_certificate)]
+                ),
             ),
         )
 
@@ -248,7 +268,7 @@ class EntryPoint(pulumi.ComponentResource):
         key_secret_name = config.existing_api_key_secret or ENTRY_POINT_API_KEY_SECRET
         if args.api_keys is not None:
             # Parsed inside the secret Output: the keys stay a Pulumi secret end to end.
-            keys = pulumi.Output.secret(args.api_keys).apply(_api_key_data)
+            keys = pulumi.Output.secret(args.api_keys).apply(keys_of_secret)
             self.api_key_secret = k8s.core.v1.Secret(
                 f"{name}-api-keys",
                 metadata=meta(ENTRY_POINT_API_KEY_SECRET),
@@ -263,14 +283,22 @@ class EntryPoint(pulumi.ComponentResource):
                 kind="SecurityPolicy",
                 metadata=meta("api-key-auth"),
                 spec={
-                    # On the Gateway: every route attached to it, in every model namespace, is covered.
-                    "targetRefs": [{"group": GATEWAY_API_GROUP, "kind": "Gateway", "name": GATEWAY_NAME}],
+                    # On the Gateway: every model route attached to it is covered. With a chat UI, on the API
+                    # listener only: the UI's listener serves browsers, which log in to the UI instead.
+                    "targetRefs": [
+                        {
+                            "group": GATEWAY_API_GROUP,
+                            "kind": "Gateway",
+                            "name": GATEWAY_NAME,
+                            **({"sectionName": LISTENER} if ui is not None else {}),
+                        }
+                    ],
                     "apiKeyAuth": {
                         "credentialRefs": [{"group": "", "kind": "Secret", "name": key_secret_name}],
                         "extractFrom": [{"headers": [API_KEY_HEADER]}],
                         "forwardClientIDHeader": CLIENT_ID_HEADER,
-                        # The model server never sees the key.
-                        "sanitize": True,
+                        # Kept when a routed server checks keys too (authentication in depth), removed otherwise.
+                        "sanitize": not args.forward_api_key,
                     },
                 },
                 opts=pulumi.ResourceOptions.merge(
@@ -297,6 +325,17 @@ class EntryPoint(pulumi.ComponentResource):
                 ),
             )
 
+        self.ui_route = None
+        if ui is not None:
+            self.ui_route = k8s.apiextensions.CustomResource(
+                f"{name}-route-ui",
+                api_version=f"{GATEWAY_API_GROUP}/v1",
+                kind="HTTPRoute",
+                metadata=meta(ui.service, namespace=ui.namespace),
+                spec=_ui_route_spec(ui, ns, config.request_timeout),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gateway, *ui.depends_on]),
+            )
+
         self.register_outputs(
             {
                 "gateway": f"{ns}/{GATEWAY_NAME}",
@@ -304,6 +343,7 @@ class EntryPoint(pulumi.ComponentResource):
                 "exposure": config.exposure,
                 "authentication": "api-key" if self.security_policy is not None else "none",
                 "baseUrls": self.base_urls,
+                **({"chatUrl": f"https://{ui.hostname}/"} if ui is not None else {}),
             }
         )
 
@@ -383,18 +423,66 @@ def _proxy_spec(config: EntryPointConfig, labels: Mapping[str, str]) -> dict[str
     }
 
 
+def _certificate_spec(secret: str, hostname: str, issuer: IssuerRef, labels: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "secretName": secret,
+        "dnsNames": [hostname],
+        "issuerRef": {"group": "cert-manager.io", "kind": issuer.kind, "name": issuer.name},
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        "secretTemplate": {"labels": dict(labels)},
+    }
+
+
+def _listener(listener: str, hostname: str, tls_secret: str, namespaces: list[str]) -> dict[str, Any]:
+    """An HTTPS listener (TLS terminated) for one host name; only HTTPRoutes from ``namespaces`` attach."""
+    return {
+        "name": listener,
+        "protocol": "HTTPS",
+        "port": 443,
+        "hostname": hostname,
+        "tls": {"mode": "Terminate", "certificateRefs": [{"group": "", "kind": "Secret", "name": tls_secret}]},
+        "allowedRoutes": {
+            "kinds": [{"group": GATEWAY_API_GROUP, "kind": "HTTPRoute"}],
+            # By the label Kubernetes itself sets on every namespace.
+            "namespaces": {
+                "from": "Selector",
+                "selector": {
+                    "matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": namespaces}]
+                },
+            },
+        },
+    }
+
+
+def _parent(gateway_namespace: str, listener: str) -> dict[str, str]:
+    return {
+        "group": GATEWAY_API_GROUP,
+        "kind": "Gateway",
+        "namespace": gateway_namespace,
+        "name": GATEWAY_NAME,
+        "sectionName": listener,
+    }
+
+
+def _ui_route_spec(ui: UiRoute, gateway_namespace: str, timeout: str) -> dict[str, Any]:
+    return {
+        "parentRefs": [_parent(gateway_namespace, UI_LISTENER)],
+        "hostnames": [ui.hostname],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": [{"group": "", "kind": "Service", "name": ui.service, "port": ui.port}],
+                # The UI streams the model's answer to the browser: the same limit as the API routes.
+                "timeouts": {"request": timeout},
+            }
+        ],
+    }
+
+
 def _route_spec(route: RouteTarget, hostname: str, gateway_namespace: str, timeout: str) -> dict[str, Any]:
     prefix = f"/models/{route.model}/v1"
     return {
-        "parentRefs": [
-            {
-                "group": GATEWAY_API_GROUP,
-                "kind": "Gateway",
-                "namespace": gateway_namespace,
-                "name": GATEWAY_NAME,
-                "sectionName": LISTENER,
-            }
-        ],
+        "parentRefs": [_parent(gateway_namespace, LISTENER)],
         "hostnames": [hostname],
         "rules": [
             {
@@ -413,14 +501,3 @@ def _route_spec(route: RouteTarget, hostname: str, gateway_namespace: str, timeo
             }
         ],
     }
-
-
-def _api_key_data(text: str) -> dict[str, str]:
-    """The API-key Secret's data (client name → key); runs inside a secret Output, so nothing is printed."""
-    if text == OFFLINE_SECRET_PLACEHOLDER:
-        # Offline plan without the stack's passphrase: one placeholder client stands in for the real ones.
-        return {"offline-placeholder": text}
-    try:
-        return parse_api_keys(text)
-    except ValueError as error:
-        raise ValueError(f"entryPoint.apiKeys: the secret {error}") from None

@@ -13,6 +13,8 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 AZURE_INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
 #: The policy pack's explicit opt-in for a public load balancer (rule no-public-load-balancer).
 PUBLIC_EXPOSURE = "slm-deploy.io/public-exposure"
+#: The cluster DNS pods (kube-system), the one egress peer every namespace of the stack needs.
+KUBE_DNS_LABELS = {"k8s-app": "kube-dns"}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 from infra.components.pod_security import restricted_namespace
 from infra.config.monitoring import AlertmanagerReceiver, MonitoringConfig
 from infra.config.objects import RECEIVER_SECRET
+from infra.monitoring.logs import LOKI_DATASOURCE_UID, loki_url
 
 CHART = "kube-prometheus-stack"
 REPOSITORY = "https://prometheus-community.github.io/helm-charts"
@@ -51,6 +52,9 @@ class ScrapeTarget:
     selector: dict[str, str]
     port_name: str
     path: str
+    #: (Secret name, data key) in the target's namespace whose value Prometheus sends as a bearer token, when the
+    #: metrics endpoint asks for an API key (llama-server with keys).
+    bearer_secret: tuple[str, str] | None = None
 
 
 @dataclass
@@ -119,7 +123,7 @@ class MonitoringStack(pulumi.ComponentResource):
                 metadata=ObjectMetaArgs(name=target.model, namespace=target.namespace, labels=labels),
                 spec={
                     "selector": {"matchLabels": target.selector},
-                    "endpoints": [{"port": target.port_name, "path": target.path, "interval": "15s", "scheme": "http"}],
+                    "endpoints": [_endpoint(target)],
                 },
                 opts=after,
             )
@@ -251,6 +255,18 @@ def chart_values(config: MonitoringConfig) -> dict[str, Any]:
         # Node metrics come from the cloud's own agent; the exporter needs host namespaces.
         "nodeExporter": {"enabled": False},
     }
+    if config.collects_logs:
+        # Logs next to metrics: the log store (infra/components/log_store.py) as a second data source.
+        values["grafana"]["additionalDataSources"] = [
+            {
+                "name": "Loki",
+                "type": "loki",
+                "uid": LOKI_DATASOURCE_UID,
+                "access": "proxy",
+                "url": loki_url(config.namespace),
+                "editable": False,
+            }
+        ]
     spec = values["prometheus"]["prometheusSpec"]
     if config.prometheus_replicas is not None:
         spec["replicas"] = config.prometheus_replicas
@@ -267,3 +283,12 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _endpoint(target: ScrapeTarget) -> dict[str, Any]:
+    endpoint: dict[str, Any] = {"port": target.port_name, "path": target.path, "interval": "15s", "scheme": "http"}
+    if target.bearer_secret is not None:
+        # The Secret must be in the ServiceMonitor's namespace: the model's, where the key is.
+        name, key = target.bearer_secret
+        endpoint["authorization"] = {"type": "Bearer", "credentials": {"name": name, "key": key}}
+    return endpoint

@@ -114,3 +114,29 @@ def pod_security_context(hardening: Hardening) -> PodSecurityContextArgs:
         fs_group_change_policy="OnRootMismatch",
         seccomp_profile=_seccomp(hardening),
     )
+
+
+def restricted_pod_values(uid: int) -> dict[str, object]:
+    """A pod ``securityContext`` for a chart's values that passes the `restricted` Pod Security level."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_container_values(uid: int) -> dict[str, object]:
+    """A container ``securityContext`` for a chart's values: `restricted`, and a read-only root filesystem."""
+    return {
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }

@@ -1,4 +1,5 @@
-"""Queue-based autoscaling of a model (`autoscaling:`), and KEDA itself (`keda:`)."""
+"""Queue-based autoscaling of a model (`autoscaling:`), its resource recommendations (`vpa:`), and KEDA itself
+(`keda:`)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,25 @@ class Autoscaling(ConfigModel):
         if self.backend == "hpa" and self.min_replicas == 0:
             raise ValueError("an HPA cannot scale to zero: use backend keda, or minReplicas >= 1")
         return self
+
+
+#: VerticalPodAutoscaler update modes (autoscaling.k8s.io/v1). ``Off`` only records recommendations; the others
+#: evict or resize pods to apply them, which the pack refuses for GPU servers (policy ``vpa-gpu-recommendation-only``).
+VpaUpdateMode = Literal["Off", "Initial", "Recreate", "InPlaceOrRecreate"]
+
+
+class VerticalAutoscaling(ConfigModel):
+    """A VerticalPodAutoscaler that recommends CPU and memory requests for the server (docs/sizing.md)."""
+
+    enabled: bool = Field(
+        False, description="Create a VerticalPodAutoscaler for the server (the cluster must run the VPA recommender)."
+    )
+    update_mode: VpaUpdateMode = Field(
+        "Off",
+        description="`Off`: recommendations only (read them with `kubectl describe vpa`). Any other mode restarts "
+        "or resizes pods to apply them; the policy pack refuses that for GPU servers, where a restart reloads "
+        "the model and a new pod may wait for a free GPU.",
+    )
 
 
 class AutoscalerInstall(ConfigModel):

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from infra import gpu
 from infra.config.base import ConfigModel, KeyPathError
+from infra.config.cost_basis import CostBasis
 from infra.config.k8s_names import LABEL_KEY, refuse
 from infra.sizing.vm_sizes import GpuVmSize, UnknownVmSizeError, get_vm_size
 
@@ -52,6 +53,12 @@ class ExistingCluster(ConfigModel):
         description="Node label key that puts a GPU node into a pool: a GPU model server selects nodes labelled "
         "`<gpuNodeLabel>=<models[].gpu.pool>` (e.g. `kubernetes.azure.com/agentpool` on an AKS cluster made "
         "elsewhere). Label and taint the nodes as the README's cluster section shows.",
+    )
+
+    cost_basis: CostBasis | None = Field(
+        None,
+        description="Where the cluster's nodes run and which VM sizes they are, for `slm-deploy cost` (the share "
+        "of the nodes the stack's pods request); unset: only the requests are shown. See docs/cost.md.",
     )
 
     @field_validator("gpu_node_label")

@@ -36,22 +36,39 @@ class VllmSettings(ConfigModel):
 
 
 class OnnxPrepare(ConfigModel):
-    """A Job that downloads a Hugging Face model and converts it to the ONNX Runtime GenAI format, once."""
+    """A Job that fetches a model (a Hugging Face repository or a GGUF file) and converts it to the ONNX Runtime
+    GenAI format, once."""
 
-    source: str = Field(
+    source: str | None = Field(
+        None,
         min_length=1,
         description="Hugging Face repository to convert; a repository already in ORT GenAI format (e.g. one "
-        "prepared for Foundry Local) is used as it is.",
+        "prepared for Foundry Local) is used as it is. Give `source` or `gguf`.",
     )
-    precision: Literal["int4", "fp16", "fp32"] = Field("int4", description="Precision of the converted model.")
+    gguf: GgufSource | None = Field(
+        None,
+        description="A GGUF file to convert instead (fetched like the llamacpp engine's `gguf`, into "
+        "`/models/gguf/<file>`); a quantised file is dequantised first. Give `source` or `gguf`.",
+    )
+    precision: Literal["auto", "int4", "int8", "fp16", "fp32"] = Field(
+        "auto",
+        description="Precision of the converted model. `auto`: INT8 for a GGUF file whose weights are already "
+        "quantised (quantising them again to INT4 loses visibly more), INT4 otherwise.",
+    )
     image: ImageRef = Field(
         description="The preparation image (servers/onnx/Dockerfile.j2 rendered with build_tools: true)."
     )
 
     @field_validator("source")
     @classmethod
-    def _repository_id(cls, value: str) -> str:
-        return refuse(HF_REPO_ID, value)
+    def _repository_id(cls, value: str | None) -> str | None:
+        return None if value is None else refuse(HF_REPO_ID, value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OnnxPrepare:
+        if (self.source is None) == (self.gguf is None):
+            raise ValueError("give source (a Hugging Face repository) or gguf (a GGUF file), not both nor neither")
+        return self
 
 
 class OnnxSettings(ConfigModel):

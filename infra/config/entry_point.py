@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.k8s_names import DNS_SUBDOMAIN, refuse
 from infra.config.names import DnsLabel
-from infra.config.secrets import SecretValue
+from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER, SecretValue
 
 #: The Envoy Gateway release (Helm chart and controller) installed by ``installController``.
 ENVOY_GATEWAY_VERSION = "v1.9.3"
@@ -32,9 +32,23 @@ Exposure = Literal["cluster", "internal", "public"]
 _HOST_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 #: Keys of a Kubernetes Secret's data (the client names of the API-key secret).
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]{1,253}")
+#: An API key: it travels in an HTTP header, and llama-server's key file takes one per line and skips lines
+#: starting with ``#`` (comments), so visible ASCII only, no leading ``#``.
+_KEY_TEXT = re.compile(r"[!-\"$-~][!-~]*")
 #: Gateway API ``Duration``: one to four number+unit pairs (``300s``, ``1h30m``).
 _DURATION = re.compile(r"([0-9]{1,5}(h|m|s|ms)){1,4}")
 _VERSION = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")
+
+
+def host_name(value: str) -> str:
+    """``value`` if it is a fully qualified host name a listener can serve (also the chat UI's host)."""
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or any(not _HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(
+            f"'{value}' is not a fully qualified host name (lower-case DNS labels separated by dots, "
+            "no wildcard, no scheme or port)"
+        )
+    return value
 
 
 class IssuerRef(ConfigModel):
@@ -102,7 +116,16 @@ class EntryPointConfig(ConfigModel):
     existing_api_key_secret: DnsLabel | None = Field(
         None,
         description="Name of an existing Secret in the entry point's namespace holding the API keys (client name to "
-        "key), managed outside this stack (e.g. synced from Key Vault); instead of `apiKeys`.",
+        "key), managed outside this stack (e.g. synced from Key Vault); instead of `apiKeys`. With `modelsCheckKeys`, "
+        "routed onnx and llamacpp models mount a Secret of the same name from their own namespace, which must exist "
+        "there too (data keys in docs/entry-point.md).",
+    )
+    models_check_keys: bool = Field(
+        True,
+        description="With `apiKeys` or `existingApiKeySecret`: the routed models whose server can check API keys "
+        "(`onnx`, `llamacpp`) check them too, from a Secret mounted in their own namespace, and the gateway forwards "
+        "the key; pods that the network policy lets call a model cannot skip the check. `false`: only the gateway "
+        "checks keys and removes them before forwarding.",
     )
     exposure: Exposure = Field(
         "internal",
@@ -136,15 +159,7 @@ class EntryPointConfig(ConfigModel):
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        labels = value.split(".")
-        if len(value) > 253 or len(labels) < 2 or any(not _HOST_LABEL.fullmatch(label) for label in labels):
-            raise ValueError(
-                f"'{value}' is not a fully qualified host name (lower-case DNS labels separated by dots, "
-                "no wildcard, no scheme or port)"
-            )
-        return value
+        return None if value is None else host_name(value)
 
     @field_validator("request_timeout")
     @classmethod
@@ -239,6 +254,11 @@ def parse_api_keys(text: str) -> dict[str, str]:
             )
         if not isinstance(key, str) or len(key) < 16:
             raise ValueError(f"the key of the {_ordinal(position)} client must be a string of at least 16 characters")
+        if not _KEY_TEXT.fullmatch(key):
+            raise ValueError(
+                f"the key of the {_ordinal(position)} client may use only visible ASCII characters (no spaces) and "
+                "must not start with '#'"
+            )
         if key in seen:
             raise ValueError(
                 f"the {_ordinal(seen[key])} and {_ordinal(position)} clients have the same key: give each client "
@@ -247,6 +267,20 @@ def parse_api_keys(text: str) -> dict[str, str]:
         seen[key] = position
         keys[client] = key
     return keys
+
+
+def keys_of_secret(text: str) -> dict[str, str]:
+    """The API keys of the secret's value (run inside its secret Output, so nothing is printed).
+
+    Offline, without the stack's passphrase, the value is the placeholder: one placeholder client stands in for
+    the real ones. A malformed value raises ``ValueError`` naming ``entryPoint.apiKeys``, never quoting it.
+    """
+    if text == OFFLINE_SECRET_PLACEHOLDER:
+        return {"offline-placeholder": text}
+    try:
+        return parse_api_keys(text)
+    except ValueError as error:
+        raise ValueError(f"{CONFIG_KEY}.apiKeys: the secret {error}") from None
 
 
 def check_entry_point(entry_point: EntryPointConfig, stack: _StackLike) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from infra.catalog.architecture import ModelArchitecture
-from infra.config.autoscaling import Autoscaling
+from infra.config.autoscaling import Autoscaling, VerticalAutoscaling
 from infra.config.base import ConfigModel
 from infra.config.engines import LlamaCppSettings, OllamaSettings, OnnxSettings, VllmSettings
 from infra.config.images import ImageRef
@@ -111,6 +111,9 @@ class ModelConfig(ConfigModel):
         None, description="llama.cpp server settings and the GGUF file (engine llamacpp, where it is required)."
     )
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Queue-based autoscaling.")
+    vpa: VerticalAutoscaling = Field(
+        default_factory=VerticalAutoscaling, description="CPU and memory recommendations (VerticalPodAutoscaler)."
+    )
     hardening: Hardening = Field(
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."
     )

@@ -88,6 +88,13 @@ class AlertThresholds(ConfigModel):
     unavailable_for: Duration = Field(
         "10m", description="`for:` of SlmDeploymentUnavailable; longer than a normal model start-up from zero."
     )
+    error_log_rate: float = Field(
+        0.1,
+        gt=0,
+        description="SlmErrorLogRateHigh: error lines per second in the model's container logs above this "
+        "(logs collected: `monitoring.logs`).",
+    )
+    error_log_for: Duration = Field("10m", description="`for:` of SlmErrorLogRateHigh.")
 
 
 class MonitoringOptions(ConfigModel):
@@ -116,6 +123,37 @@ class AlertmanagerReceiver(ConfigModel):
     type: Literal["slack", "msteams", "webhook"] = Field(description="Kind of receiver.")
     url_secret: str = Field(description="Key under `secrets` holding the webhook URL.")
     severity: Literal["critical", "warning", "all"] = Field("all", description="Which alerts it receives.")
+
+
+class LogsConfig(ConfigModel):
+    """Container logs of the model servers and the gateway, in Loki next to the metrics (docs/monitoring.md)."""
+
+    enabled: bool = Field(
+        True,
+        description="Install Loki (single binary) and Grafana Alloy with kube-prometheus-stack; with `mode: "
+        "existing` or `none` nothing is installed (send logs to your own store, e.g. Container Insights).",
+    )
+    retention_days: int = Field(
+        7,
+        ge=1,
+        le=365,
+        description="Days Loki keeps logs before its compactor deletes them. Logs may quote prompts: keep it short "
+        "(7 by default, cheap; policy helm-log-retention caps it).",
+    )
+    storage_size: Quantity = Field("10Gi", description="Loki's volume (chunks and index on the filesystem).")
+    storage_class: DnsLabel | None = Field(None, description="Storage class of Loki's volume; the cluster default.")
+    resources: Resources = Field(
+        default_factory=lambda: Resources.model_validate(
+            {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+        ),
+        description="CPU and memory of Loki.",
+    )
+    collector_resources: Resources = Field(
+        default_factory=lambda: Resources.model_validate(
+            {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+        ),
+        description="CPU and memory of the collector (Grafana Alloy).",
+    )
 
 
 class MonitoringConfig(ConfigModel):
@@ -158,6 +196,14 @@ class MonitoringConfig(ConfigModel):
         description="Raw kube-prometheus-stack values, merged over ours as written: prefer the typed options; "
         "the policy pack reads them like every chart value, and prod needs a waiver of helm-raw-values.",
     )
+    logs: LogsConfig = Field(
+        default_factory=LogsConfig, description="Container logs in Loki, with kube-prometheus-stack."
+    )
     alerts: AlertThresholds = Field(
         default_factory=AlertThresholds, description="SLO thresholds of the alert rules (docs/runbooks.md)."
     )
+
+    @property
+    def collects_logs(self) -> bool:
+        """Loki and the collector are installed beside the chart, never for a Prometheus the stack does not own."""
+        return self.mode == "kube-prometheus-stack" and self.logs.enabled

@@ -1,7 +1,8 @@
 """Every name the program derives from the stack config, checked at validate time as the API server checks it.
 
 The components name their objects after the config: ``slm-<model>`` (the namespace), ``<model>`` (Deployment,
-Service, ServiceAccount, PodDisruptionBudget, HTTPRoute, ServiceMonitor, ScaledObject or HPA),
+Service, ServiceAccount, PodDisruptionBudget, HTTPRoute, ServiceMonitor, ScaledObject or HPA,
+VerticalPodAutoscaler),
 ``<model>-cache``, ``<model>-engine-config``, ``<model>-secrets``, ``<model>-prepare`` … This module lists those
 objects (kind, namespace, name, the stack key the name comes from, the rules the name must follow) and checks
 them before anything is rendered:
@@ -25,6 +26,7 @@ from typing import Protocol
 
 from infra.config.autoscaling import AutoscalerInstall
 from infra.config.base import KeyPath, KeyPathError, format_key_path
+from infra.config.chat_ui import ChatUiConfig
 from infra.config.cluster import AksCluster, ExistingCluster
 from infra.config.entry_point import EntryPointConfig
 from infra.config.k8s_names import (
@@ -49,16 +51,32 @@ CACHE_SUFFIX = "-cache"
 ENGINE_CONFIG_SUFFIX = "-engine-config"
 SECRETS_SUFFIX = "-secrets"
 PREPARE_SUFFIX = "-prepare"
+#: infra/components/model_server/api_keys.py: the API keys in a model's namespace.
+MODEL_API_KEYS_SUFFIX = "-api-keys"
 #: infra/components/entry_point.py
 ENTRY_POINT_API_KEY_SECRET = "slm-entry-point-api-keys"
 #: infra/components/monitoring.py
 RECEIVER_SECRET = "slm-alert-receivers"
+#: infra/components/chat_ui.py: Deployment, Service, ServiceAccount, PodDisruptionBudget and HTTPRoute of the UI,
+#: its data volume and its Secret (in ``chatUi.namespace``); the certificate of its host (the entry point's namespace).
+CHAT_UI_NAME = "chat-ui"
+CHAT_UI_DATA = "chat-ui-data"
+CHAT_UI_SECRET = "chat-ui-secrets"
+CHAT_UI_TLS_SECRET = "slm-chat-ui-tls"
 #: infra/components/aks/gpu_drivers.py: the GPU Operator's namespace (pools with `gpuDriver: none`).
 GPU_OPERATOR_NAMESPACE = "gpu-operator"
 #: Engines whose server reads the Hugging Face token (the model's Secret exists only then).
 _ENGINES_READING_TOKEN = ("vllm",)
+#: Engines whose server checks API keys from a mounted file (``EngineSpec.api_key_file``; a test keeps them in step).
+ENGINES_CHECKING_KEYS = ("onnx", "llamacpp")
 #: Engines that serve Prometheus metrics (a ServiceMonitor per model).
-_ENGINES_WITH_METRICS = ("vllm", "onnx")
+_ENGINES_WITH_METRICS = ("vllm", "onnx", "llamacpp")
+
+
+def checks_api_keys(entry: EntryPointConfig, model: ModelConfig) -> bool:
+    """Whether the model's server checks the stack's API keys too: routed, keys set, an engine that can."""
+    has_keys = entry.api_keys is not None or entry.existing_api_key_secret is not None
+    return entry.exposes(model.name) and entry.models_check_keys and has_keys and model.engine in ENGINES_CHECKING_KEYS
 
 
 def key_vault_secret_name(model: str, key: str) -> str:
@@ -114,6 +132,9 @@ class _StackLike(Protocol):
     def entry_point(self) -> EntryPointConfig: ...
 
     @property
+    def chat_ui(self) -> ChatUiConfig: ...
+
+    @property
     def secret_store(self) -> SecretStoreConfig: ...
 
     @property
@@ -160,6 +181,11 @@ def _infrastructure(stack: _StackLike) -> Iterator[DerivedObject]:
     entry = stack.entry_point
     if entry.enabled:
         yield from _entry_point(entry)
+    if stack.chat_ui.enabled:
+        # Its own namespace: its default-deny policy must never land in a model's or the platform's.
+        yield DerivedObject(
+            "Namespace", None, stack.chat_ui.namespace, ("chatUi", "namespace"), "the chat UI's namespace", (DNS_LABEL,)
+        )
     if isinstance(stack.cluster, AksCluster):
         for index, pool in enumerate(stack.cluster.gpu_pools):
             if pool.gpu_driver == "none":
@@ -287,8 +313,23 @@ def _model_objects(stack: _StackLike, index: int, model: ModelConfig) -> Iterato
     if model.autoscaling.enabled:
         kind = "ScaledObject" if model.autoscaling.backend == "keda" else "HorizontalPodAutoscaler"
         yield DerivedObject(kind, ns, name, name_key, f"the {kind} {of}", (DNS_SUBDOMAIN, LABEL_VALUE))
+    if model.vpa.enabled:
+        yield DerivedObject(
+            "VerticalPodAutoscaler", ns, name, name_key, f"the VerticalPodAutoscaler {of}", (DNS_SUBDOMAIN,)
+        )
     if stack.entry_point.exposes(name):
         yield DerivedObject("HTTPRoute", ns, name, name_key, f"the HTTPRoute {of}", (DNS_SUBDOMAIN,))
+    if checks_api_keys(stack.entry_point, model):
+        existing = stack.entry_point.existing_api_key_secret
+        yield DerivedObject(
+            "Secret",
+            ns,
+            existing or f"{name}{MODEL_API_KEYS_SUFFIX}",
+            ("entryPoint", "existingApiKeySecret") if existing else name_key,
+            f"the API-key Secret {of}",
+            (DNS_SUBDOMAIN,),
+            creates=existing is None,
+        )
 
 
 def _model_secrets(stack: _StackLike, index: int, model: ModelConfig, token: str) -> Iterator[DerivedObject]:
@@ -341,6 +382,11 @@ def derived_objects(stack: _StackLike) -> list[DerivedObject]:
 def derived_labels(stack: _StackLike) -> list[DerivedLabel]:
     """Label values the components take from the config (beyond `labels`, which is checked as it is read)."""
     labels: list[DerivedLabel] = []
+    if stack.chat_ui.enabled:
+        tag = stack.chat_ui.image.tag
+        labels.append(
+            DerivedLabel("app.kubernetes.io/version", tag, ("chatUi", "image", "tag"), "the chat UI's version")
+        )
     for index, model in enumerate(stack.models):
         of = f"model '{model.name}'"
         labels.append(

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from infra.config.autoscaling import AutoscalerInstall
 from infra.config.base import ConfigModel, KeyPathError
+from infra.config.chat_ui import ChatUiConfig, check_chat_ui
 from infra.config.clock import today
 from infra.config.cluster import AksCluster, ClusterConfig, ExistingCluster, check_cluster
 from infra.config.conflicts import check_model_conflicts
@@ -30,7 +31,7 @@ from infra.config.network import NetworkConfig
 from infra.config.objects import check_derived_names
 from infra.config.secret_store import SecretStoreConfig
 from infra.config.secrets import Secret
-from infra.config.stack_warnings import ConfigWarning, model_cache_warnings
+from infra.config.stack_warnings import ConfigWarning, model_cache_warnings, price_table_warnings
 from infra.config.waivers import WaiverConfig
 from infra.sizing.served import size_for
 from policies.lib import waivers as waiver_matcher
@@ -66,6 +67,9 @@ class StackConfig(ConfigModel):
     entry_point: EntryPointConfig = Field(
         default_factory=EntryPointConfig, description="The optional HTTPS entry point (Gateway API + Envoy Gateway)."
     )
+    chat_ui: ChatUiConfig = Field(
+        default_factory=ChatUiConfig, description="The optional chat page (Open WebUI) behind the entry point."
+    )
     secret_store: SecretStoreConfig = Field(
         default_factory=SecretStoreConfig, description="Secret backend (kubernetes or azure-keyvault)."
     )
@@ -93,6 +97,7 @@ class StackConfig(ConfigModel):
         """
         found = kubernetes_version_warnings(self.kubernetes_version, self.cluster, today())
         found += model_cache_warnings(self.network, self.models)
+        found += price_table_warnings(today())
         return found
 
     @property
@@ -224,6 +229,11 @@ class StackConfig(ConfigModel):
                     f"a public load balancer in prod needs a waiver in force: add to waivers {{policy: {rule.name}, "
                     f"resource: {PUBLIC_PROXY_RESOURCE}, reason, owner, expires}} (or use exposure 'internal')",
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _chat_ui(self) -> StackConfig:
+        check_chat_ui(self.chat_ui, self)
         return self
 
     @model_validator(mode="after")

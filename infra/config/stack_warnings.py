@@ -7,6 +7,7 @@ A warning never fails a command. :meth:`infra.config.stack.StackConfig.warnings`
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,13 +54,36 @@ def model_cache_warnings(network: NetworkConfig, models: Sequence[ModelConfig]) 
         elif model.engine == "vllm":
             why = f"runs offline (HF_HUB_OFFLINE=1): '{model.model_id}' must already be in the cache volume"
         elif model.engine == "onnx" and model.onnx is not None and model.onnx.prepare is not None:
-            why = (
-                f"has a preparation Job that downloads '{model.onnx.prepare.source}' from the Hugging Face Hub, "
-                "which the model's egress policy blocks"
-            )
+            gguf = model.onnx.prepare.gguf
+            if gguf is None:
+                why = (
+                    f"has a preparation Job that downloads '{model.onnx.prepare.source}' from the Hugging Face Hub, "
+                    "which the model's egress policy blocks"
+                )
+            elif gguf.downloads:
+                why = f"has a preparation Job that downloads '{gguf.file}', which the model's egress policy blocks"
+            else:
+                why = f"converts the GGUF file '{gguf.file}', which must already be in the cache volume"
         elif model.engine == "onnx":
             why = "has no onnx.prepare: the converted model must already be in the cache volume"
         else:
             why = "cannot download its weights (the model's egress policy blocks it): they must be in the cache volume"
         found.append(ConfigWarning(at, f"{subject} {why}; {prefill}"))
     return found
+
+
+def price_table_warnings(today: datetime.date) -> list[ConfigWarning]:
+    """The price table ``slm-deploy cost`` and the budget rule use, once it is older than its ``maxAgeDays``."""
+    from infra.cost.table import PRICES_FILE, price_table
+
+    table = price_table()
+    if not table.is_stale(today):
+        return []
+    return [
+        ConfigWarning(
+            (),
+            f"the price table (infra/cost/{PRICES_FILE}) is {table.age_days(today)} days old, more than its "
+            f"maxAgeDays {table.max_age_days}: cost estimates and budget checks use prices of "
+            f"{table.retrieved.isoformat()}; refresh the figures (docs/cost.md)",
+        )
+    ]

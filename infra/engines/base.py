@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from infra.config.images import ImageRef
 
@@ -64,6 +65,25 @@ class Preparation:
 
 
 @dataclass(frozen=True)
+class ApiKeyFile:
+    """How an engine checks API keys (``Authorization: Bearer <key>``) read from a mounted file.
+
+    The engine says only how: the file's format and how the server is pointed at it. The model server
+    component writes the file into a Secret of the model's namespace and mounts it read-only.
+    """
+
+    #: ``json``: a JSON object of client name to key (the stack secret's own format);
+    #: ``lines``: one key per line.
+    file_format: Literal["json", "lines"]
+    #: The variable that receives the file's path, or ``None``.
+    path_env: str | None = None
+    #: The flag whose value is the file's path (appended to the arguments as two words), or ``None``.
+    path_flag: str | None = None
+    #: The metrics endpoint asks for a key too: Prometheus then scrapes with a key of its own.
+    metrics_need_key: bool = False
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """An engine's contract with the model server component."""
 
@@ -101,6 +121,8 @@ class EngineSpec:
     #: engine's series (``None``: series are per pod, without a model label).
     queue_metric: str = "vllm:num_requests_waiting"
     metrics_model_label: str | None = "model_name"
+    #: The server can check API keys from a mounted file (``None``: it cannot; the network policy is its guard).
+    api_key_file: ApiKeyFile | None = None
 
     port_name: str = "http"
 

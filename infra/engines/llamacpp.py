@@ -6,8 +6,10 @@ image; a file already there is kept; a URL's download is checked against its sha
 ``llamacpp`` and the model's resources: ``--ctx-size``, ``--parallel`` (slots), ``--threads`` (the CPU limit),
 ``--n-gpu-layers`` with GPUs, ``--alias`` (the served name), ``--metrics``.
 
-No ``--api-key-file``: the entry point checks the stack's API keys and strips them before forwarding, so a
-server that asked for a key would refuse every request that came through it (as with vLLM's ``--api-key``).
+API keys: when the stack has keys and the model is routed through the entry point, the model server component
+mounts them and appends ``--api-key-file <path>``; llama-server reads one key per line (common/arg.cpp of the
+pinned build; lines starting with ``#`` are comments) and checks every path but ``/health`` (``/metrics`` too,
+so Prometheus scrapes with a key of its own).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from infra.config.engines import GgufSource, LlamaCppSettings
 from infra.config.images import ImageRef
 from infra.config.model import ModelConfig
 from infra.config.quantity import parse_quantity
-from infra.engines.base import EngineContext, EngineSpec, PrepareStep, WritablePath
+from infra.engines.base import ApiKeyFile, EngineContext, EngineSpec, PrepareStep, WritablePath
 
 #: The pinned build: llama.cpp b11312 (commit 0c1e57098), the llama.cpp that llama-cpp-python 0.3.36 vendors,
 #: which scripts/llama-server.sh builds and tests/llamacpp runs with these very arguments.
@@ -143,4 +145,6 @@ def llamacpp_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         # llama-server defers requests when every slot is busy; its series carry no model label.
         queue_metric="llamacpp:requests_deferred",
         metrics_model_label=None,
+        # server-http.cpp: only /health (and the web UI, off here) is public once keys are set.
+        api_key_file=ApiKeyFile(file_format="lines", path_flag="--api-key-file", metrics_need_key=True),
     )

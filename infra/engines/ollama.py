@@ -150,4 +150,5 @@ def ollama_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         ),
         config_files={MODELFILE: text} if text is not None else {},
         config_mount_path=config_mount,
+        # No api_key_file: Ollama's server has no authentication at all; the network policy guards its port.
     )

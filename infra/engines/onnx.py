@@ -2,19 +2,23 @@
 
 CPU by default (the edge-friendly path), CUDA optionally. The model lives in the cache volume under
 ``/models/onnx/<model>``, put there by the preparation Job this module describes (``onnx.prepare``:
-download the Hugging Face repository, then convert it with the onnxruntime-genai model builder through
-``python -m slm_onnx_server.prepare``, which skips a model already converted and uses a repository already
-in ORT GenAI format as it is), or by the operator. Both steps are idempotent: re-running costs a check.
+download the Hugging Face repository, or fetch a GGUF file into ``/models/gguf/`` (``onnx.prepare.gguf``; none
+when the file is pre-filled there), then convert it with the onnxruntime-genai model builder through
+``python -m slm_onnx_server.prepare``, which skips a model already converted, dequantises a quantised GGUF
+file first and uses a repository already in ORT GenAI format as it is), or by the operator. Both steps are
+idempotent: re-running costs a check.
 """
 
 from __future__ import annotations
 
-from infra.config.engines import OnnxPrepare, OnnxSettings
+from infra.config.engines import GgufSource, OnnxPrepare, OnnxSettings
 from infra.config.model import ModelConfig
-from infra.engines.base import EngineContext, EngineSpec, Preparation, PrepareStep, WritablePath
+from infra.engines.base import ApiKeyFile, EngineContext, EngineSpec, Preparation, PrepareStep, WritablePath
 
 PORT = 8000
 CACHE = "/models"
+#: Where a GGUF source is fetched to (or pre-filled): the llamacpp engine's place for GGUF files too.
+GGUF_DIR = f"{CACHE}/gguf"
 
 _DOWNLOAD = """set -eu
 if [ -f "$SLM_OUTPUT/genai_config.json" ]; then echo "already prepared: $SLM_OUTPUT"; exit 0; fi
@@ -29,33 +33,43 @@ def model_path(model: ModelConfig) -> str:
 
 
 def preparation(model: ModelConfig, prepare: OnnxPrepare, device: str) -> Preparation:
-    """Download the source repository into the cache, then convert it next to where the server reads."""
-    download_dir = f"{CACHE}/hf-source/{model.name}"
+    """Fetch the source (repository or GGUF file) into the cache, then convert it next to where the server reads."""
     output = model_path(model)
-    return Preparation(
-        image=prepare.image,
-        env={
-            "SLM_SOURCE": prepare.source,
-            "SLM_DOWNLOAD": download_dir,
-            "SLM_OUTPUT": output,
-            "HF_HOME": f"{CACHE}/hf",
-            "HOME": "/tmp",
-        },
-        cache_mount_path=CACHE,
-        steps=(
-            PrepareStep("download", ["/bin/sh", "-c", _DOWNLOAD]),
-            PrepareStep(
-                "convert",
-                ["python", "-m", "slm_onnx_server.prepare"],
-                [
-                    f"--source={download_dir}",
-                    f"--output={output}",
-                    f"--precision={prepare.precision}",
-                    f"--execution-provider={device}",
-                ],
-            ),
-        ),
+    env = {"SLM_OUTPUT": output, "HF_HOME": f"{CACHE}/hf", "HOME": "/tmp"}
+    steps: list[PrepareStep] = []
+    if prepare.gguf is not None:
+        source = f"{GGUF_DIR}/{prepare.gguf.file}"
+        fetch = fetch_gguf_step(prepare.gguf, output)
+        if fetch is not None:
+            steps.append(fetch)
+    else:
+        source = f"{CACHE}/hf-source/{model.name}"
+        env |= {"SLM_SOURCE": str(prepare.source), "SLM_DOWNLOAD": source}
+        steps.append(PrepareStep("download", ["/bin/sh", "-c", _DOWNLOAD]))
+    convert = PrepareStep(
+        "convert",
+        ["python", "-m", "slm_onnx_server.prepare"],
+        [
+            f"--source={source}",
+            f"--output={output}",
+            f"--precision={prepare.precision}",
+            f"--execution-provider={device}",
+        ],
     )
+    return Preparation(image=prepare.image, env=env, cache_mount_path=CACHE, steps=(*steps, convert))
+
+
+def fetch_gguf_step(gguf: GgufSource, output: str) -> PrepareStep | None:
+    """``python -m slm_onnx_server.fetch_gguf`` when the file comes from a repository or a URL; none when the
+    cache is pre-filled with it."""
+    if gguf.repo is not None:
+        where = [f"--repo={gguf.repo}", f"--revision={gguf.revision}"]
+    elif gguf.url is not None:
+        where = [f"--url={gguf.url}", f"--sha256={gguf.sha256}"]
+    else:
+        return None
+    args = [f"--file={gguf.file}", f"--dir={GGUF_DIR}", f"--skip-if={output}", *where]
+    return PrepareStep("fetch-gguf", ["python", "-m", "slm_onnx_server.fetch_gguf"], args)
 
 
 def onnx_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
@@ -88,4 +102,6 @@ def onnx_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         cache_mount_path=CACHE,
         writable_paths=[WritablePath("tmp", "/tmp", size_limit="1Gi")],
         preparation=preparation(model, settings.prepare, settings.device) if settings.prepare else None,
+        # servers/onnx auth.py: the JSON object of client name to key; /health and /metrics stay open.
+        api_key_file=ApiKeyFile(file_format="json", path_env="SLM_ONNX_API_KEYS_FILE"),
     )

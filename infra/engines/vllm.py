@@ -86,6 +86,9 @@ def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         # huggingface_hub reads HF_TOKEN, or the file named by HF_TOKEN_PATH.
         hf_token_env="HF_TOKEN",
         hf_token_path_env="HF_TOKEN_PATH",
+        # No api_key_file: vLLM takes several keys only as `--api-key` words on its command line (one in
+        # VLLM_API_KEY), none from a file; keys on argv are readable in the pod's process list, and their number
+        # is known only inside the secret. The network policy guards a routed vLLM's port instead.
     )
 
 

@@ -31,6 +31,7 @@ from infra.files import write_atomically
 from infra.plan.render import MARKER, redact_secret_data
 
 if TYPE_CHECKING:
+    from infra.cost.delta import CostDelta
     from infra.plan.stack import StackPlan
     from infra.policy.model import PolicyReport
 
@@ -101,6 +102,7 @@ class DiffResult:
     unchanged: int
     notes: list[str] = field(default_factory=list)
     policy: PolicyReport | None = None
+    cost: CostDelta | None = None
 
     def _with(self, status: Status) -> list[ObjectChange]:
         return [c for c in self.changes if c.status == status]
@@ -148,6 +150,8 @@ class DiffResult:
                 "advisoryViolations": self.policy.advisory_violations,
                 "waived": len(self.policy.waived),
             }
+        if self.cost is not None:
+            data["cost"] = self.cost.to_dict()
         return data
 
 
@@ -406,11 +410,21 @@ def diff_stack(root: Path, stack: str, base: str, with_policy: bool = False) -> 
     plan, new = current_render(root, stack)
     changes, unchanged = compare(old, new)
     result = DiffResult(stack=stack, base=base, base_kind=kind, changes=changes, unchanged=unchanged, notes=notes)
+    result.cost = _cost_delta(plan, old, new)
     if with_policy:
         result.policy = _policy_report(plan)
         if kind == "git":
             _judge_rebinding(result, root, base)
     return result
+
+
+def _cost_delta(plan: StackPlan, old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> CostDelta:
+    """Both renders priced alike: the same table, and today's cost basis of an existing cluster for both."""
+    from infra.cost.delta import CostDelta
+    from infra.cost.stack import estimate_documents
+
+    before = estimate_documents(plan.stack, old.values(), plan.config)
+    return CostDelta(before, estimate_documents(plan.stack, new.values(), plan.config))
 
 
 def base_level(root: Path, stack: str, ref: str, config_dir: Path) -> str | None:
@@ -529,6 +543,10 @@ def render_text(result: DiffResult, width: int = 140) -> str:
                 )
         console.print(table)
     console.print(result.summary())
+    if result.cost is not None:
+        from infra.cost.delta import render_text as cost_text
+
+        console.print(escape(cost_text(result.cost)))
     return buffer.getvalue()
 
 
@@ -592,6 +610,10 @@ def render_markdown(result: DiffResult, limit: int = MARKDOWN_LIMIT) -> str:
             + "\n".join(rows)
             + "\n\n</details>\n"
         )
+    if result.cost is not None:
+        from infra.cost.delta import render_markdown as cost_markdown
+
+        head += [cost_markdown(result.cost), ""]
     policy = ""
     if result.policy is not None:
         policy_budget = max(limit // 4, limit - len("\n".join(head)) - sum(len(b) + 1 for b in blocks) - 400)

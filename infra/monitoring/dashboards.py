@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from infra.config.monitoring import MonitoringOptions
+from infra.monitoring.logs import ERROR_COUNTER, error_lines_logql
 from infra.monitoring.metrics import ENGINES, EngineName, series_for
 from infra.monitoring.model import MonitoredModel, quote
 from infra.templating import render_template
@@ -36,6 +37,11 @@ ENGINE_TITLES: dict[EngineName, str] = {
     "llamacpp": "llama.cpp",
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: Panels of type ``logs`` query Loki through their own data source variable.
+LOGS_DATASOURCE = {"type": "loki", "uid": "${logs}"}
+#: Dashboard of the container logs, only when the stack collects logs.
+LOGS_DASHBOARD = "slm-logs.json"
+LOGS_TEMPLATE = "logs.yaml.j2"
 SCHEMA_VERSION = 39
 _WIDTH = 24
 _HEIGHT = 8
@@ -122,6 +128,27 @@ def _panel(spec: dict[str, Any], panel_id: int, x: int, y: int, width: int) -> d
     if kind == "text":
         panel["options"] = {"mode": "markdown", "content": spec["content"]}
         return panel
+    if kind == "logs":
+        # LogQL, newest lines first; no field config (a logs panel shows lines, not numbers).
+        panel["datasource"] = LOGS_DATASOURCE
+        panel["options"] = {
+            "showTime": True,
+            "wrapLogMessage": True,
+            "sortOrder": "Descending",
+            "enableLogDetails": True,
+            "dedupStrategy": "none",
+        }
+        panel["targets"] = [
+            {
+                "refId": chr(ord("A") + index),
+                "datasource": LOGS_DATASOURCE,
+                "expr": " ".join(str(target["expr"]).split()),
+                "queryType": "range",
+                "maxLines": spec.get("max_lines", 200),
+            }
+            for index, target in enumerate(spec["targets"])
+        ]
+        return panel
     defaults: dict[str, Any] = {"unit": spec.get("unit", "short")}
     for key in ("min", "max"):
         if key in spec:
@@ -186,6 +213,9 @@ def build_dashboard(spec: dict[str, Any], namespaces: Sequence[str]) -> dict[str
         "refresh": 1,
         "skipUrlSync": False,
     }
+    variables = [datasource_variable]
+    if any(panel["type"] == "logs" for panel in panels):
+        variables.append({**datasource_variable, "name": "logs", "label": "Logs data source", "query": "loki"})
     return {
         "uid": spec["uid"],
         "title": spec["title"],
@@ -200,7 +230,7 @@ def build_dashboard(spec: dict[str, Any], namespaces: Sequence[str]) -> dict[str
         "timezone": "browser",
         "annotations": {"list": []},
         "links": [],
-        "templating": {"list": [datasource_variable, *(_variable(v, namespaces) for v in spec.get("variables", []))]},
+        "templating": {"list": [*variables, *(_variable(v, namespaces) for v in spec.get("variables", []))]},
         "panels": panels,
     }
 
@@ -219,16 +249,37 @@ def render_dashboard(
     return build_dashboard(load_yaml(text), [model.namespace for model in covered])
 
 
-def render_dashboards(models: Sequence[MonitoredModel], options: MonitoringOptions | None = None) -> dict[str, str]:
-    """Dashboard file name → JSON text: the overview, and one per engine the models use.
+def render_logs_dashboard(models: Sequence[MonitoredModel]) -> dict[str, Any]:
+    """The container-logs dashboard: error lines per second per model, and a panel of recent errors per model."""
+    text = render_template(
+        f"{DASHBOARD_TEMPLATE_DIR}/{LOGS_TEMPLATE}",
+        models=sorted(models, key=lambda model: (model.namespace, model.name)),
+        error_counter=ERROR_COUNTER,
+        errors=error_lines_logql,
+        quote=quote,
+        lbl=_legend,
+    )
+    return build_dashboard(load_yaml(text), [model.namespace for model in models])
+
+
+def render_dashboards(
+    models: Sequence[MonitoredModel], options: MonitoringOptions | None = None, logs: bool = False
+) -> dict[str, str]:
+    """Dashboard file name → JSON text: the overview, one per engine the models use, and the logs one when the
+    stack collects logs (``logs``).
 
     Deliver each as a ConfigMap labelled ``grafana_dashboard: "1"`` for Grafana's sidecar.
     """
     if not models:
         return {}
     engines = {model.engine for model in models}
-    return {
-        file_name: json.dumps(render_dashboard(file_name, models, options), indent=2, sort_keys=True) + "\n"
+    rendered = {
+        file_name: render_dashboard(file_name, models, options)
         for file_name, (_, engine) in DASHBOARDS.items()
         if engine is None or engine in engines
+    }
+    if logs:
+        rendered[LOGS_DASHBOARD] = render_logs_dashboard(models)
+    return {
+        file_name: json.dumps(dashboard, indent=2, sort_keys=True) + "\n" for file_name, dashboard in rendered.items()
     }

@@ -16,6 +16,8 @@ Sources:
 - kube-state-metrics and the kubelet's cAdvisor (both scraped by kube-prometheus-stack), for every engine.
 - Prometheus's own ``up`` series, for engines with a scrape target.
 - NVIDIA's DCGM exporter, for models with GPUs.
+- The log collector (Grafana Alloy, infra/monitoring/logs.py), which counts error lines of every model's
+  container logs, whatever the engine, when the stack collects logs.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from infra.monitoring.logs import ERROR_COUNTER, LOG_LABELS
+
 EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
 ENGINES: tuple[EngineName, ...] = ("vllm", "ollama", "onnx", "llamacpp")
 MetricKind = Literal["counter", "gauge", "histogram"]
-Source = Literal["engine", "prometheus", "kube-state-metrics", "cadvisor", "dcgm"]
+Source = Literal["engine", "prometheus", "kube-state-metrics", "cadvisor", "dcgm", "alloy"]
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,13 @@ PLATFORM_METRICS: tuple[Metric, ...] = (
         ("namespace", "pod", "container"),
     ),
     Metric(
+        "kube_pod_container_resource_requests",
+        "gauge",
+        "kube-state-metrics",
+        "What a container requests, by resource (cpu in cores, memory in bytes); init containers are not in it.",
+        ("namespace", "pod", "container", "resource", "unit"),
+    ),
+    Metric(
         "container_cpu_usage_seconds_total",
         "counter",
         "cadvisor",
@@ -204,6 +215,20 @@ DCGM_METRICS: tuple[Metric, ...] = (
     Metric("DCGM_FI_DEV_POWER_USAGE", "gauge", "dcgm", "Power draw (W).", ("gpu", "namespace", "pod")),
     Metric("DCGM_FI_DEV_GPU_TEMP", "gauge", "dcgm", "GPU temperature (°C).", ("gpu", "namespace", "pod")),
 )
+
+
+#: Counted from the container logs by the collector (``loki.process`` ``stage.metrics``), for every engine.
+LOG_METRICS: tuple[Metric, ...] = (
+    Metric(
+        ERROR_COUNTER,
+        "counter",
+        "alloy",
+        "Error lines in a container's logs (infra/monitoring/logs.py ERROR_PATTERN).",
+        LOG_LABELS,
+    ),
+)
+#: Series that exist only when the stack collects logs (`monitoring.logs`).
+LOG_SERIES: frozenset[str] = frozenset(name for metric in LOG_METRICS for name in metric.series)
 
 
 def _onnx_metrics() -> tuple[Metric, ...]:
@@ -235,6 +260,7 @@ def metrics_for(engine: EngineName, *, gpu: bool = True) -> tuple[Metric, ...]:
     if has_scrape_target(engine):
         metrics.extend(SCRAPE_METRICS)
     metrics.extend(PLATFORM_METRICS)
+    metrics.extend(LOG_METRICS)
     if gpu:
         metrics.extend(DCGM_METRICS)
     return tuple(metrics)

@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 from infra.config.monitoring import AlertThresholds, MonitoringOptions
-from infra.monitoring.metrics import all_series, series_for
+from infra.monitoring.logs import ERROR_COUNTER
+from infra.monitoring.metrics import LOG_SERIES, all_series, series_for
 from infra.monitoring.model import MonitoredModel, quote
 from infra.monitoring.promql import metric_names
 from infra.templating import render_template
@@ -33,6 +34,7 @@ ALERTS: tuple[str, ...] = (
     "SlmPodRestarting",
     "SlmMetricsTargetDown",
     "SlmDeploymentUnavailable",
+    "SlmErrorLogRateHigh",
 )
 RULE_TEMPLATE_DIR = "monitoring/rules"
 #: ``finished_reason`` values counted as failed requests.
@@ -79,6 +81,7 @@ def _selectors(model: MonitoredModel, options: MonitoringOptions) -> dict[str, s
         "engine_errors": "{%s,finished_reason=~%s}" % (engine, errors),  # noqa: UP031
         "pod": "{namespace=%s,pod=~%s}" % (ns, pods),  # noqa: UP031 - also llama.cpp's series (no model_name)
         "deployment": "{namespace=%s,deployment=%s}" % (ns, quote(model.deployment)),  # noqa: UP031
+        "logs": "{namespace=%s,model=%s}" % (ns, quote(model.name)),  # noqa: UP031 - the collector's labels
         "gpu": "{%s=%s,%s=~%s}" % (options.dcgm_namespace_label, ns, options.dcgm_pod_label, pods),  # noqa: UP031
     }
 
@@ -97,6 +100,7 @@ def render_rule(
         pct=_pct,
         label=_label,
         value=_value,
+        error_counter=ERROR_COUNTER,
     )
     rule = load_yaml(text)
     if not isinstance(rule, dict) or rule.get("alert") != alert:
@@ -124,9 +128,12 @@ def rule_metrics(rule: dict[str, Any]) -> frozenset[str]:
     return metric_names(str(rule["expr"]))
 
 
-def applies(rule: dict[str, Any], model: MonitoredModel) -> bool:
-    """Whether every series the rule needs exists for the model."""
-    return rule_metrics(rule) <= series_for(model.engine, gpu=model.gpu_count > 0)
+def applies(rule: dict[str, Any], model: MonitoredModel, logs: bool = True) -> bool:
+    """Whether every series the rule needs exists for the model (log-derived ones only when logs are collected)."""
+    needed = rule_metrics(rule)
+    if not logs and needed & LOG_SERIES:
+        return False
+    return needed <= series_for(model.engine, gpu=model.gpu_count > 0)
 
 
 def _check(models: Sequence[MonitoredModel], thresholds: AlertThresholds) -> None:
@@ -148,15 +155,19 @@ def render_rules(
     models: Sequence[MonitoredModel],
     thresholds: AlertThresholds | None = None,
     options: MonitoringOptions | None = None,
+    logs: bool = True,
 ) -> dict[str, Any]:
-    """The ``spec`` of a PrometheusRule: one group per model with the alerts its engine can fire."""
+    """The ``spec`` of a PrometheusRule: one group per model with the alerts its engine can fire.
+
+    ``logs``: whether the stack collects container logs (the error-log alert needs the collector's counter).
+    """
     thresholds = thresholds or AlertThresholds()
     options = options or MonitoringOptions()
     _check(models, thresholds)
     groups = []
     for model in models:
         rules = [render_rule(alert, model, thresholds, options) for alert in ALERTS]
-        groups.append({"name": group_name(model), "rules": [rule for rule in rules if applies(rule, model)]})
+        groups.append({"name": group_name(model), "rules": [rule for rule in rules if applies(rule, model, logs)]})
     return {"groups": groups}
 
 

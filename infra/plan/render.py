@@ -192,6 +192,22 @@ def manifests(
     return found
 
 
+#: Plain scalars that YAML 1.1 readers (kubectl and the API server, through go-yaml) take for booleans, while
+#: the YAML 1.2 writer below leaves them unquoted: a VerticalPodAutoscaler's ``updateMode: Off`` would reach the
+#: cluster as ``false``.
+_YAML11_BOOLEANS = frozenset(
+    word
+    for base in ("y", "yes", "n", "no", "true", "false", "on", "off")
+    for word in {base, base.capitalize(), base.upper()}
+)
+
+
+def _quoted_yaml11_booleans(representer: Any, value: str) -> Any:
+    if value in _YAML11_BOOLEANS:
+        return representer.represent_scalar("tag:yaml.org,2002:str", value, style="'")
+    return representer.represent_str(value)
+
+
 def to_yaml(document: dict[str, Any]) -> str:
     from ruamel.yaml import YAML
 
@@ -199,6 +215,7 @@ def to_yaml(document: dict[str, Any]) -> str:
     yaml.default_flow_style = False
     yaml.width = 4096
     yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    yaml.representer.add_representer(str, _quoted_yaml11_booleans)
     stream = io.StringIO()
     yaml.dump(document, stream)
     return stream.getvalue()

@@ -272,7 +272,10 @@ def judge_stack(plan: StackPlan, pack_dir: Path, run: PackRunner) -> PolicyRepor
     (:func:`verify_binding`). The report carries the level and why it applies.
     """
     binding = bind_level(plan.stack, pack_dir / "config")
-    stack_config = pack_stack_config(plan.config)
+    from infra.cost.budget import budget_stack_config
+
+    # The priced plan goes in beside the stack's own keys: the monthly-budget rule judges it.
+    stack_config = {**pack_stack_config(plan.config), **budget_stack_config(plan)}
     report = run(plan.run.resources, binding.config_file, stack_config, stack=plan.stack, pack_dir=pack_dir)
     policy = report.policy(BINDING_POLICY)
     verify_binding(binding, policy.enforcement_level if policy else None, policy.config if policy else {})

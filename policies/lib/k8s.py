@@ -51,6 +51,8 @@ CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PDB_TYPES = frozenset({"kubernetes:policy/v1:PodDisruptionBudget", "kubernetes:policy/v1beta1:PodDisruptionBudget"})
+#: Extended resources that are GPUs.
+GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 
 
 def is_map(value: Any) -> bool:

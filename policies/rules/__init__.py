@@ -45,9 +45,12 @@ RULE_MODULES = (
     "helm_no_privileged_workloads",
     "helm_grafana_authentication",
     "helm_raw_values",
+    "helm_log_retention",
     "engine_arguments",
+    "model_servers_check_keys",
     "min_replicas",
     "pod_disruption_budget",
+    "vpa_gpu_recommendation_only",
     "zone_topology_spread",
     "protect_stateful_resources",
     "aks_entra_id",
@@ -58,6 +61,7 @@ RULE_MODULES = (
     "aks_gpu_pool_taint",
     "aks_no_spot_gpu",
     "key_vault_secret_scope",
+    "monthly_budget",
     "environment_binding",
 )
 

@@ -19,9 +19,9 @@ Rendered = list[tuple[Path, dict[str, Any]]]
 SLM_DEPLOY = Path(sys.executable).parent / "slm-deploy"
 
 
-def render(stack: str, out: Path) -> Rendered:
+def render(stack: str, out: Path, root: Path = ROOT) -> Rendered:
     """``slm-deploy render --stack STACK --out OUT``, then every Kubernetes object written, with its file."""
-    command = [str(SLM_DEPLOY), "render", "--stack", stack, "--out", str(out), "--root", str(ROOT)]
+    command = [str(SLM_DEPLOY), "render", "--stack", stack, "--out", str(out), "--root", str(root)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     if result.returncode != 0:
         pytest.fail(f"slm-deploy render --stack {stack} exited {result.returncode}:\n{result.stderr}{result.stdout}")

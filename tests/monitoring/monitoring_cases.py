@@ -15,6 +15,7 @@ from typing import Any
 
 from infra.config.monitoring import duration_seconds
 from infra.monitoring import AlertThresholds, MonitoredModel, MonitoringOptions
+from infra.monitoring.logs import ERROR_COUNTER
 
 #: Samples every minute for 75 minutes; alerts are evaluated at EVAL_MINUTES.
 INTERVAL = "1m"
@@ -36,12 +37,14 @@ MODELS: dict[str, MonitoredModel] = {
 _VLLM_SLO = ("SlmTimeToFirstTokenHigh", "SlmEndToEndLatencyHigh", "SlmRequestErrorRatioHigh", "SlmQueueDepthHigh")
 _VLLM_ONLY = ("SlmKvCacheSaturated", "SlmPreemptionsHigh")
 _SCRAPED = ("SlmPodRestarting", "SlmMetricsTargetDown", "SlmDeploymentUnavailable")
+#: From the container logs, whatever the engine (when the stack collects logs, the default).
+_LOGS = ("SlmErrorLogRateHigh",)
 EXPECTED_ALERTS: dict[str, frozenset[str]] = {
-    "vllm-gpu": frozenset((*_VLLM_SLO, *_VLLM_ONLY, "SlmGpuMemoryNearFull", *_SCRAPED)),
-    "onnx-cpu": frozenset((*_VLLM_SLO, *_SCRAPED)),
-    "onnx-gpu": frozenset((*_VLLM_SLO, "SlmGpuMemoryNearFull", *_SCRAPED)),
-    "ollama-cpu": frozenset(("SlmPodRestarting", "SlmDeploymentUnavailable")),
-    "ollama-gpu": frozenset(("SlmGpuMemoryNearFull", "SlmPodRestarting", "SlmDeploymentUnavailable")),
+    "vllm-gpu": frozenset((*_VLLM_SLO, *_VLLM_ONLY, "SlmGpuMemoryNearFull", *_SCRAPED, *_LOGS)),
+    "onnx-cpu": frozenset((*_VLLM_SLO, *_SCRAPED, *_LOGS)),
+    "onnx-gpu": frozenset((*_VLLM_SLO, "SlmGpuMemoryNearFull", *_SCRAPED, *_LOGS)),
+    "ollama-cpu": frozenset(("SlmPodRestarting", "SlmDeploymentUnavailable", *_LOGS)),
+    "ollama-gpu": frozenset(("SlmGpuMemoryNearFull", "SlmPodRestarting", "SlmDeploymentUnavailable", *_LOGS)),
 }
 #: A model outside every rendered rule file: its bad series must not fire our models' alerts.
 FOREIGN = MonitoredModel("other", "slm-other", "vllm", "other-model", gpu_count=1)
@@ -67,6 +70,8 @@ TIGHT = AlertThresholds(
     restarts_for="0s",
     target_down_for="1m",
     unavailable_for="20m",
+    error_log_rate=0.02,
+    error_log_for="4m",
 )
 #: DCGM scraped without honorLabels, and runbooks served from a web view.
 EXPORTED_LABELS = MonitoringOptions(
@@ -260,6 +265,28 @@ def _unavailable(model: MonitoredModel, t: AlertThresholds, _: MonitoringOptions
     )
 
 
+def _error_logs(model: MonitoredModel, t: AlertThresholds, _: MonitoringOptions) -> Scenario:
+    # As the collector exports it, scraped with honorLabels: the logging pod's labels, not the collector's.
+    labels = {
+        "job": "alloy",
+        "instance": "10.244.2.9:12345",
+        "namespace": model.namespace,
+        "pod": pod(model),
+        "container": model.engine,
+        "model": model.name,
+    }
+    per_second = t.error_log_rate * 2
+    return Scenario(
+        bad=[series(ERROR_COUNTER, labels, per_minute(per_second * 60))],
+        labels={"namespace": model.namespace, "model": model.name},
+        value=per_second,
+        healthy=[
+            [series(ERROR_COUNTER, labels, constant(12))],  # errors long ago, none now
+            [series(ERROR_COUNTER, labels, per_minute(t.error_log_rate * 60 / 2))],  # below the threshold
+        ],
+    )
+
+
 ScenarioBuilder = Callable[[MonitoredModel, AlertThresholds, MonitoringOptions], Scenario]
 SCENARIOS: dict[str, ScenarioBuilder] = {
     "SlmTimeToFirstTokenHigh": _latency("vllm:time_to_first_token_seconds", "ttft_p95_seconds"),
@@ -272,6 +299,7 @@ SCENARIOS: dict[str, ScenarioBuilder] = {
     "SlmPodRestarting": _restarts,
     "SlmMetricsTargetDown": _target_down,
     "SlmDeploymentUnavailable": _unavailable,
+    "SlmErrorLogRateHigh": _error_logs,
 }
 
 
@@ -320,6 +348,7 @@ _PIPELINES: dict[str, Callable[[float], str]] = {
     "humanizeDuration": humanize_duration,
     "humanizePercentage": lambda value: _g(value * 100) + "%",
     'printf "%.0f"': lambda value: f"{value:.0f}",
+    'printf "%.2f"': lambda value: f"{value:.2f}",
 }
 _LABEL_REF = re.compile(r"\{\{ \$labels\.([a-zA-Z_][a-zA-Z0-9_]*) \}\}")
 _VALUE_REF = re.compile(r"\{\{ \$value \| ([^}]+?) \}\}")

@@ -16,6 +16,8 @@ import jinja2
 import pytest
 from onnx_server_helpers import ANSWER, SERVER_DIR, TINY_MODEL, require
 
+from tests.helpers import unavailable
+
 BUILD_TOOLS = ("torch", "transformers", "onnx_ir", "tokenizers", "onnxruntime_genai")
 
 
@@ -29,12 +31,18 @@ def build_tools_missing() -> str | None:
     return None
 
 
-def load_build_script() -> object:
-    spec = importlib.util.spec_from_file_location("build_tiny_model", SERVER_DIR / "tools" / "build_tiny_model.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def build_python() -> str:
+    """An interpreter with the build tools: this one when it has them, else the conversion virtualenv that
+    scripts/smollm2-onnx.sh makes (scripts/run.sh test runs it first; without it the test fails in CI)."""
+    if build_tools_missing() is None:
+        return sys.executable
+    script = SERVER_DIR.parents[1] / "scripts" / "smollm2-onnx.sh"
+    done = subprocess.run(["bash", str(script), "venv"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        unavailable(
+            f"the build tools are not installed and scripts/smollm2-onnx.sh venv failed:\n{done.stderr[-2000:]}"
+        )
+    return done.stdout.strip().split("=", 1)[1]
 
 
 # --- stop strings -------------------------------------------------------------------------------------------
@@ -190,11 +198,8 @@ def test_committed_model_matches_its_manifest() -> None:
 
 
 def test_rebuilding_the_tiny_model_gives_the_same_bytes(tmp_path: Path) -> None:
-    reason = build_tools_missing()
-    if reason:
-        pytest.skip(reason)
     script = SERVER_DIR / "tools" / "build_tiny_model.py"
-    subprocess.run([sys.executable, str(script), "--output", str(tmp_path / "rebuilt")], check=True,
+    subprocess.run([build_python(), str(script), "--output", str(tmp_path / "rebuilt")], check=True,
                    capture_output=True)  # fmt: skip
     assert manifest(tmp_path / "rebuilt") == manifest(TINY_MODEL)
 
@@ -239,15 +244,13 @@ def test_prepare_refuses_broken_inputs(tmp_path: Path) -> None:
 
 
 def test_prepare_converts_a_hugging_face_folder_once(tmp_path: Path) -> None:
-    reason = build_tools_missing()
-    if reason:
-        pytest.skip(reason)
-    build = load_build_script()
+    python = build_python()
     hf = tmp_path / "hf"
-    build.write_hf_folder(hf)  # type: ignore[attr-defined]
+    script = SERVER_DIR / "tools" / "build_tiny_model.py"
+    subprocess.run([python, str(script), "--hf-only", "--output", str(hf)], check=True, capture_output=True)
     output = tmp_path / "volume" / "model"
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SERVER_DIR)}
-    command = [sys.executable, "-m", "slm_onnx_server.prepare", "--source", str(hf), "--output", str(output),
+    command = [python, "-m", "slm_onnx_server.prepare", "--source", str(hf), "--output", str(output),
                "--precision", "fp32", "--execution-provider", "cpu"]  # fmt: skip
     first = subprocess.run(command, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
@@ -257,3 +260,35 @@ def test_prepare_converts_a_hugging_face_folder_once(tmp_path: Path) -> None:
     assert json.loads(second.stdout.splitlines()[-1])["outcome"] == "already-prepared"
     for name in ("model.onnx", "model.onnx.data", "genai_config.json"):
         assert (output / name).read_bytes() == (TINY_MODEL / name).read_bytes(), name
+
+
+# --- fetching a GGUF source ---------------------------------------------------------------------------------
+
+
+def run_fetch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "slm_onnx_server.fetch_gguf", *args],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SERVER_DIR)},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_fetch_keeps_a_file_or_model_already_there(tmp_path: Path) -> None:
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    url = ["--url", "https://example.invalid/m.gguf", "--sha256", "0" * 64]
+    result = run_fetch("--file", "m.gguf", "--dir", str(tmp_path), *url)
+    assert (result.returncode, result.stdout) == (0, f"already-fetched: {tmp_path / 'm.gguf'}\n"), result.stderr
+    converted = tmp_path / "onnx"
+    shutil.copytree(TINY_MODEL, converted)
+    result = run_fetch("--file", "other.gguf", "--dir", str(tmp_path), "--skip-if", str(converted), *url)
+    assert result.returncode == 0 and result.stdout.startswith("already-prepared"), result.stderr
+    assert not (tmp_path / "other.gguf").exists()
+
+
+def test_fetch_refuses_bad_arguments(tmp_path: Path) -> None:
+    assert run_fetch("--file", "m.gguf", "--dir", str(tmp_path), "--url", "https://example.invalid/m").returncode == 2
+    assert run_fetch("--file", "../m.gguf", "--dir", str(tmp_path), "--repo", "a/b").returncode == 2
+    result = run_fetch("--file", "m.gguf", "--dir", str(tmp_path), "--url", "http://example.invalid/m", "--sha256", "0")
+    assert result.returncode == 1 and "only https://" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing partial left behind

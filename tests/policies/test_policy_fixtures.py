@@ -24,6 +24,7 @@ FOLDER_TO_RULE = {folder: name for name, folder in PACK.RULE_FOLDERS.items()}
 #: What :func:`policies.lib.rule._run` reports for a rule that raised.
 COULD_NOT_EVALUATE = "could not evaluate"
 
+
 def _id(path: Path) -> str:
     return f"{path.parent.parent.name}/{path.name}"
 

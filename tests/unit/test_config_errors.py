@@ -38,7 +38,7 @@ CASES = {
     ),
     "unknown-top-level-key": (
         stack_text(extra="  slm-deploy:modles: []\n"),
-        "slm-deploy:modles: unknown key (did you mean 'models'? known keys: cluster, entryPoint, environment,",
+        "slm-deploy:modles: unknown key (did you mean 'models'? known keys: chatUi, cluster, entryPoint, environment,",
     ),
     "unknown-engine": (
         stack_text(GOOD_MODEL + "    - name: other\n      engine: vlm\n      modelId: x\n"),

@@ -105,7 +105,8 @@ def test_fetch_step_downloads_the_gguf_file(resources: list[RecordedResource]) -
 
 
 def test_service_monitor_scrapes_metrics(resources: list[RecordedResource]) -> None:
-    (monitor,) = of_kind(resources, "ServiceMonitor")
+    # The model's own; the log collector's (in the monitoring namespace) scrapes the collector.
+    (monitor,) = [m for m in of_kind(resources, "ServiceMonitor") if m.name != "logs-collector-scrape"]
     assert monitor.inputs["spec"]["endpoints"][0]["path"] == "/metrics"
     assert monitor.inputs["spec"]["endpoints"][0]["port"] == "http"
 

@@ -36,17 +36,17 @@ def test_every_model_gets_its_objects(stack: str, preview: bool, plan_of: PlanOf
     for model in plan.config.models:
         children = [r for r in resources if r.parent and r.parent.endswith(f"ModelServer::{model.name}")]
         kinds = sorted(r.kind for r in children if r.kind not in ("ConfigMap", "ModelAutoscaler"))
-        assert kinds == sorted(
-            [
-                "Namespace",
-                "ServiceAccount",
-                "PersistentVolumeClaim",
-                "Deployment",
-                "Service",
-                "PodDisruptionBudget",
-                "ModelNetworkPolicy",
-            ]
-        )
+        expected = [
+            "Namespace",
+            "ServiceAccount",
+            "PersistentVolumeClaim",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "ModelNetworkPolicy",
+        ]
+        # Recommendations (a VerticalPodAutoscaler) only where the stack asks for them.
+        assert kinds == sorted(expected + (["ModelVpa"] if model.vpa.enabled else []))
         for child in children:
             assert child.name.startswith(f"{model.name}-")
 

@@ -39,7 +39,8 @@ def test_prod_reference_stack_monitoring(plan_of: PlanOf) -> None:
         assert spec[f"{selector}SelectorNilUsesHelmValues"] is False
     sidecar = release.inputs["values"]["grafana"]["sidecar"]["dashboards"]
     assert (sidecar["label"], sidecar["labelValue"]) == ("grafana_dashboard", "1")
-    monitors = of_kind(plan.run.resources, "ServiceMonitor")
+    # One per model, and the log collector's (its error counter) in the monitoring namespace.
+    monitors = [m for m in of_kind(plan.run.resources, "ServiceMonitor") if m.name != "logs-collector-scrape"]
     assert sorted(m.inputs["metadata"]["namespace"] for m in monitors) == sorted(
         m.k8s_namespace for m in plan.config.models
     )
@@ -53,6 +54,7 @@ def test_prod_reference_stack_monitoring(plan_of: PlanOf) -> None:
     dashboards = of_kind(plan.run.resources, "ConfigMap")
     boards = [d for d in dashboards if d.inputs["metadata"]["labels"].get("grafana_dashboard") == "1"]
     assert sorted(b.inputs["metadata"]["name"] for b in boards) == [
+        "slm-dashboard-slm-logs",
         "slm-dashboard-slm-overview",
         "slm-dashboard-slm-vllm",
     ]
@@ -60,7 +62,7 @@ def test_prod_reference_stack_monitoring(plan_of: PlanOf) -> None:
 
 def test_ollama_gets_no_scrape_target(plan_of: PlanOf) -> None:
     plan = plan_of("dev", True)
-    assert of_kind(plan.run.resources, "ServiceMonitor") == []
+    assert [m.name for m in of_kind(plan.run.resources, "ServiceMonitor")] == ["logs-collector-scrape"]
     rule = one(plan.run.resources, "PrometheusRule", "monitoring-rules")
     alerts = {r["alert"] for g in rule.inputs["spec"]["groups"] for r in g["rules"]}
     assert "SlmDeploymentUnavailable" in alerts and "SlmQueueDepthHigh" not in alerts

@@ -54,14 +54,19 @@ def expected(
     return flows
 
 
+#: Loki (the log store) admits only pods of the monitoring namespace: the collector, Grafana, Prometheus.
+LOKI = {("ingress", "monitoring/*", "monitoring/app.kubernetes.io/instance=loki", "any")}
+
 EXPECTED = {
     # Ollama serves on 11434 and has no metrics endpoint: no metrics ingress at all.
-    "dev": expected("qwen3-micro", ("apps",), "cidr", port=11434, metrics=False, entry_point=False),
+    "dev": expected("qwen3-micro", ("apps",), "cidr", port=11434, metrics=False, entry_point=False) | LOKI,
     "staging": expected("phi4-mini", ("apps", "evaluation"), "cidr")
-    | expected("qwen3-4b", ("apps", "evaluation"), "cidr"),
+    | expected("qwen3-4b", ("apps", "evaluation"), "cidr")
+    | LOKI,
     "prod": expected("phi4-mini", ("apps",), "fqdn")
     | expected("qwen3-8b", ("apps",), "fqdn")
-    | expected("qwen3-small", ("apps",), "fqdn"),
+    | expected("qwen3-small", ("apps",), "fqdn")
+    | LOKI,
 }
 
 

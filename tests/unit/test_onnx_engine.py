@@ -111,3 +111,76 @@ def test_onnx_needs_its_image() -> None:
     del config["models"][0]["image"]
     with pytest.raises(StackConfigError, match="engine 'onnx' runs the server image built from servers/onnx"):
         validate_stack_config(config, "test")
+
+
+# --- a GGUF source (onnx.prepare.gguf) ----------------------------------------------------------------------
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def gguf_job(gguf: dict[str, Any], environment: str = "dev") -> dict[str, Any]:
+    config = stack(environment)
+    prepare = config["models"][0]["onnx"]["prepare"]
+    del prepare["source"], prepare["precision"]  # precision auto, the default
+    prepare["gguf"] = gguf
+    run = run_program(lambda: deploy(validate_stack_config(config, "test")), "test", False)
+    spec: dict[str, Any] = one(run.resources, "Job", "edge-prepare-job").inputs["spec"]["template"]["spec"]
+    return spec
+
+
+def test_a_gguf_from_a_repository_is_fetched_then_converted() -> None:
+    spec = gguf_job({"file": GGUF_FILE, "repo": "example-org/SmolLM2-GGUF", "revision": "v1"})
+    (fetch,) = spec["initContainers"]
+    assert fetch["command"] == ["python", "-m", "slm_onnx_server.fetch_gguf"]
+    assert fetch["args"] == [
+        f"--file={GGUF_FILE}",
+        "--dir=/models/gguf",
+        "--skip-if=/models/onnx/edge",
+        "--repo=example-org/SmolLM2-GGUF",
+        "--revision=v1",
+    ]
+    (convert,) = spec["containers"]
+    assert convert["args"] == [
+        f"--source=/models/gguf/{GGUF_FILE}",
+        "--output=/models/onnx/edge",
+        "--precision=auto",
+        "--execution-provider=cpu",
+    ]
+
+
+def test_a_gguf_from_a_url_is_checked_against_its_sha256() -> None:
+    spec = gguf_job({"file": GGUF_FILE, "url": "https://example.org/m.gguf", "sha256": "c" * 64})
+    (fetch,) = spec["initContainers"]
+    assert fetch["args"][-2:] == ["--url=https://example.org/m.gguf", f"--sha256={'c' * 64}"]
+
+
+def test_a_prefilled_gguf_is_only_converted() -> None:
+    spec = gguf_job({"file": GGUF_FILE})
+    assert not spec.get("initContainers")
+    (convert,) = spec["containers"]
+    assert convert["args"][0] == f"--source=/models/gguf/{GGUF_FILE}"
+
+
+def test_a_gguf_render_validates_and_prod_passes_the_pack() -> None:
+    config = stack("prod")
+    prepare = config["models"][0]["onnx"]["prepare"]
+    del prepare["source"]
+    prepare["gguf"] = {"file": GGUF_FILE, "repo": "example-org/SmolLM2-GGUF"}
+    run = run_program(lambda: deploy(validate_stack_config(config, "test")), "test", True)
+    assert [r for r in validate_manifests(manifests(run.resources), "1.31") if r.status != "valid"] == []
+    report = run_policy_pack(
+        run.resources, ROOT / "policies" / "config" / "prod.json", {"environment": "prod", "waivers": []}
+    )
+    assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []
+
+
+@pytest.mark.parametrize("both", [True, False], ids=["both", "neither"])
+def test_prepare_takes_one_source(both: bool) -> None:
+    config = stack()
+    prepare = config["models"][0]["onnx"]["prepare"]
+    if both:
+        prepare["gguf"] = {"file": GGUF_FILE}
+    else:
+        del prepare["source"]
+    with pytest.raises(StackConfigError, match=r"give source .* or gguf .*, not both nor neither"):
+        validate_stack_config(config, "test")

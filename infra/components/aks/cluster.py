@@ -32,6 +32,8 @@ class AksClusterArgs:
     #: Enforce CiliumNetworkPolicy ``toFQDNs`` (the stack allows model downloads by host name). AKS needs
     #: Advanced Container Networking Services security for that; without it the FQDN rules do nothing.
     fqdn_policies: bool = False
+    #: Turn on AKS's Vertical Pod Autoscaler add-on (a model asks for recommendations: `vpa.enabled`).
+    vertical_pod_autoscaler: bool = False
 
 
 def kubeconfig_for(encoded: str, login: str) -> str:
@@ -132,6 +134,14 @@ class AksCluster(pulumi.ComponentResource):
                 if args.fqdn_policies
                 else None,
             ),
+            # Only the VPA's components: KEDA, when used, is the stack's own pinned release.
+            workload_auto_scaler_profile=containerservice.ManagedClusterWorkloadAutoScalerProfileArgs(
+                vertical_pod_autoscaler=containerservice.ManagedClusterWorkloadAutoScalerProfileVerticalPodAutoscalerArgs(
+                    enabled=True
+                )
+            )
+            if args.vertical_pod_autoscaler
+            else None,
             addon_profiles={
                 KEY_VAULT_ADDON: containerservice.ManagedClusterAddonProfileArgs(
                     enabled=True, config={"enableSecretRotation": "true", "rotationPollInterval": "2m"}

@@ -34,6 +34,7 @@ def deploy_aks(
     protect: bool,
     service_monitor: bool = False,
     fqdn_policies: bool = False,
+    vertical_pod_autoscaler: bool = False,
     name: str = "aks",
 ) -> AksPlatform:
     """Declare the AKS resources of ``config``; ``protect`` (the stack's flag) guards cluster, pools and group."""
@@ -47,6 +48,7 @@ def deploy_aks(
             node_subnet_id=network.node_subnet_id,
             protect=protect,
             fqdn_policies=fqdn_policies,
+            vertical_pod_autoscaler=vertical_pod_autoscaler,
         ),
     )
     cluster_name = cluster.managed_cluster.name

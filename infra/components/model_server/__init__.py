@@ -1,7 +1,7 @@
 """One model behind an OpenAI-compatible API: namespace, identity, cache, server, service, budget, policies.
 
-The modules of this package are the model server's own child components (secrets, preparation Job,
-network policies, autoscaler); nothing outside the package builds them.
+The modules of this package are the model server's own child components (secrets, API keys, preparation
+Job, network policies, autoscaler); nothing outside the package builds them.
 """
 
 from __future__ import annotations
@@ -43,10 +43,12 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra import gpu
 from infra.components.labels import ModelLabels
+from infra.components.model_server.api_keys import ApiKeyWiring, ModelApiKeys, ModelApiKeysArgs
 from infra.components.model_server.autoscaler import ModelAutoscaler, ModelAutoscalerArgs
 from infra.components.model_server.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
 from infra.components.model_server.preparation import ModelPreparation, ModelPreparationArgs
 from infra.components.model_server.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
+from infra.components.model_server.vpa import ModelVpa, ModelVpaArgs
 from infra.components.pod_security import (
     container_security_context,
     pod_security_context,
@@ -87,6 +89,11 @@ class ModelServerArgs:
     oidc_issuer: pulumi.Input[str] | None = None
     #: The node label key a GPU server selects its pool by (``cluster.gpuNodeLabel``; the AKS pools' label).
     gpu_node_label: str = gpu.POOL_LABEL
+    #: The stack's API keys (the secret's value) when the server must check them too; ignored when the engine
+    #: cannot check keys.
+    api_keys: pulumi.Input[str] | None = None
+    #: Instead of ``api_keys``: the name of a Secret in the model's namespace, managed outside the stack.
+    existing_api_key_secret: str | None = None
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -97,6 +104,8 @@ class ModelServer(pulumi.ComponentResource):
     cache: k8s.core.v1.PersistentVolumeClaim
     #: None when the model reads no secret.
     secrets: ModelSecrets | None
+    #: None when the server checks no API key.
+    api_keys: ModelApiKeys | None
     engine_config: k8s.core.v1.ConfigMap | None
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
@@ -104,6 +113,8 @@ class ModelServer(pulumi.ComponentResource):
     network_policy: ModelNetworkPolicy
     preparation: ModelPreparation | None
     autoscaler: ModelAutoscaler | None
+    #: None unless `vpa.enabled`.
+    vpa: ModelVpa | None
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm-deploy:serving:ModelServer", name, None, opts)
@@ -185,6 +196,20 @@ class ModelServer(pulumi.ComponentResource):
         )
 
         env = [EnvVarArgs(name=key, value=value) for key, value in sorted(engine.env.items())] + wiring.env
+        self.api_keys = None
+        if engine.api_key_file is not None and (args.api_keys is not None or args.existing_api_key_secret):
+            self.api_keys = ModelApiKeys(
+                f"{name}-api-keys",
+                ModelApiKeysArgs(
+                    model=model.name,
+                    namespace=namespace_ref,
+                    check=engine.api_key_file,
+                    keys=args.api_keys,
+                    existing_secret=None if args.api_keys is not None else args.existing_api_key_secret,
+                    labels=labels.all,
+                ),
+                opts=in_ns,
+            )
         self.engine_config = None
         if engine.config_files:
             self.engine_config = k8s.core.v1.ConfigMap(
@@ -228,7 +253,15 @@ class ModelServer(pulumi.ComponentResource):
                 strategy=_strategy(model),
                 template=PodTemplateSpecArgs(
                     metadata=ObjectMetaArgs(labels={**labels.all, **wiring.pod_labels}),
-                    spec=_pod_spec(model, engine, labels, env, wiring, args.gpu_node_label),
+                    spec=_pod_spec(
+                        model,
+                        engine,
+                        labels,
+                        env,
+                        wiring,
+                        args.gpu_node_label,
+                        self.api_keys.wiring if self.api_keys is not None else None,
+                    ),
                 ),
             ),
             opts=deployment_opts,
@@ -282,6 +315,19 @@ class ModelServer(pulumi.ComponentResource):
                     labels=labels.all,
                     queue_metric=engine.queue_metric,
                     model_label=engine.metrics_model_label,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
+            )
+        self.vpa = None
+        if model.vpa.enabled:
+            self.vpa = ModelVpa(
+                f"{name}-vpa",
+                ModelVpaArgs(
+                    deployment=model.name,
+                    container=engine.container_name,
+                    namespace=namespace_ref,
+                    settings=model.vpa,
+                    labels=labels.all,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
             )
@@ -352,6 +398,7 @@ def _pod_spec(
     env: list[EnvVarArgs],
     wiring: SecretWiring,
     gpu_node_label: str = gpu.POOL_LABEL,
+    api_keys: ApiKeyWiring | None = None,
 ) -> PodSpecArgs:
     hardening = model.hardening
     volumes = [
@@ -383,20 +430,27 @@ def _pod_spec(
     if engine.metrics_port is not None and engine.metrics_port != engine.port:
         ports.append(ContainerPortArgs(name="metrics", container_port=engine.metrics_port, protocol="TCP"))
     probes = _probes(model, engine)
+    # The API keys go to the server's container alone: preparation steps serve no request.
+    server_args, server_env, server_mounts = list(engine.args), env, mounts
+    if api_keys is not None:
+        volumes.append(api_keys.volume)
+        server_args += api_keys.args
+        server_env = [*env, *api_keys.env]
+        server_mounts = [*mounts, api_keys.volume_mount]
     container = ContainerArgs(
         name=engine.container_name,
         image=engine.image.reference,
         image_pull_policy="IfNotPresent",
         command=engine.command or None,
-        args=engine.args or None,
-        env=env,
+        args=server_args or None,
+        env=server_env,
         ports=ports,
         resources=_resources(model),
         security_context=container_security_context(hardening),
         startup_probe=probes["startup"],
         readiness_probe=probes["readiness"],
         liveness_probe=probes["liveness"],
-        volume_mounts=mounts,
+        volume_mounts=server_mounts,
     )
     # Preparing needs no GPU: CPU and memory as the server, nothing more.
     init_containers = [

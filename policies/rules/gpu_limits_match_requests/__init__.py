@@ -7,10 +7,9 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from ...lib.k8s import WORKLOAD_TYPES, containers, get, pod_template
+from ...lib.k8s import GPU_RESOURCES, WORKLOAD_TYPES, containers, get, pod_template
 from ...lib.rule import SLM, Rule
 
-GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 LISTS = ("initContainers", "containers")
 
 

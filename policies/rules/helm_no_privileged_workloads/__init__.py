@@ -31,6 +31,14 @@ PRIVILEGED_BY_DEFAULT: dict[str, list[tuple[tuple[str, ...], str]]] = {
         ),
     ],
 }
+#: Chart → (values path that must not be true, what it mounts from the node). Off by default in the chart, but a
+#: switch away from a hostPath volume the values walk below would not see as one.
+HOST_MOUNT_SWITCHES: dict[str, list[tuple[tuple[str, ...], str]]] = {
+    "alloy": [
+        (("alloy", "mounts", "varlog"), "the node's /var/log (hostPath)"),
+        (("alloy", "mounts", "dockercontainers"), "the node's /var/lib/docker/containers (hostPath)"),
+    ],
+}
 #: Charts that run privileged by design (the whole chart), allowed only where ``exemptions`` names them.
 PRIVILEGED_CHARTS = frozenset({"nvidia-device-plugin", "dcgm-exporter", "gpu-operator"})
 DEFAULT_EXEMPTIONS = [
@@ -94,6 +102,9 @@ def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[s
     for path, what in PRIVILEGED_BY_DEFAULT.get(chart, []):
         if get(chart_values, *path) is not False:
             yield f"values {dotted(path)} is not false: {chart} then runs {what}"
+    for path, what in HOST_MOUNT_SWITCHES.get(chart, []):
+        if get(chart_values, *path) is True:
+            yield f"values {dotted(path)} is true: {chart} then mounts {what}"
     for path, mapping in walk(chart_values):
         for setting in _settings(mapping):
             yield f"values {dotted(path)} sets {setting}"

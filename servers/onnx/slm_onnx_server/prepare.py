@@ -1,17 +1,23 @@
-"""Convert a Hugging Face model folder into the ONNX Runtime GenAI format, idempotently.
+"""Convert a Hugging Face model folder or a GGUF file into the ONNX Runtime GenAI format, idempotently.
 
-    python -m slm_onnx_server.prepare --source DIR --output DIR --precision int4|fp16|fp32 \\
-        --execution-provider cpu|cuda
+    python -m slm_onnx_server.prepare --source DIR|FILE.gguf --output DIR \\
+        --precision auto|int4|int8|fp16|fp32 --execution-provider cpu|cuda
 
 - OUTPUT already holds a converted model (genai_config.json and every ONNX file it names): validated, skipped.
 - SOURCE is itself already in the ONNX Runtime GenAI format (e.g. a Foundry Local build): validated, and
   OUTPUT is left alone (serve SOURCE directly); nothing is converted.
+- SOURCE is a GGUF file: dequantised to an FP32 Hugging Face folder first (prepare_gguf.py: the builder's own
+  GGUF loader reads only F16/F32 tensors), then converted as a folder.
 - Otherwise the onnxruntime-genai model builder converts SOURCE (a local folder; never a hub download) into
   a temporary folder beside OUTPUT, which is then renamed into place, so a crash never leaves a half model
   that the next run would take for a finished one.
 
+Precision `auto` (the default) picks per source (see `choose_precision`): INT8 for a GGUF file whose weights
+are already quantised, INT4 otherwise.
+
 Exit status: 0 converted or already prepared, 1 the conversion or validation failed, 2 bad arguments.
-The builder needs torch, transformers and onnx-ir installed beside onnxruntime-genai (the conversion image).
+The builder needs torch, transformers and onnx-ir installed beside onnxruntime-genai (the conversion image);
+a GGUF source needs gguf and accelerate too (all in requirements-build.txt).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-PRECISIONS = ("int4", "fp16", "fp32")
+PRECISIONS = ("auto", "int4", "int8", "fp16", "fp32")
 PROVIDERS = ("cpu", "cuda")
 
 
@@ -68,24 +74,54 @@ def is_prepared(folder: Path) -> bool:
     return True
 
 
+def is_gguf(source: Path) -> bool:
+    return source.suffix.lower() == ".gguf"
+
+
+def choose_precision(source: Path, requested: str) -> str:
+    """The builder's precision: as requested, or for `auto` the one that suits the source.
+
+    A GGUF file whose weights are already quantised (Q4_1, Q8_0, K-quants …) gets INT8: quantising again to
+    INT4 adds a second rounding on top of the first (SmolLM2-135M's Q4_1 file answered visibly worse at INT4),
+    while INT8 keeps the dequantised weights within a fraction of a step of their Q4 levels (the same greedy
+    answers as llama.cpp). Full-precision sources (a Hugging Face folder, an F16/F32 GGUF) get INT4, the
+    usual weight-only quantisation of small models on CPU: a quarter of FP16's weight memory.
+    """
+    if requested != "auto":
+        return requested
+    if is_gguf(source):
+        from .prepare_gguf import GgufError, is_quantised
+
+        try:
+            return "int8" if is_quantised(source) else "int4"
+        except GgufError as error:
+            raise PrepareError(str(error)) from None
+    return "int4"
+
+
 def convert(source: Path, output: Path, precision: str, provider: str) -> None:
-    if not (source / "config.json").is_file():
-        raise PrepareError(f"{source}: neither an ONNX Runtime GenAI model nor a Hugging Face folder (no config.json)")
+    gguf = is_gguf(source)
+    if gguf and not source.is_file():
+        raise PrepareError(f"{source}: no such GGUF file")
+    if not gguf and not (source / "config.json").is_file():
+        raise PrepareError(
+            f"{source}: neither an ONNX Runtime GenAI model, a Hugging Face folder (no config.json) nor a GGUF file"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     cache = staging / "cache"
     result = staging / "model"
-    # The builder stamps the ONNX file with `git rev-parse HEAD` run near its install folder, which finds
-    # whatever repository encloses the virtualenv; with no repository it uses the wheel's own commit.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GIT_DIR": os.devnull}
-    command = [
-        sys.executable, "-m", "onnxruntime_genai.models.builder",
-        "-i", str(source), "-o", str(result), "-p", precision, "-e", provider, "-c", str(cache),
-    ]  # fmt: skip
     try:
-        completed = subprocess.run(command, env=env, check=False)
-        if completed.returncode != 0:
-            raise PrepareError(f"the model builder failed with exit status {completed.returncode}")
+        folder = source
+        if gguf:
+            from .prepare_gguf import GgufError, dequantise
+
+            folder = staging / "dequantised"
+            try:
+                dequantise(source, folder)
+            except GgufError as error:
+                raise PrepareError(str(error)) from None
+        build(folder, result, cache, precision, provider)
         model_files(result)
         if output.exists():
             if any(output.iterdir()):
@@ -96,14 +132,28 @@ def convert(source: Path, output: Path, precision: str, provider: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def build(folder: Path, result: Path, cache: Path, precision: str, provider: str) -> None:
+    """Run the onnxruntime-genai model builder on a local Hugging Face folder, offline."""
+    # The builder stamps the ONNX file with `git rev-parse HEAD` run near its install folder, which finds
+    # whatever repository encloses the virtualenv; with no repository it uses the wheel's own commit.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GIT_DIR": os.devnull}
+    command = [
+        sys.executable, "-m", "onnxruntime_genai.models.builder",
+        "-i", str(folder), "-o", str(result), "-p", precision, "-e", provider, "-c", str(cache),
+    ]  # fmt: skip
+    completed = subprocess.run(command, env=env, check=False)
+    if completed.returncode != 0:
+        raise PrepareError(f"the model builder failed with exit status {completed.returncode}")
+
+
 def prepare(source: Path, output: Path, precision: str, provider: str) -> str:
     """Returns what was done: 'already-prepared', 'source-is-onnx' or 'converted'."""
     if is_prepared(output):
         return "already-prepared"
-    if (source / "genai_config.json").is_file():
+    if source.is_dir() and (source / "genai_config.json").is_file():
         model_files(source)
         return "source-is-onnx"
-    convert(source, output, precision, provider)
+    convert(source, output, choose_precision(source, precision), provider)
     return "converted"
 
 
@@ -113,9 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--source", type=Path, required=True, help="Hugging Face folder (or an ORT GenAI model)")
+    parser.add_argument(
+        "--source", type=Path, required=True, help="Hugging Face folder, GGUF file (or an ORT GenAI model)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="where the converted model goes")
-    parser.add_argument("--precision", choices=PRECISIONS, default="int4")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto", help="auto: INT8 for a quantised GGUF, else INT4"
+    )
     parser.add_argument("--execution-provider", choices=PROVIDERS, default="cpu")
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,139 @@
+"""The stack's API keys inside a model's namespace, so that its server checks them too (authentication in depth).
+
+The entry point checks keys at the edge; a server that checks them as well cannot be called without a key by the
+pods the network policy lets through. A Secret cannot be mounted from another namespace, so the keys are written
+again into one here, in the file format the engine reads (:class:`~infra.engines.base.ApiKeyFile`), and mounted
+read-only. With ``existingApiKeySecret`` the stack knows no key: the pods mount a Secret of that name from their
+own namespace, with the same data keys (see docs/entry-point.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.core.v1 import (
+    EnvVarArgs,
+    KeyToPathArgs,
+    SecretVolumeSourceArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+)
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+
+from infra.config.entry_point import keys_of_secret
+from infra.config.objects import MODEL_API_KEYS_SUFFIX
+from infra.engines.base import ApiKeyFile
+
+#: The Secret's data keys, one per file format, and the key Prometheus scrapes with.
+JSON_FILE = "api-keys.json"
+LINES_FILE = "api-keys.txt"
+METRICS_KEY = "metrics-key"
+VOLUME = "api-keys"
+MOUNT_PATH = "/var/run/secrets/slm-deploy/api-keys"
+#: Read-only for the owner and the pod's fsGroup (the non-root server reads it through the group).
+FILE_MODE = 0o440
+#: Names what the scrape key is derived for; changing it rotates every scrape key.
+_SCRAPE_CONTEXT = b"slm-deploy prometheus scrape key v1"
+
+
+def file_name(check: ApiKeyFile) -> str:
+    return JSON_FILE if check.file_format == "json" else LINES_FILE
+
+
+def file_path(check: ApiKeyFile) -> str:
+    """Where the server reads the keys."""
+    return f"{MOUNT_PATH}/{file_name(check)}"
+
+
+def scrape_key(keys: Mapping[str, str]) -> str:
+    """A key for Prometheus alone, derived from the clients' keys: stable while they are, new when one changes.
+
+    It is accepted by the model's server only (the gateway does not know it), and it reveals no client key.
+    """
+    material = "\n".join(f"{client}\n{key}" for client, key in sorted(keys.items())).encode()
+    return hmac.new(material, _SCRAPE_CONTEXT, hashlib.sha256).hexdigest()
+
+
+def secret_data(text: str, check: ApiKeyFile) -> dict[str, str]:
+    """The Secret's data for ``check`` from the stack secret's value; runs inside a secret Output."""
+    keys = keys_of_secret(text)
+    extra = {METRICS_KEY: scrape_key(keys)} if check.metrics_need_key else {}
+    if check.file_format == "json":
+        return {JSON_FILE: json.dumps({**keys, **({"prometheus": extra[METRICS_KEY]} if extra else {})}), **extra}
+    # One key per line, as llama-server reads them (no key starts with '#' or holds a line break: checked on read).
+    return {LINES_FILE: "".join(f"{key}\n" for key in [*keys.values(), *extra.values()]), **extra}
+
+
+@dataclass
+class ModelApiKeysArgs:
+    #: Names the Secret (the model name).
+    model: str
+    #: The model's namespace (an output of the Namespace, so the Secret waits for it).
+    namespace: pulumi.Input[str]
+    #: How the engine reads keys.
+    check: ApiKeyFile
+    #: The stack secret holding the keys (a JSON object of client name to key), or ``None`` with ``existing_secret``.
+    keys: pulumi.Input[str] | None = None
+    #: A Secret of this name in the model's namespace, managed outside the stack, instead of ``keys``.
+    existing_secret: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ApiKeyWiring:
+    """What the server's pod gets: the volume, its mount, and how the server is pointed at the file."""
+
+    volume: VolumeArgs
+    volume_mount: VolumeMountArgs
+    env: list[EnvVarArgs]
+    args: list[str]
+    #: (Secret name, data key) Prometheus sends as a bearer token, when the metrics endpoint needs a key.
+    scrape_credentials: tuple[str, str] | None
+
+
+class ModelApiKeys(pulumi.ComponentResource):
+    """The API keys in the model's namespace, and how its server reads them."""
+
+    secret: k8s.core.v1.Secret | None
+    wiring: ApiKeyWiring
+
+    def __init__(self, name: str, args: ModelApiKeysArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("slm-deploy:secrets:ModelApiKeys", name, None, opts)
+        if (args.keys is None) == (args.existing_secret is None):
+            raise ValueError("ModelApiKeys needs exactly one of keys and existing_secret")
+        check = args.check
+        self.secret = None
+        secret_name = args.existing_secret or f"{args.model}{MODEL_API_KEYS_SUFFIX}"
+        if args.keys is not None:
+            # Formatted inside the secret Output: the keys stay a Pulumi secret end to end.
+            data = pulumi.Output.secret(args.keys).apply(lambda text: secret_data(text, check))
+            self.secret = k8s.core.v1.Secret(
+                f"{name}-secret",
+                metadata=ObjectMetaArgs(name=secret_name, namespace=args.namespace, labels=args.labels),
+                type="Opaque",
+                string_data=data,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        path = file_path(check)
+        self.wiring = ApiKeyWiring(
+            # Only the server's file is projected: the scrape key stays out of the pod's filesystem.
+            volume=VolumeArgs(
+                name=VOLUME,
+                secret=SecretVolumeSourceArgs(
+                    secret_name=secret_name,
+                    items=[KeyToPathArgs(key=file_name(check), path=file_name(check))],
+                    default_mode=FILE_MODE,
+                ),
+            ),
+            volume_mount=VolumeMountArgs(name=VOLUME, mount_path=MOUNT_PATH, read_only=True),
+            env=[EnvVarArgs(name=check.path_env, value=path)] if check.path_env else [],
+            args=[check.path_flag, path] if check.path_flag else [],
+            scrape_credentials=(secret_name, METRICS_KEY) if check.metrics_need_key else None,
+        )
+        self.register_outputs({"secret": secret_name, "file": path})
