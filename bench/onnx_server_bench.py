@@ -1,7 +1,7 @@
 """The ONNX server against the raw onnxruntime-genai loops, on the same model and prompts, in one run.
 
     python bench/onnx_server_bench.py [--model DIR] [--max-tokens 64] [--requests 16] [--concurrency 1,4,8]
-                                      [--batch-size 8] [--baseline-ref HEAD]
+                                      [--batch-size 8] [--context N] [--baseline-ref HEAD]
 
 For each concurrency c (c closed-loop clients, each sending its next request when the last one ended) and two
 arrival patterns, `burst` (all clients start at once) and `staggered` (client i starts i/c of a request's
@@ -58,11 +58,11 @@ PROMPTS = [
 Call = Callable[[int], tuple[int, float | None]]
 
 
-def load_model(model_dir: Path, batch_size: int) -> tuple[Any, Any, Any, Any]:
+def load_model(model_dir: Path, batch_size: int, context: int | None) -> tuple[Any, Any, Any, Any]:
     og: Any = importlib.import_module("onnxruntime_genai")
     np: Any = importlib.import_module("numpy")
     config = og.Config(str(model_dir))
-    context = json.loads((model_dir / "genai_config.json").read_text())["model"]["context_length"]
+    context = context or json.loads((model_dir / "genai_config.json").read_text())["model"]["context_length"]
     config.overlay(json.dumps({"engine": {"static_batching": {"max_batch_size": batch_size}},
                                "search": {"max_length": context}}))  # fmt: skip
     model = og.Model(config)
@@ -253,22 +253,25 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4,8")
     parser.add_argument("--batch-size", type=int, default=8, help="og.Engine batch size (server and raw engine)")
     parser.add_argument("--baseline-ref", default=None, help="also measure the server as committed at this ref")
+    parser.add_argument("--context", type=int, default=None,
+                        help="served context (KV memory is batch x context): the model's when unset")  # fmt: skip
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
-    og, np, model, tokenizer = load_model(args.model, args.batch_size)
+    og, np, model, tokenizer = load_model(args.model, args.batch_size, args.context)
+    context_env = {"SLM_ONNX_CONTEXT_LENGTH": str(args.context)} if args.context else {}
     contenders: dict[str, Callable[[str, int], tuple[int, float | None]]] = {
         "raw_generator": RawGenerator(og, np, model, tokenizer),
         "raw_engine": RawEngine(og, np, model, tokenizer),
     }
     servers: list[Server] = []
     try:
-        server = Server(args.model, {"SLM_ONNX_MAX_BATCH_SIZE": str(args.batch_size), "SLM_ONNX_MAX_QUEUE": "256"},
-                        SERVER_DIR)  # fmt: skip
+        server = Server(args.model, {"SLM_ONNX_MAX_BATCH_SIZE": str(args.batch_size), "SLM_ONNX_MAX_QUEUE": "256",
+                                     **context_env}, SERVER_DIR)  # fmt: skip
         servers.append(server)
         contenders["server_stream"] = server.call(True)
         contenders["server"] = server.call(False)
         if args.baseline_ref:
-            old = Server(args.model, {"SLM_ONNX_MAX_QUEUE": "256"}, baseline_tree(args.baseline_ref))
+            old = Server(args.model, {"SLM_ONNX_MAX_QUEUE": "256", **context_env}, baseline_tree(args.baseline_ref))
             servers.append(old)
             contenders["baseline"] = old.call(False)
         for call in contenders.values():  # warm-up

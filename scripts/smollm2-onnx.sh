@@ -19,7 +19,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${SLM_ONNX_CONVERT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/slm-deploy-onnx-convert}"
 SERVER_DIR="$ROOT/servers/onnx"
 REQUIREMENTS=("$SERVER_DIR/requirements.txt" "$SERVER_DIR/requirements-build.txt")
-# The preparation's own per-source choice: INT8 for this already-quantised (Q4_1) GGUF (docs/onnx-server.md).
+# The preparation's own choice: INT4 mixed with INT8 (k_quant_mixed; docs/onnx-server.md).
 PRECISION=auto
 
 log() { printf 'smollm2-onnx: %s\n' "$*" >&2; }

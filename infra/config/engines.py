@@ -52,8 +52,9 @@ class OnnxPrepare(ConfigModel):
     )
     precision: Literal["auto", "int4", "int8", "fp16", "fp32"] = Field(
         "auto",
-        description="Precision of the converted model. `auto`: INT8 for a GGUF file whose weights are already "
-        "quantised (quantising them again to INT4 loses visibly more), INT4 otherwise.",
+        description="Precision of the converted model. `auto`: INT4 with INT8 for the LM head and the most "
+        "sensitive layers (the builder's `k_quant_mixed`, as llama.cpp's Q4_K_M mixes; on SmolLM2's Q4_1 GGUF it "
+        "answered as INT8 did and plain INT4 did not), on CPU; `int8` when memory allows and quality matters more.",
     )
     image: ImageRef = Field(
         description="The preparation image (servers/onnx/Dockerfile.j2 rendered with build_tools: true)."

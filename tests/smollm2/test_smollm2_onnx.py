@@ -44,9 +44,9 @@ def test_the_rendered_conversion_runs_and_gives_the_served_model(
     assert answer == {"outcome": "converted", "model": str(output)}
     assert [p.name for p in output.parent.iterdir()] == ["smollm2"]  # no staging folder left behind
     assert manifest(output) == manifest(smollm2.model)
-    # precision auto: the GGUF is already Q4_1, so the weights are quantised once more only to INT8.
+    # precision auto: INT4 with the LM head and llama.cpp's sensitive layers in INT8 (k_quant_mixed).
     assert "--precision=auto" in argv
-    assert weight_bits(smollm2.python, output) == {8}
+    assert weight_bits(smollm2.python, output) == {4, 8}
     assert convert(argv, tmp_path)["outcome"] == "already-prepared"
 
 

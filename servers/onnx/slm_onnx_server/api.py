@@ -60,7 +60,9 @@ class Server:
             lambda: (self.scheduler.waiting if self.scheduler else 0) + self.admission.preparing
         )
         self.metrics.batch_size.set_function(lambda: self.scheduler.batch_size if self.scheduler else 0)
-        self.metrics.max_batch_size.set(settings.max_batch_size)
+        self.metrics.max_batch_size.set_function(
+            lambda: self.scheduler.max_batch_size if self.scheduler else settings.max_batch_size
+        )
         self.created = int(time.time())
         context_of_serving = Context(
             served_model_name=settings.served_model_name,

@@ -14,29 +14,10 @@ from pathlib import Path
 from typing import Any
 
 #: GGML tensor types that hold plain floating-point weights (gguf.GGMLQuantizationType names).
-FLOAT_TYPES = frozenset({"F32", "F16", "BF16", "F64"})
 
 
 class GgufError(Exception):
     """The GGUF file cannot be read or dequantised."""
-
-
-def tensor_types(gguf_file: Path) -> set[str]:
-    """The GGML types of the file's tensors, e.g. {"F32", "Q4_1", "Q6_K"} (reads the header only)."""
-    try:
-        from gguf import GGUFReader
-    except ImportError:
-        raise GgufError("reading a GGUF file needs the gguf package (servers/onnx/requirements-build.txt)") from None
-    try:
-        reader = GGUFReader(str(gguf_file))
-    except (OSError, ValueError) as error:
-        raise GgufError(f"{gguf_file}: not a readable GGUF file ({error})") from None
-    return {tensor.tensor_type.name for tensor in reader.tensors}
-
-
-def is_quantised(gguf_file: Path) -> bool:
-    """Whether any weight of the file is stored quantised (so its precision is already reduced)."""
-    return bool(tensor_types(gguf_file) - FLOAT_TYPES)
 
 
 def dequantise(gguf_file: Path, folder: Path) -> None:

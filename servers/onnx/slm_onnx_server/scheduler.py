@@ -87,6 +87,7 @@ class OgEngineBackend:
         self.engine = og.Engine(engine.model)
         self.buffer = self.engine.create_event_buffer(max(64, 4 * engine.max_batch_size))
         self._turns: dict[int, int] = {}
+        self.batch_size = self._measure_batch(engine.max_batch_size)
         self._finish = {
             og.FinishReason.EOS: "eos",
             og.FinishReason.STOP_STRING: "stop_string",
@@ -95,6 +96,33 @@ class OgEngineBackend:
             og.FinishReason.CANCELLED: "cancelled",
             og.FinishReason.FAILED: "failed",
         }
+
+    def _measure_batch(self, wanted: int) -> int:
+        """How many requests og.Engine really runs in one static batch (at most `wanted`).
+
+        onnxruntime-genai 0.18 on CPU ran batches of 4 whatever `engine.static_batching.max_batch_size` said
+        (in the overlay or in genai_config.json). A scheduler batch larger than the engine's would run as
+        several engine batches one after the other, the later requests waiting for the earlier ones to end, so
+        the scheduler must know the real figure: one step of `wanted` one-token requests shows it.
+        """
+        og, np = self._og, self._np
+        requests = []
+        for _ in range(wanted):
+            request = self.engine.create_request()
+            options = og.TurnOptions(request)
+            options.set_max_generated_tokens(1)
+            options.set_do_sample(False)
+            request.begin_turn(np.asarray([self.runtime.bos_token_id], dtype=np.int32), options)
+            requests.append(request)
+        try:
+            first = sum(1 for event in self.engine.run(self.buffer) if event.flags & og.EngineEventFlags.TOKEN)
+            while self.engine.has_pending_requests():
+                for _ in self.engine.run(self.buffer):
+                    pass
+        finally:
+            for request in requests:
+                request.close()
+        return max(1, min(wanted, first))
 
     def begin(self, job: Job, generated: Sequence[int] = ()) -> object:
         og = self._og
@@ -329,6 +357,11 @@ class Scheduler:
             self._start_error = error
             self._ready.set()
             return
+        # The engine's real static batch may be smaller than asked (see OgEngineBackend._measure_batch).
+        engine_batch = getattr(backend, "batch_size", self.max_batch_size)
+        if engine_batch < self.max_batch_size:
+            log.warning("og.Engine runs batches of %d, not %d: batches are capped", engine_batch, self.max_batch_size)
+            self.max_batch_size = engine_batch
         self._ready.set()
         while True:
             batch = self._take_batch()
