@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from infra.cli import app
@@ -70,3 +71,16 @@ def test_waivers_become_checkov_skips_and_nothing_else(stack_dir: Path, monkeypa
     report = scan(stack_dir / "waived")
     assert report["summary"]["failed"] == 0
     assert check_ids(report, "skipped_checks") == {"CKV_K8S_22"}
+
+
+def test_llamacpp_prod_render_fails_no_checkov_check(stack_dir: Path) -> None:
+    """A prod stack serving a GGUF file with llama-server (image pinned by digest) passes checkov too."""
+    from tests.unit.test_llamacpp_engine import stack
+
+    config = {f"slm-deploy:{key}": value for key, value in stack("prod").items()}
+    (stack_dir / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump({"config": config}))
+    render(stack_dir, "prod", stack_dir / "render")
+    report = scan(stack_dir / "render")
+    assert report["summary"]["failed"] == 0, check_ids(report, "failed_checks")
+    scanned = {c["resource"] for c in report["results"]["passed_checks"]}
+    assert any(resource.startswith("Deployment.slm-tiny.") for resource in scanned)  # the server was scanned
