@@ -16,12 +16,11 @@ from pulumi_kubernetes.networking.v1 import (
     NetworkPolicySpecArgs,
 )
 
-from infra.components.labels import NAMESPACE_NAME_LABEL
+from infra.components.labels import KUBE_DNS_LABELS, NAMESPACE_NAME_LABEL
 from infra.config.network import NetworkConfig
 
 #: kube-prometheus-stack's Prometheus pods.
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
-KUBE_DNS_LABELS = {"k8s-app": "kube-dns"}
 
 
 @dataclass(frozen=True)
