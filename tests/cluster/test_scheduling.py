@@ -9,6 +9,7 @@ ever mounted, since no container runs.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,13 @@ def _deploy_model(cluster: Cluster, documents: Rendered, model: str) -> dict[str
 def _scheduled_pods(cluster: Cluster, deployment: dict[str, Any]) -> list[dict[str, Any]]:
     namespace = deployment["metadata"]["namespace"]
     selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+    # `kubectl wait` on a selector fails at once ("no matching resources") while the ReplicaSet controller has
+    # not created the pods yet: wait for them to exist first.
+    deadline = time.monotonic() + 90
+    while not cluster.kubectl("get", "pods", "-l", selector, "-n", namespace, "-o", "name").stdout.strip():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no pod of {namespace}/{deployment['metadata']['name']} was created within 90 s")
+        time.sleep(0.5)
     cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", selector, "-n", namespace, "--timeout=90s")
     pods: list[dict[str, Any]] = json.loads(
         cluster.kubectl("get", "pods", "-l", selector, "-n", namespace, "-o", "json").stdout
