@@ -78,3 +78,25 @@ def keyed_entry_point(keys: dict[str, str], **extra: Any) -> dict[str, Any]:
         "secrets": {"gatewayKeys": SecretValue(plaintext=json.dumps(keys))},
         "entryPoint": {key: value for key, value in entry.items() if value is not None},
     }
+
+
+def assert_renders_strictly_valid_and_passes_the_pack(stack: dict[str, Any]) -> None:
+    """Plan ``stack`` under the mock engine: every manifest valid under the strict schemas of the stack's
+    Kubernetes version, and no policy violation at the stack's environment level (no waivers)."""
+    from infra.config.loader import validate_stack_config
+    from infra.plan.engine import run_program
+    from infra.plan.render import manifests
+    from infra.plan.schema import validate_manifests
+    from infra.platform import deploy
+    from infra.policy.analyzer import run_policy_pack
+    from tests.conftest import ROOT
+
+    config = validate_stack_config(stack, "test")
+    run = run_program(lambda: deploy(config), "test", True)
+    invalid = [
+        r for r in validate_manifests(manifests(run.resources), config.kubernetes_version) if r.status != "valid"
+    ]
+    assert invalid == []
+    level = ROOT / "policies" / "config" / f"{config.environment}.json"
+    report = run_policy_pack(run.resources, level, {"environment": config.environment, "waivers": []})
+    assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []

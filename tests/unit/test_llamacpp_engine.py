@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,13 +11,9 @@ from infra.engines.llamacpp import LLAMACPP_BUILD, LLAMACPP_IMAGE
 from infra.monitoring.metrics import ENGINE_METRICS
 from infra.plan.engine import run_program
 from infra.plan.model import RecordedResource
-from infra.plan.render import manifests
-from infra.plan.schema import validate_manifests
 from infra.platform import deploy
-from infra.policy.analyzer import run_policy_pack
 from infra.sizing.gguf import BITS_PER_WEIGHT, gguf_type, memory_bytes, weights_bytes
-from tests.conftest import ROOT
-from tests.helpers import of_kind, one, pod_spec
+from tests.helpers import assert_renders_strictly_valid_and_passes_the_pack, of_kind, one, pod_spec
 
 GGUF = {"repo": "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 
@@ -145,14 +140,8 @@ def test_gpu_layers_and_cuda_image() -> None:
     assert args[args.index("--n-gpu-layers") + 1] == "999"
 
 
-def test_render_validates_and_prod_passes_the_pack(tmp_path: Path) -> None:
-    config = validate_stack_config(stack("prod"), "test")
-    run = run_program(lambda: deploy(config), "test", True)
-    assert [r for r in validate_manifests(manifests(run.resources), "1.31") if r.status != "valid"] == []
-    report = run_policy_pack(
-        run.resources, ROOT / "policies" / "config" / "prod.json", {"environment": "prod", "waivers": []}
-    )
-    assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []
+def test_render_validates_and_prod_passes_the_pack() -> None:
+    assert_renders_strictly_valid_and_passes_the_pack(stack("prod"))
 
 
 def test_catalogue_model_gets_its_gguf_file() -> None:

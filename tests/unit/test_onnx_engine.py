@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,12 +9,8 @@ import pytest
 from infra.config.loader import StackConfigError, validate_stack_config
 from infra.plan.engine import run_program
 from infra.plan.model import RecordedResource
-from infra.plan.render import manifests
-from infra.plan.schema import validate_manifests
 from infra.platform import deploy
-from infra.policy.analyzer import run_policy_pack
-from tests.conftest import ROOT
-from tests.helpers import one, pod_spec
+from tests.helpers import assert_renders_strictly_valid_and_passes_the_pack, one, pod_spec
 
 SERVER = {"repository": "ghcr.io/example-org/slm-onnx-server", "tag": "0.1.0"}
 PREPARE = {"repository": "ghcr.io/example-org/slm-onnx-prepare", "tag": "0.1.0"}
@@ -96,14 +91,8 @@ def test_autoscaled_server_still_waits_for_its_preparation_job(preview: bool) ->
     assert one(run.resources, "Namespace", "edge-namespace").urn in deployment.dependencies
 
 
-def test_render_validates_and_prod_passes_the_pack(tmp_path: Path) -> None:
-    config = validate_stack_config(stack("prod"), "test")
-    run = run_program(lambda: deploy(config), "test", True)
-    assert [r for r in validate_manifests(manifests(run.resources), "1.31") if r.status != "valid"] == []
-    report = run_policy_pack(
-        run.resources, ROOT / "policies" / "config" / "prod.json", {"environment": "prod", "waivers": []}
-    )
-    assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []
+def test_render_validates_and_prod_passes_the_pack() -> None:
+    assert_renders_strictly_valid_and_passes_the_pack(stack("prod"))
 
 
 def test_onnx_needs_its_image() -> None:
@@ -166,12 +155,7 @@ def test_a_gguf_render_validates_and_prod_passes_the_pack() -> None:
     prepare = config["models"][0]["onnx"]["prepare"]
     del prepare["source"]
     prepare["gguf"] = {"file": GGUF_FILE, "repo": "example-org/SmolLM2-GGUF"}
-    run = run_program(lambda: deploy(validate_stack_config(config, "test")), "test", True)
-    assert [r for r in validate_manifests(manifests(run.resources), "1.31") if r.status != "valid"] == []
-    report = run_policy_pack(
-        run.resources, ROOT / "policies" / "config" / "prod.json", {"environment": "prod", "waivers": []}
-    )
-    assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []
+    assert_renders_strictly_valid_and_passes_the_pack(config)
 
 
 @pytest.mark.parametrize("both", [True, False], ids=["both", "neither"])
