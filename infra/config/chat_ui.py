@@ -18,7 +18,7 @@ from infra.config.entry_point import EntryPointConfig, EntryPointTls, host_name,
 from infra.config.images import ImageRef
 from infra.config.names import DnsLabel, Quantity, StorageClassName
 from infra.config.resources import ResourceList, Resources
-from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER, SecretValue
+from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER, SecretValue, named_secret
 from infra.hardening import Hardening
 
 #: Key of the chat UI in the ``slm-deploy`` config namespace.
@@ -133,16 +133,6 @@ class _StackLike(Protocol):
     def models(self) -> Sequence[_ModelLike]: ...
 
 
-def _secret(stack: _StackLike, name: str, key: str) -> SecretValue:
-    secret = stack.secrets.get(name)
-    if secret is None:
-        raise KeyPathError(
-            (CONFIG_KEY, key),
-            f"names secret '{name}', which is not under secrets (known: {', '.join(sorted(stack.secrets)) or 'none'})",
-        )
-    return secret
-
-
 def check_chat_ui(chat: ChatUiConfig, stack: _StackLike) -> None:
     """Cross-section checks of ``chatUi``; raises :class:`KeyPathError` at the key to fix."""
     if not chat.enabled:
@@ -178,7 +168,7 @@ def check_chat_ui(chat: ChatUiConfig, stack: _StackLike) -> None:
             (CONFIG_KEY, "sessionSecret"),
             "enabled is true but sessionSecret is not set: name a secret that signs the UI's login tokens",
         )
-    session = _secret(stack, chat.session_secret, "sessionSecret")
+    session = named_secret(stack.secrets, chat.session_secret, (CONFIG_KEY, "sessionSecret"))
     if session.plaintext is not None and len(session.plaintext) < MIN_SESSION_SECRET:
         raise KeyPathError(("secrets", chat.session_secret), f"must be at least {MIN_SESSION_SECRET} characters")
     _check_api_key(chat, stack)
@@ -194,7 +184,7 @@ def _check_api_key(chat: ChatUiConfig, stack: _StackLike) -> None:
                 (CONFIG_KEY, "apiKeyClient"),
                 "names a client of entryPoint.apiKeys, which is not set: use apiKey with existingApiKeySecret",
             )
-        keys = _secret(stack, entry.api_keys, "apiKeyClient").plaintext
+        keys = named_secret(stack.secrets, entry.api_keys, (CONFIG_KEY, "apiKeyClient")).plaintext
         if keys is not None and chat.api_key_client not in _clients(keys):
             raise KeyPathError(
                 (CONFIG_KEY, "apiKeyClient"),
@@ -207,7 +197,7 @@ def _check_api_key(chat: ChatUiConfig, stack: _StackLike) -> None:
                 "the gateway checks the keys of entryPoint.apiKeys: add the UI as a client there and set "
                 "apiKeyClient instead",
             )
-        key = _secret(stack, chat.api_key, "apiKey").plaintext
+        key = named_secret(stack.secrets, chat.api_key, (CONFIG_KEY, "apiKey")).plaintext
         if key is not None and len(key) < 16:
             raise KeyPathError(("secrets", chat.api_key), "must be at least 16 characters (an API key)")
     elif entry.api_keys is not None or entry.existing_api_key_secret is not None:

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.k8s_names import DNS_SUBDOMAIN, refuse
 from infra.config.names import DnsLabel
-from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER, SecretValue
+from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER, SecretValue, named_secret
 
 #: The Envoy Gateway release (Helm chart and controller) installed by ``installController``.
 ENVOY_GATEWAY_VERSION = "v1.9.3"
@@ -305,13 +305,7 @@ def check_entry_point(entry_point: EntryPointConfig, stack: _StackLike) -> None:
                 "its own",
             )
     if entry_point.api_keys is not None:
-        secret = stack.secrets.get(entry_point.api_keys)
-        if secret is None:
-            raise KeyPathError(
-                (CONFIG_KEY, "apiKeys"),
-                f"names secret '{entry_point.api_keys}', which is not under secrets "
-                f"(known: {', '.join(sorted(stack.secrets)) or 'none'})",
-            )
+        secret = named_secret(stack.secrets, entry_point.api_keys, (CONFIG_KEY, "apiKeys"))
         if secret.plaintext is not None:
             try:
                 parse_api_keys(secret.plaintext)

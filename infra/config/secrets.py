@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import GetCoreSchemaHandler, PlainSerializer
 from pydantic_core import PydanticCustomError, core_schema
+
+from infra.config.base import KeyPathError
 
 SECRET_TEXT = "[secret]"
 #: Stands in, offline, for a secret only the stack's passphrase could decrypt; it is handed on as a
@@ -86,3 +89,15 @@ def mark_all_secret(value: Any) -> Any:
     if isinstance(value, list):
         return [mark_all_secret(v) for v in value]
     return value
+
+
+def named_secret(secrets: Mapping[str, SecretValue], name: str, path: tuple[str | int, ...]) -> SecretValue:
+    """The secret ``name`` that the key at ``path`` refers to; a :class:`KeyPathError` there when it is missing.
+
+    The message lists the secrets' names (never a value), so a typo is easy to see.
+    """
+    secret = secrets.get(name)
+    if secret is None:
+        known = ", ".join(sorted(secrets)) or "none"
+        raise KeyPathError(path, f"names secret '{name}', which is not under secrets (known: {known})")
+    return secret

@@ -30,7 +30,7 @@ from infra.config.names import Labels
 from infra.config.network import NetworkConfig
 from infra.config.objects import check_derived_names
 from infra.config.secret_store import SecretStoreConfig
-from infra.config.secrets import Secret
+from infra.config.secrets import Secret, named_secret
 from infra.config.stack_warnings import ConfigWarning, model_cache_warnings, price_table_warnings
 from infra.config.waivers import WaiverConfig
 from infra.sizing.served import size_for
@@ -263,22 +263,14 @@ class StackConfig(ConfigModel):
                     ("monitoring", "receivers", index, "name"),
                     f"receiver name '{receiver.name}' is already used by monitoring.receivers[{first}]",
                 )
-            if receiver.url_secret not in self.secrets:
-                raise KeyPathError(
-                    ("monitoring", "receivers", index, "urlSecret"),
-                    f"names secret '{receiver.url_secret}', which is not under secrets",
-                )
+            named_secret(self.secrets, receiver.url_secret, ("monitoring", "receivers", index, "urlSecret"))
         return self
 
     @model_validator(mode="after")
     def _secret_references(self) -> StackConfig:
         for index, model in enumerate(self.models):
-            if model.hf_token_secret and model.hf_token_secret not in self.secrets:
-                raise KeyPathError(
-                    ("models", index, "hfTokenSecret"),
-                    f"names secret '{model.hf_token_secret}', which is not under secrets "
-                    f"(known: {', '.join(sorted(self.secrets)) or 'none'})",
-                )
+            if model.hf_token_secret:
+                named_secret(self.secrets, model.hf_token_secret, ("models", index, "hfTokenSecret"))
         return self
 
     @model_validator(mode="after")
