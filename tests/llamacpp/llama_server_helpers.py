@@ -31,9 +31,8 @@ from infra.plan.model import RecordedResource
 from infra.platform import deploy
 from tests.conftest import ROOT
 from tests.helpers import keyed_entry_point, one, pod_spec, unavailable
+from tests.real_model import MODEL_FILE, SERVED_NAME
 
-SERVED_NAME = "smollm2"
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The test stack: the model as a stack would declare it (the GGUF file published with the model).
 STACK: dict[str, Any] = {
     "environment": "dev",

@@ -26,9 +26,8 @@ from infra.plan.engine import run_program
 from infra.platform import deploy
 from tests.conftest import ROOT
 from tests.helpers import one, pod_spec
+from tests.real_model import MODEL_FILE, SERVED_NAME
 
-SERVED_NAME = "smollm2"
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The test stack: the model as a stack would declare it, with llama-server's test settings (2048 tokens of
 #: context, 4 sequences at once) so the two engines answer under the same limits, prepared from the GGUF file
 #: pre-filled in the cache (no download: the Job only converts).
