@@ -114,6 +114,14 @@ class Collector:
         return last
 
 
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail (never hang) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.002)
+
+
 def job(max_tokens: int = 10, stop: tuple[str, ...] = ()) -> tuple[Job, Collector]:
     sink = Collector()
     return Job([1, 2, 3], SamplingParams(max_tokens=max_tokens, stop=stop), Timings(time.monotonic()), sink), sink
@@ -150,8 +158,7 @@ def test_a_request_arriving_mid_batch_waits_for_the_batch_boundary() -> None:
     s = scheduler(backend)
     first, first_sink = job(max_tokens=20)
     s.submit(first)
-    while not first_sink.events:
-        time.sleep(0.005)
+    wait_until(lambda: bool(first_sink.events))
     late, late_sink = job(max_tokens=2)
     s.submit(late)
     assert (s.running, s.waiting) == (1, 1)
@@ -167,8 +174,7 @@ def test_a_late_request_starts_within_the_step_budget_and_the_parked_one_resumes
     s = scheduler(backend, preempt_after_steps=5, on_preempt=preempted.append)
     first, first_sink = job(max_tokens=40)
     s.submit(first)
-    while len(first_sink.events) < 10:
-        time.sleep(0.002)
+    wait_until(lambda: len(first_sink.events) >= 10)
     late, late_sink = job(max_tokens=3)
     s.submit(late)
     assert late_sink.done.wait(5) and first_sink.done.wait(5)
@@ -227,8 +233,7 @@ def test_a_full_batch_is_not_parked_for_a_late_request() -> None:
     s = scheduler(backend, batch=1, preempt_after_steps=2)
     first, first_sink = job(max_tokens=20)
     s.submit(first)
-    while not first_sink.events:
-        time.sleep(0.002)
+    wait_until(lambda: bool(first_sink.events))
     late, late_sink = job(max_tokens=2)
     s.submit(late)
     assert late_sink.done.wait(5)
@@ -243,8 +248,7 @@ def test_a_batch_holding_a_guided_request_is_not_parked() -> None:
     sink = Collector()
     guided = Job([1], SamplingParams(max_tokens=20, guidance=("json_schema", "{}")), Timings(time.monotonic()), sink)
     s.submit(guided)
-    while not sink.events:
-        time.sleep(0.002)
+    wait_until(lambda: bool(sink.events))
     late, late_sink = job(max_tokens=2)
     s.submit(late)
     assert late_sink.done.wait(5)
@@ -263,9 +267,7 @@ def test_cancelling_a_parked_request_reports_what_it_generated() -> None:
     assert second_sink.done.wait(5)
     late, late_sink = job(max_tokens=50)
     s.submit(late)  # parks `first` at the next step
-    deadline = time.monotonic() + 5
-    while backend.resumed.count(0) < 3 and time.monotonic() < deadline:
-        time.sleep(0.002)
+    wait_until(lambda: backend.resumed.count(0) >= 3)
     s.cancel(first)
     s.cancel(late)
     assert first_sink.done.wait(5) and late_sink.done.wait(5)
@@ -279,8 +281,7 @@ def test_cancelling_a_waiting_request_drops_it_at_once() -> None:
     s = scheduler(backend, batch=1)
     first, first_sink = job(max_tokens=30)
     s.submit(first)
-    while not first_sink.events:
-        time.sleep(0.005)
+    wait_until(lambda: bool(first_sink.events))
     waiting, waiting_sink = job()
     s.submit(waiting)
     assert s.waiting == 1
@@ -291,10 +292,7 @@ def test_cancelling_a_waiting_request_drops_it_at_once() -> None:
     assert first_sink.done.wait(2)
     assert first_sink.finished.finish_reason == "abort"
     assert first_sink.finished.completion_tokens < 30
-    deadline = time.monotonic() + 2
-    while (backend.active or s.batch_size) and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert not backend.active and s.batch_size == 0  # the engine ended the turn, the batch is over
+    wait_until(lambda: not backend.active and s.batch_size == 0, timeout=2)  # the engine ended the turn
     s.stop()
 
 
