@@ -24,7 +24,7 @@ _CHECK_RULES = load_rules()
 #: Every rule, in catalogue order; ``waived-results`` is last so that it runs after all others.
 RULES: list[Rule] = [
     *_CHECK_RULES,
-    make_waiver_validity({r.name: r.id for r in _CHECK_RULES if r.waivable}),
+    make_waiver_validity([r for r in _CHECK_RULES if r.waivable]),
     WAIVED_RESULTS,
 ]
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
@@ -59,6 +59,7 @@ def catalogue() -> list[dict[str, Any]]:
             "config": {k: dict(v) for k, v in r.config.items()},
             "resourceTypes": sorted(r.resource_types),
             "waivable": r.waivable,
+            "subject": r.subject,
             "folder": RULE_FOLDERS[r.name],
         }
         for r in RULES

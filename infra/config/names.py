@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BeforeValidator
 
 from infra.config.k8s_names import DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, LABEL_VALUE, refuse, show
 from infra.config.quantity import parse_quantity
+from policies.lib import label_keys
 
 #: A Kubernetes variable reference: the kubelet expands it in a container's command, args and env values.
 _VARIABLE_REFERENCE = re.compile(r"(?<!\$)\$\([A-Za-z_][A-Za-z0-9_]*\)")
@@ -42,6 +43,9 @@ def _label_key(key: str) -> str:
             f"label key {show(key)} is set by slm-deploy from the hardening defaults (Pod Security Admission): a "
             "stack cannot set or weaken it"
         )
+    why = label_keys.refused(key)
+    if why is not None:
+        raise ValueError(f"label key {show(key)} is refused: {why}")
     return key
 
 

@@ -23,6 +23,26 @@ class WaiverConfig(ConfigModel):
     expires: datetime.date = Field(
         description="First day on which the waiver no longer applies (it covers up to the day before)."
     )
+    subjects: list[str] = Field(
+        default_factory=list,
+        description="What exactly it covers: the subjects of the findings (an engine flag, a label key, a CIDR, a "
+        "host pattern …, as the report prints them after `subject:`); a finding with a subject it does not name is "
+        "not waived.",
+    )
+    values: list[str] = Field(
+        default_factory=list,
+        description="Helm value paths it covers (`grafana.grafana.ini.auth.proxy`): subjects of the Helm rules.",
+    )
+    max_monthly_usd: float | None = Field(
+        None, ge=0, description="`monthly-budget` waivers: the largest monthly estimate it covers (required there)."
+    )
+
+    @field_validator("subjects", "values")
+    @classmethod
+    def _subjects(cls, value: list[str]) -> list[str]:
+        if any(not item.strip() for item in value):
+            raise ValueError("a subject must not be blank")
+        return value
 
     @field_validator("reason", "owner")
     @classmethod
@@ -31,12 +51,19 @@ class WaiverConfig(ConfigModel):
             raise ValueError("must not be blank")
         return value
 
-    def entry(self) -> dict[str, str]:
+    def entry(self) -> dict[str, object]:
         """The waiver as the stack file states it, for the one parser (:func:`policies.lib.waivers.parse`)."""
-        return {
+        entry: dict[str, object] = {
             "policy": self.policy,
             "resource": self.resource,
             "reason": self.reason,
             "owner": self.owner,
             "expires": self.expires.isoformat(),
         }
+        if self.subjects:
+            entry["subjects"] = list(self.subjects)
+        if self.values:
+            entry["values"] = list(self.values)
+        if self.max_monthly_usd is not None:
+            entry["maxMonthlyUsd"] = self.max_monthly_usd
+        return entry

@@ -237,6 +237,7 @@ def run_policy_pack(
                 reason=fields.get("reason", ""),
                 owner=fields.get("owner", ""),
                 expires=fields.get("expires", ""),
+                covers=fields.get("covers", ""),
             )
             text = "\n".join(line.removeprefix("- ") for line in rest.splitlines()) or head
         else:
@@ -251,6 +252,7 @@ def run_policy_pack(
                     owner=fields.get("owner", ""),
                     expires=date_text.strip(),
                     expired=True,
+                    covers=fields.get("covers", ""),
                 )
                 text = f"{main} (waiver expired on {date_text.strip()}, owner {waiver.owner})"
         rule = meta.get(name)

@@ -20,6 +20,8 @@ class WaiverInfo:
     owner: str
     expires: str
     expired: bool = False
+    #: What the waiver covers: the finding subjects it names, or the amount it allows.
+    covers: str = ""
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,8 @@ def _waived_note(result: PolicyResult) -> str:
     if result.status != "waived" or result.waiver is None:
         return ""
     w = result.waiver
-    return f"waived until {w.expires} by {w.owner}: {w.reason}"
+    covers = f" (covers {w.covers})" if w.covers else ""
+    return f"waived until {w.expires} by {w.owner}{covers}: {w.reason}"
 
 
 def _level_line(report: PolicyReport) -> str:
@@ -318,7 +319,8 @@ def render_sarif(reports: Reports, stack_file: str = STACK_FILE) -> str:
                     {
                         "kind": "external",
                         "status": "accepted",
-                        "justification": f"{r.waiver.reason} (owner {r.waiver.owner}, expires {r.waiver.expires})",
+                        "justification": f"{r.waiver.reason} (owner {r.waiver.owner}, expires {r.waiver.expires}"
+                        + (f", covers {r.waiver.covers})" if r.waiver.covers else ")"),
                     }
                 ]
             results.append(entry)

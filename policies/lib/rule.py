@@ -34,6 +34,7 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError
 
 from . import waivers
+from .finding import shown
 
 #: Framework names used in :attr:`Rule.controls`.
 PSS = "Kubernetes Pod Security Standards (restricted)"
@@ -89,6 +90,9 @@ class Rule:
     check: ResourceCheck | StackCheck | None = None
     #: Rules that report on waivers themselves are not subject to waivers.
     waivable: bool = True
+    #: What a finding's subject is (``engine flag``, ``Helm value path`` …; see policies.lib.finding), or
+    #: ``amount`` (a waiver states maxMonthlyUsd); empty: findings have no subject.
+    subject: str = ""
 
     @property
     def description(self) -> str:
@@ -131,7 +135,7 @@ class Rule:
             return
         if not self.waivable:
             for message in messages:
-                report_violation(message, None)
+                report_violation(shown(message), None)
             return
         waivers.handle_violations(self, args.urn, args.name, messages, report_violation)
 
@@ -140,7 +144,7 @@ class Rule:
         found = _run(lambda: list(check(args, self.effective_config(args.get_config()))), stack=True)
         if not self.waivable:
             for urn, message in found:
-                report_violation(message, urn)
+                report_violation(shown(message), urn)
             return
         names = {r.urn: r.name for r in args.resources}
         by_urn: dict[str | None, list[str]] = {}

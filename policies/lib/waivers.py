@@ -6,7 +6,19 @@ A waiver is an entry of the stack config key ``slm-deploy:waivers`` (a JSON list
 
     {"policy": "read-only-root-filesystem" | "SLM-K8S-009",
      "resource": "<logical name>" | "<URN>",
+     "subjects": ["--max-loras", ...],      # what exactly it covers (see "Subjects" below)
+     "values": ["grafana.grafana.ini.auth.proxy"],   # Helm value paths: subjects too
+     "maxMonthlyUsd": 25000,                # monthly-budget only: covers up to this amount
      "reason": "...", "owner": "...", "expires": "YYYY-MM-DD"}
+
+Subjects
+--------
+A waiver binds rule + resource + the finding's *subject*. Rules whose findings are about one thing (an
+engine flag, a Helm value path, a label key, a CIDR, a host pattern) report each finding as a
+:class:`policies.lib.finding.Finding` with that subject, shown in the report as ``[subject: X]``; such a
+finding is waived only by a waiver that lists exactly ``X`` in ``subjects`` (or ``values``). A waiver
+without subjects covers only findings that have none. A budget finding carries the amount: a
+``monthly-budget`` waiver must state ``maxMonthlyUsd`` and covers an estimate up to that figure only.
 
 The Pulumi CLI gives a policy pack the stack's config (environment ``PULUMI_CONFIG``, which
 ``pulumi_policy`` copies into ``pulumi.runtime`` config before each call), so the real engine and the
@@ -60,6 +72,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from . import stack_config
+from .finding import amount_of, shown, subject_of
 
 if TYPE_CHECKING:
     from pulumi_policy import ReportViolation
@@ -72,6 +85,9 @@ ENVIRONMENT_KEY = f"{CONFIG_NAMESPACE}:environment"
 TODAY_KEY = f"{CONFIG_NAMESPACE}:today"
 TODAY_ENV = "SLM_DEPLOY_TODAY"
 REQUIRED_FIELDS = ("policy", "resource", "reason", "owner", "expires")
+#: Optional fields: lists of subjects (``values`` is the Helm spelling) and the budget ceiling.
+SUBJECT_FIELDS = ("subjects", "values")
+AMOUNT_FIELD = "maxMonthlyUsd"
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,10 @@ class Waiver:
     reason: str
     owner: str
     expires: date
+    #: The finding subjects it covers (flags, value paths, label keys, CIDRs, host patterns); empty: none named.
+    subjects: tuple[str, ...] = ()
+    #: For budget findings: the largest amount it covers.
+    max_monthly_usd: float | None = None
 
     def names_policy(self, name: str, policy_id: str) -> bool:
         """Whether the waiver is for the policy called ``name`` with id ``policy_id`` (either, any case)."""
@@ -110,12 +130,31 @@ class Waiver:
     def covers(self, rule: Rule, urn: str | None, name: str) -> bool:
         return self.names(rule) and self.names_resource(urn, name)
 
+    def covers_finding(self, message: str) -> bool:
+        """Whether it covers this finding's subject: a finding with a subject needs a waiver naming it, one
+        with an amount a ceiling at least that high; a finding with neither is covered by rule and resource."""
+        amount = amount_of(message)
+        if amount is not None:
+            return self.max_monthly_usd is not None and amount <= self.max_monthly_usd
+        subject = subject_of(message)
+        return subject is None or subject in self.subjects
+
+    def coverage(self) -> str:
+        """What it covers, as ``check`` shows it."""
+        parts = [f"subjects {', '.join(self.subjects)}"] if self.subjects else []
+        if self.max_monthly_usd is not None:
+            parts.append(f"up to {self.max_monthly_usd:,.2f} a month")
+        return "; ".join(parts) or "findings without a subject only"
+
     def active(self, today: date) -> bool:
         """In force on ``today``: ``expires`` is the first day it no longer applies."""
         return today < self.expires
 
     def fields(self) -> str:
-        return f"owner={shlex.quote(self.owner)} expires={self.expires.isoformat()} reason={shlex.quote(self.reason)}"
+        return (
+            f"owner={shlex.quote(self.owner)} expires={self.expires.isoformat()} reason={shlex.quote(self.reason)} "
+            f"covers={shlex.quote(self.coverage())}"
+        )
 
 
 @dataclass(frozen=True)
@@ -132,6 +171,12 @@ _LOCK = threading.Lock()
 _APPLIED: list[AppliedWaiver] = []
 
 
+def peek_applied() -> list[AppliedWaiver]:
+    """The waived results recorded so far, left in place (``waiver-validity`` finds unused subjects)."""
+    with _LOCK:
+        return list(_APPLIED)
+
+
 def reset() -> None:
     """Forget recorded waived results (the offline driver calls it before a run)."""
     with _LOCK:
@@ -143,13 +188,21 @@ def take_applied() -> list[AppliedWaiver]:
     with _LOCK:
         taken = list(_APPLIED)
         _APPLIED.clear()
-    seen: set[tuple[str, str | None, str]] = set()
+    seen: set[tuple[str, str | None, str, int]] = set()
     result: list[AppliedWaiver] = []
+    by_key: dict[tuple[str, str | None, str, int], int] = {}
     for applied in taken:
-        key = (applied.rule_name, applied.urn, applied.name)
-        if key not in seen:
-            seen.add(key)
-            result.append(applied)
+        key = (applied.rule_name, applied.urn, applied.name, applied.waiver.index)
+        if key in seen:
+            index = by_key[key]
+            merged = tuple(dict.fromkeys((*result[index].messages, *applied.messages)))
+            result[index] = AppliedWaiver(
+                applied.rule_id, applied.rule_name, applied.urn, applied.name, applied.waiver, merged
+            )
+            continue
+        seen.add(key)
+        by_key[key] = len(result)
+        result.append(applied)
     return result
 
 
@@ -204,6 +257,20 @@ def parse(raw: Any) -> tuple[list[Waiver], list[str]]:
         except ValueError:
             problems.append(f"{where} is not applied: expires '{entry['expires']}' is not a YYYY-MM-DD date")
             continue
+        subjects: list[str] = []
+        bad = ""
+        for key in SUBJECT_FIELDS:
+            listed = entry.get(key, [])
+            if not isinstance(listed, list) or not all(isinstance(s, str) and s.strip() for s in listed):
+                bad = f"{key} must be a list of non-empty strings"
+                break
+            subjects.extend(s.strip() for s in listed)
+        ceiling = entry.get(AMOUNT_FIELD)
+        if not bad and ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int | float)):
+            bad = f"{AMOUNT_FIELD} must be a number"
+        if bad:
+            problems.append(f"{where} is not applied: {bad}")
+            continue
         waivers.append(
             Waiver(
                 index=index,
@@ -212,6 +279,8 @@ def parse(raw: Any) -> tuple[list[Waiver], list[str]]:
                 reason=" ".join(entry["reason"].split()),
                 owner=" ".join(entry["owner"].split()),
                 expires=expires,
+                subjects=tuple(dict.fromkeys(subjects)),
+                max_monthly_usd=None if ceiling is None else float(ceiling),
             )
         )
     return waivers, problems
@@ -263,23 +332,23 @@ def handle_violations(
     messages: Iterable[str],
     report_violation: ReportViolation,
 ) -> None:
-    """Report ``messages`` for one resource, or record them as waived."""
-    messages = tuple(messages)
+    """Report each of ``messages`` for one resource, or record it as waived by the waiver covering its subject."""
     waivers, _ = load()
-    covering = [w for w in waivers if w.covers(rule, urn, name)]
+    on_resource = [w for w in waivers if w.covers(rule, urn, name)]
     current, _problem = today()
-    active = [w for w in covering if w.active(current)]
-    if active:
-        chosen = max(active, key=lambda w: w.expires)
-        with _LOCK:
-            _APPLIED.append(AppliedWaiver(rule.id, rule.name, urn, name, chosen, messages))
-        return
-    note = ""
-    if covering:
-        latest = max(covering, key=lambda w: w.expires)
-        note = f"\nwaiver expired on {latest.expires.isoformat()}: {latest.fields()}"
     for message in messages:
-        report_violation(message + note, urn)
+        covering = [w for w in on_resource if w.covers_finding(message)]
+        active = [w for w in covering if w.active(current)]
+        if active:
+            chosen = max(active, key=lambda w: w.expires)
+            with _LOCK:
+                _APPLIED.append(AppliedWaiver(rule.id, rule.name, urn, name, chosen, (shown(message),)))
+            continue
+        note = ""
+        if covering:
+            latest = max(covering, key=lambda w: w.expires)
+            note = f"\nwaiver expired on {latest.expires.isoformat()}: {latest.fields()}"
+        report_violation(shown(message) + note, urn)
 
 
 def waived_message(applied: AppliedWaiver, env: str) -> str:

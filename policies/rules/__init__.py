@@ -47,6 +47,7 @@ RULE_MODULES = (
     "helm_raw_values",
     "helm_log_retention",
     "engine_arguments",
+    "engine_argument_allow_list",
     "model_servers_check_keys",
     "min_replicas",
     "pod_disruption_budget",
@@ -63,6 +64,7 @@ RULE_MODULES = (
     "key_vault_secret_scope",
     "monthly_budget",
     "environment_binding",
+    "stack_label_keys",
 )
 
 

@@ -35,7 +35,7 @@ def test_dev_is_advisory_prod_is_mandatory() -> None:
     assert prod["aks-no-spot-gpu"].properties == {"allowSpot": False}
     assert prod["min-replicas"].properties == {"minReplicas": 2}
     # defaults come from the config schema
-    assert dev["allowed-image-registries"].properties["allowedRegistries"][0] == "docker.io"
+    assert dev["allowed-image-registries"].properties["allowedRepositories"][0] == "docker.io/vllm/vllm-openai"
 
 
 def test_unknown_property_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,51 +1,94 @@
-"""SLM-K8S-015: images only from allowed registries."""
+"""SLM-K8S-015: images only from allowed repositories (by repository path, not registry host).
+
+A registry host is not a trust boundary: anyone can push ``docker.io/vllm-0penai/vllm-openai``. The pack
+lists the repositories slm-deploy runs (``docker.io/vllm/vllm-openai``, ``ghcr.io/ggml-org/llama.cpp``,
+``docker.io/ollama/ollama``, ``ghcr.io/open-webui/open-webui``); a level adds its own (the ONNX server image
+it builds, a mirror) in ``allowedRepositories`` of ``policies/config/<level>.json``: an exact repository path,
+or a path ending in ``/*`` for everything below an organisation's own namespace (``myacr.azurecr.io/slm/*``).
+A bare image name is on Docker Hub (``busybox`` is ``docker.io/library/busybox``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from ...lib.images import parse_image, registry_allowed
+from ...lib.finding import Finding
+from ...lib.images import parse_image
 from ...lib.k8s import WORKLOAD_TYPES, containers, get, pod_template
 from ...lib.rule import AKS, NSA, Rule
 
-DEFAULT_REGISTRIES = ["docker.io", "ghcr.io", "mcr.microsoft.com", "nvcr.io", "registry.k8s.io", "quay.io"]
+DEFAULT_REPOSITORIES = [
+    "docker.io/vllm/vllm-openai",
+    "docker.io/ollama/ollama",
+    "ghcr.io/ggml-org/llama.cpp",
+    "ghcr.io/open-webui/open-webui",
+]
+
+
+@lru_cache(maxsize=64)
+def _allow(entries: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Exact repository paths (a set) and ``/*`` prefixes, normalised as image references are."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for entry in entries:
+        text = entry.strip().lower()
+        if text.endswith("/*"):
+            ref = parse_image(text[:-2] + "/x")
+            prefixes.append(ref.path[: -len("/x")] + "/")
+        elif text:
+            exact.add(parse_image(text).path)
+    return frozenset(exact), tuple(prefixes)
+
+
+def repository_allowed(path: str, entries: tuple[str, ...]) -> bool:
+    exact, prefixes = _allow(entries)
+    return path.lower() in exact or path.lower().startswith(prefixes)
 
 
 def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
     pod = pod_template(args.resource_type, args.props)
     if pod is None:
         return
-    allowed = [str(r) for r in config.get("allowedRegistries", DEFAULT_REGISTRIES)]
+    entries = tuple(str(r) for r in config.get("allowedRepositories", DEFAULT_REPOSITORIES))
     for c in containers(pod.spec):
         image = get(c.body, "image")
         if not image:
             continue
         ref = parse_image(str(image))
-        if not registry_allowed(ref, allowed):
-            yield f"{c.label}: image {image} comes from {ref.registry}, which is not in allowedRegistries"
+        if not repository_allowed(ref.path, entries):
+            yield Finding(
+                f"{c.label}: image {image} is {ref.path}, which is not in allowedRepositories", subject=ref.path
+            )
 
 
 RULE = Rule(
     id="SLM-K8S-015",
     name="allowed-image-registries",
-    title="Images must come from an allowed registry",
+    title="Images must come from an allowed repository",
     severity="high",
-    rationale="Pulling from arbitrary registries lets typosquatted or tampered images into the cluster.",
+    rationale=(
+        "Pulling from arbitrary repositories lets typosquatted or tampered images into the cluster; a registry host "
+        "such as docker.io holds anyone's images, so the allow-list names repositories."
+    ),
     remediation=(
-        "Mirror the image into an allowed registry or add the registry to allowedRegistries in the policy config."
+        "Use the engine's pinned repository, or mirror the image and add its repository path to allowedRepositories "
+        "in policies/config/<level>.json in a reviewed change."
     ),
     controls={NSA: ("Building secure container images",), AKS: ("DS-6: workload lifecycle security",)},
     resource_types=WORKLOAD_TYPES,
     config={
-        "allowedRegistries": {
+        "allowedRepositories": {
             "type": "array",
-            "items": {"type": "string"},
-            "default": DEFAULT_REGISTRIES,
-            "description": "Registry hosts or host/path prefixes; a bare image name is on docker.io.",
+            "items": {"type": "string", "pattern": "^[^/*]+/.+$"},
+            "default": DEFAULT_REPOSITORIES,
+            "description": "Repository paths (`docker.io/vllm/vllm-openai`) or `/*` prefixes of a namespace "
+            "(`myacr.azurecr.io/slm/*`); a registry host alone is not accepted.",
         }
     },
     check=check,
+    subject="image repository",
 )

@@ -4,11 +4,15 @@ of this stack, and ends within the environment's maximum lifetime.
 A waiver expiring years away (``9999-12-31``) is a permanent exception in disguise: the pack config sets
 ``maxLifetimeDays`` per environment (counted from today). A waiver naming a resource the stack no longer
 declares is stale: it would silently cover a future resource of the same name.
+
+Waivers cover exactly what they name (:mod:`policies.lib.waivers`): a waiver of a rule whose findings carry a
+subject must list the subjects it covers, a ``monthly-budget`` waiver must state ``maxMonthlyUsd``, and a
+waiver whose subjects cover no finding of this run is stale too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import StackValidationArgs
@@ -21,9 +25,9 @@ DEFAULT_MAX_LIFETIME_DAYS = 365
 
 
 def make_check(
-    waivable: Mapping[str, str],
+    rules: Sequence[Rule],
 ) -> Callable[[StackValidationArgs, Mapping[str, Any]], Iterator[tuple[str | None, str]]]:
-    """``waivable`` maps each waivable policy name to its id."""
+    """``rules``: the waivable rules of the pack."""
 
     def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tuple[str | None, str]]:
         entries, problems = waivers.load()
@@ -37,8 +41,13 @@ def make_check(
         today, _ = waivers.today()
         longest = int(config.get("maxLifetimeDays", DEFAULT_MAX_LIFETIME_DAYS))
         declared = {r.name for r in args.resources} | {r.urn for r in args.resources}
+        used = {(applied.waiver.index, message) for applied in waivers.peek_applied() for message in applied.messages}
+        used_waivers = {index for index, _ in used}
         for w in entries:
-            if not any(w.names_policy(name, policy_id) for name, policy_id in waivable.items()):
+            named = [rule for rule in rules if w.names_policy(rule.name, rule.id)]
+            for rule in named:
+                yield from _subject_problems(w, rule, used_waivers)
+            if not named:
                 yield (
                     None,
                     f"waiver #{w.index + 1} names policy '{w.policy}', which is not a waivable policy of this "
@@ -61,7 +70,31 @@ def make_check(
     return check
 
 
-def make_rule(waivable: Mapping[str, str]) -> Rule:
+def _subject_problems(w: waivers.Waiver, rule: Rule, used: set[int]) -> Iterator[tuple[str | None, str]]:
+    where = f"waiver #{w.index + 1} ({w.policy} on {w.resource}, owner {w.owner})"
+    if rule.subject == "amount":
+        if w.max_monthly_usd is None:
+            yield (
+                None,
+                f"{where} states no maxMonthlyUsd: a budget waiver covers an estimate up to the figure it states, "
+                "so it covers nothing; add maxMonthlyUsd",
+            )
+        return
+    if rule.subject and not w.subjects:
+        yield (
+            None,
+            f"{where} names no subjects: findings of {rule.name} are about one {rule.subject} each, and a waiver "
+            f"covers only the ones it lists; add subjects: [<{rule.subject}>] as the report prints them",
+        )
+    elif w.subjects and w.index not in used:
+        yield (
+            None,
+            f"{where} lists subjects {', '.join(w.subjects)} but covers no finding of this run: it is stale; "
+            "remove it or correct the subjects (the report prints each finding's subject)",
+        )
+
+
+def make_rule(rules: Sequence[Rule]) -> Rule:
     return Rule(
         id="SLM-GOV-001",
         name="waiver-validity",
@@ -84,6 +117,6 @@ def make_rule(waivable: Mapping[str, str]) -> Rule:
                 "description": "How far from today a waiver may expire (prod keeps exceptions short).",
             }
         },
-        check=make_check(waivable),
+        check=make_check(rules),
         waivable=False,
     )
