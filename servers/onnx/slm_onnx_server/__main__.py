@@ -38,6 +38,9 @@ def main() -> int:
         timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]  # uvicorn accepts a float
         http=header_timeout_protocol(settings.header_timeout_seconds),
         h11_max_incomplete_event_size=16 * 1024,  # request line and headers
+        # Connections (and requests in progress) beyond this get uvicorn's 503 at once; with the body budget
+        # (limits.py) it bounds what clients can make the server buffer.
+        limit_concurrency=settings.max_connections,
         server_header=False,
         proxy_headers=False,
     )

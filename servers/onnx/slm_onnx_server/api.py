@@ -24,7 +24,8 @@ from .admission import Admission
 from .auth import ApiKeyMiddleware
 from .config import ConfigError, Settings, model_context_length
 from .engine import Engine, Finished
-from .limits import BodyLimitMiddleware
+from .guidance import GuidanceLimits
+from .limits import BodyBudget, BodyLimitMiddleware
 from .metrics import Metrics
 from .protocol import APIError
 from .scheduler import OgEngineBackend, Scheduler
@@ -74,7 +75,14 @@ class Server:
             model=lambda: self.engine,
             runner=lambda: self.scheduler,
             load_failed=lambda: self.load_error is not None,
+            guidance_limits=GuidanceLimits(
+                max_bytes=settings.max_schema_bytes,
+                max_properties=settings.max_schema_properties,
+                max_depth=settings.max_schema_depth,
+            ),
         )
+        self.body_budget = BodyBudget(settings.max_buffered_bytes)
+        self.metrics.engine_healthy.set_function(lambda: 1 if self.failure() is None else 0)
         self.chat = ChatServing(context_of_serving)
         self.completions = CompletionServing(context_of_serving)
 
@@ -97,6 +105,9 @@ class Server:
                 token_delay=self.settings.test_token_delay_seconds,
                 preempt_after_steps=self.settings.preempt_after_steps,
                 on_preempt=self.metrics.preemptions.inc,
+                guided_on_generator=not self.settings.guided_batching,
+                max_rebuilds=self.settings.engine_max_rebuilds,
+                on_rebuild=self.metrics.engine_rebuilds.inc,
             )
             scheduler.start()  # a failure to create og.Engine is a load failure
             self.scheduler = scheduler
@@ -115,6 +126,12 @@ class Server:
             if self.on_load_failure is not None:
                 self.on_load_failure(self.load_error)
 
+    def failure(self) -> str | None:
+        """Why the server cannot serve: the model failed to load, or og.Engine failed beyond its rebuilds."""
+        if self.load_error is not None:
+            return self.load_error
+        return self.scheduler.failure if self.scheduler is not None else None
+
     def on_finished(self, done: Finished, max_tokens: int) -> None:
         self.metrics.observe_finished(done, max_tokens)
 
@@ -130,10 +147,11 @@ def build_router(server: Server) -> APIRouter:
 
     @router.get("/health")
     async def health() -> JSONResponse:
+        failure = server.failure()
+        if failure is not None:  # the liveness probe restarts the pod
+            return JSONResponse({"status": "error", "error": failure}, status_code=503)
         if server.engine is not None:
             return JSONResponse({"status": "ok"})
-        if server.load_error is not None:
-            return JSONResponse({"status": "error", "error": server.load_error}, status_code=503)
         return JSONResponse({"status": "loading"}, status_code=503)
 
     @router.get("/metrics")
@@ -189,6 +207,8 @@ def create_app(settings: Settings, on_load_failure: Callable[[str], None] | None
         max_bytes=settings.max_body_bytes,
         timeout=settings.body_timeout_seconds,
         on_reject=rejected,
+        budget=server.body_budget,
+        retry_after=settings.retry_after_seconds,
     )
     if server.api_keys:
         app.add_middleware(

@@ -36,6 +36,13 @@ class Settings:
     batch_gather_seconds: float  # how long a batch start waits for requests still being tokenised
     preempt_after_steps: int  # a batch this old is ended early for waiting requests (0: never; scheduler.py)
     max_body_bytes: int
+    max_buffered_bytes: int  # request bodies being read or held, all connections together (limits.py)
+    max_connections: int  # uvicorn's limit_concurrency: connections or requests in progress beyond it get 503
+    max_schema_bytes: int  # guidance.py: limits on a response_format schema, checked before any engine sees it
+    max_schema_properties: int
+    max_schema_depth: int
+    guided_batching: bool  # guided requests in og.Engine batches (not parked) instead of on og.Generator
+    engine_max_rebuilds: int  # og.Engine failures the server recovers from by rebuilding it; then /health is 503
     header_timeout_seconds: float
     body_timeout_seconds: float
     keep_alive_seconds: float
@@ -77,6 +84,16 @@ class Settings:
                 raise ConfigError(f"{PREFIX}{name}: must be more than 0, got {raw}")
             return value
 
+        def flag(name: str, default: bool) -> bool:
+            raw = get(name)
+            if raw is None:
+                return default
+            if raw.lower() in ("1", "true", "yes"):
+                return True
+            if raw.lower() in ("0", "false", "no"):
+                return False
+            raise ConfigError(f"{PREFIX}{name}: expected true or false, got {raw!r}")
+
         model = get("MODEL_PATH")
         if model is None:
             raise ConfigError(f"{PREFIX}MODEL_PATH is required: the folder with genai_config.json")
@@ -91,6 +108,12 @@ class Settings:
         log_level = (get("LOG_LEVEL", "info") or "info").lower()
         if log_level not in ("critical", "error", "warning", "info", "debug"):
             raise ConfigError(f"{PREFIX}LOG_LEVEL: expected critical|error|warning|info|debug, got {log_level!r}")
+        max_body = integer("MAX_BODY_BYTES", 4 * 1024 * 1024, 1024) or 4 * 1024 * 1024
+        buffered = integer("MAX_BUFFERED_BYTES", max(16 * 1024 * 1024, max_body), 1024) or 0
+        if buffered < max_body:
+            raise ConfigError(
+                f"{PREFIX}MAX_BUFFERED_BYTES ({buffered}) must be at least {PREFIX}MAX_BODY_BYTES ({max_body})"
+            )
         return Settings(
             model_path=model_path,
             served_model_name=get("SERVED_MODEL_NAME") or model_path.name,
@@ -110,7 +133,14 @@ class Settings:
             preprocess_workers=integer("PREPROCESS_WORKERS", 2, 1) or 2,
             batch_gather_seconds=number("BATCH_GATHER_MS", 5.0) / 1000.0,
             preempt_after_steps=integer("PREEMPT_AFTER_STEPS", 16, 0) or 0,
-            max_body_bytes=integer("MAX_BODY_BYTES", 4 * 1024 * 1024, 1024) or 4 * 1024 * 1024,
+            max_body_bytes=max_body,
+            max_buffered_bytes=buffered,
+            max_connections=integer("MAX_CONNECTIONS", 256, 1) or 256,
+            max_schema_bytes=integer("MAX_SCHEMA_BYTES", 32 * 1024, 2) or 0,
+            max_schema_properties=integer("MAX_SCHEMA_PROPERTIES", 256, 0) or 0,
+            max_schema_depth=integer("MAX_SCHEMA_DEPTH", 32, 1) or 0,
+            guided_batching=flag("GUIDED_BATCHING", False),
+            engine_max_rebuilds=integer("ENGINE_MAX_REBUILDS", 3, 0) or 0,
             header_timeout_seconds=number("HEADER_TIMEOUT_SECONDS", 10.0, positive=True),
             body_timeout_seconds=number("BODY_TIMEOUT_SECONDS", 30.0, positive=True),
             keep_alive_seconds=number("KEEP_ALIVE_SECONDS", 5.0, positive=True),

@@ -75,7 +75,8 @@ class Finished:
 
 @dataclass(frozen=True)
 class Failed:
-    """The generation could not run: `status` 400 when the request was at fault (e.g. a bad JSON schema)."""
+    """The generation could not run: `status` 400 when the request was at fault (e.g. a bad JSON schema), 503
+    when the engine failed under it (the client may retry: the engine is rebuilt), else 500."""
 
     message: str
     status: int = 500
@@ -97,6 +98,14 @@ class Job:
     #: GIL, so a token handed to the event loop waits for the next step to end before it is sent; the
     #: scheduler waits for this (briefly) after a first token, so time to first token is not one step late.
     first_delivered: threading.Event | None = None
+    #: Stop-string matcher, built where the request was prepared (its cost grows with the stop strings' length,
+    #: up to the body limit: never on the scheduler's thread); None builds one from `params.stop`.
+    matcher: StopMatcher | None = None
+
+    def stop_matcher(self) -> StopMatcher:
+        if self.matcher is None:
+            self.matcher = StopMatcher(self.params.stop)
+        return self.matcher
 
 
 class Engine:
@@ -184,11 +193,11 @@ class Engine:
             generator = og.Generator(self.model, gen_params)
             generator.append_tokens(np.asarray(job.prompt_ids, dtype=np.int32))
         except RuntimeError as error:
-            failed = Failed(f"The request cannot be served: {error}", 400)
+            failed = Failed(f"The request cannot be served: {first_line(error)}", 400)
             job.sink(failed)
             return failed
         stream = self.tokenizer.create_stream()
-        matcher = StopMatcher(params.stop)
+        matcher = job.stop_matcher()
         delay = self.settings.test_token_delay_seconds
         count = 0
         finish = "length"
@@ -197,7 +206,16 @@ class Engine:
                 if job.cancelled.is_set():
                     finish = "abort"
                     break
-                generator.generate_next_token()
+                try:
+                    generator.generate_next_token()
+                except RuntimeError as error:
+                    if params.guidance is None:
+                        raise
+                    # llguidance refused a step (e.g. a parse row beyond 2,000 items): this request's grammar
+                    # is at fault, and only this generator is affected.
+                    failed = Failed(f"The JSON schema is too complex for the grammar parser: {first_line(error)}", 400)
+                    job.sink(failed)
+                    return failed
                 token = int(generator.get_next_tokens()[0])
                 count += 1
                 timings.token(time.monotonic())
@@ -224,6 +242,10 @@ class Engine:
         done = Finished(finish, prompt_len, count, timings)
         job.sink(done)
         return done
+
+
+def first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
 
 
 def _longest_token(model_path: Path) -> int:

@@ -17,7 +17,8 @@ ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.
 REQUEST_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
                    240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
 FINISH_REASONS = ("stop", "length", "abort")
-REJECT_REASONS = ("queue_full", "context_length", "unauthorized", "too_large", "timeout", "unsupported")
+REJECT_REASONS = ("queue_full", "context_length", "unauthorized", "too_large", "timeout", "unsupported",
+                  "bodies_in_flight", "schema_limit")  # fmt: skip
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # vLLM exports no `_created` series either
 
@@ -87,6 +88,12 @@ class Metrics:
                                     labels, registry=r).labels(model_name)  # fmt: skip
         self.batches = Counter("slm_onnx:batches", "og.Engine batches run.", labels,
                                registry=r).labels(model_name)  # fmt: skip
+        self.engine_rebuilds = Counter("slm_onnx:engine_rebuilds",
+                                       "og.Engine instances rebuilt after the engine reported itself unhealthy.",
+                                       labels, registry=r).labels(model_name)  # fmt: skip
+        self.engine_healthy = Gauge("slm_onnx:engine_healthy",
+                                    "1 while og.Engine serves; 0 once it failed beyond its rebuilds (/health is 503).",
+                                    labels, registry=r).labels(model_name)  # fmt: skip
         rejected = Counter("slm_onnx:requests_rejected",
                            "Requests refused before generation, by reason.",
                            [*labels, "reason"], registry=r)  # fmt: skip

@@ -8,7 +8,6 @@ typed here too.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_serializer, model_validator
@@ -80,19 +79,6 @@ class ResponseFormat(BaseModel):
         if self.type == "json_schema" and self.json_schema is None:
             raise ValueError("response_format.json_schema is required when type is json_schema")
         return self
-
-    def guidance(self) -> tuple[str, str] | None:
-        """onnxruntime-genai guidance (a JSON schema) for this format, or None for plain text."""
-        if self.type == "text":
-            return None
-        schema: dict[str, Any] = {"type": "object"}
-        if self.type == "json_schema":
-            assert self.json_schema is not None
-            schema = dict(self.json_schema.schema_ or schema)
-        # Compact JSON (no free whitespace between tokens) unless the client says otherwise: small models
-        # under a grammar otherwise tend to emit whitespace until max_tokens.
-        schema.setdefault("x-guidance", {"whitespace_flexible": False})
-        return ("json_schema", json.dumps(schema))
 
 
 INT32_MAX = 2**31 - 1

@@ -13,8 +13,21 @@ slot to give (some of its requests finished, or it started under-full), is ended
 requests are parked with what they generated so far and resumed in the next batch, first in line, by a new
 turn whose prompt is the original prompt plus the tokens already generated (a re-prefill, which costs about
 one step on a small model). Greedy decoding resumes to the same tokens; sampling resumes from the same
-distribution. Guided requests (JSON schema) are never parked: the grammar's state would be lost, so a batch
-holding one runs to its end.
+distribution.
+
+Guided requests (JSON schema) go to og.Generator, like seeded sampling, so they never hold an og.Engine batch
+hostage: a parked guided request could not resume (og.Engine 0.18 starts a turn's grammar from scratch and
+has no way to feed it the tokens already produced), and a grammar failing in og.Engine (llguidance's parse
+row limit) made the whole engine unhealthy. `guided_on_generator=False` batches them in og.Engine instead
+(more guided throughput); a batch holding one is then never parked.
+
+Engine failures: every og.Engine call (`create_request` included) runs inside the batch's error path. A
+request the engine refuses (`begin_turn` or a turn option raising, a request-level failure event) fails alone
+with a 400. Anything else that raises, or an event saying the engine failed, fails the batch's requests with
+a 503 (`Failed(status=503)`: the client may retry), requests that had not started yet go back to the queue,
+and the scheduler builds a new og.Engine from the loaded model (`backend_factory` again; `on_rebuild`). After
+`max_rebuilds` rebuilds, or when a rebuild fails, `healthy` turns False: /health answers 503 so the liveness
+probe restarts the pod, and every request the engine would serve gets a 503 at once.
 
 Per request: sampling options, max/min generated tokens, repetition penalty and guidance (JSON schema)
 are turn options; stop strings are matched here (og.Engine's need dynamic batching) and end the turn with
@@ -35,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .engine import Delta, Engine, Failed, Finished, Job
+from .engine import Delta, Engine, Failed, Finished, Job, first_line
 from .stops import StopMatcher
 
 log = logging.getLogger("slm_onnx_server.scheduler")
@@ -51,13 +64,30 @@ class StepEvent:
     generated_tokens: int = 0
 
 
+class EngineFailure(RuntimeError):
+    """og.Engine failed as a whole: the batch ends and the engine is rebuilt.
+
+    `culprit`: the failure came from starting the request being begun (not from a call any request would have
+    failed), so that request is answered rather than retried on the rebuilt engine.
+    """
+
+    def __init__(self, message: str, culprit: bool = False) -> None:
+        super().__init__(message)
+        self.culprit = culprit
+
+
+#: og.Engine error codes of a failure event that concern the engine, not the request.
+ENGINE_ERROR_CODES = ("ENGINE_EXECUTION_FAILURE", "ENGINE_CONTRACT_FAILURE")
+
+
 class EngineBackend(Protocol):
     """What the scheduler needs from og.Engine (tests substitute a fake)."""
 
     def begin(self, job: Job, generated: Sequence[int] = ()) -> object:
         """Start `job`'s turn, resuming after `generated` (tokens it produced before being parked).
 
-        Raises ValueError when the request cannot be served.
+        Raises ValueError when the request cannot be served, EngineFailure (or anything else) when the engine
+        failed.
         """
         ...
 
@@ -125,9 +155,23 @@ class OgEngineBackend:
         return max(1, min(wanted, first))
 
     def begin(self, job: Job, generated: Sequence[int] = ()) -> object:
+        try:
+            request = self.engine.create_request()  # raises once the engine is unhealthy
+        except RuntimeError as error:
+            raise EngineFailure(first_line(error)) from None
+        try:
+            turn = self._begin_turn(request, job, generated)
+        except RuntimeError as error:
+            request.close()
+            if "no longer healthy" in str(error):
+                raise EngineFailure(first_line(error), culprit=True) from None
+            raise ValueError(first_line(error)) from None
+        self._turns[id(request)] = int(turn)
+        return request
+
+    def _begin_turn(self, request: object, job: Job, generated: Sequence[int]) -> int:
         og = self._og
         params = job.params
-        request = self.engine.create_request()
         options = og.TurnOptions(request)
         options.set_max_generated_tokens(params.max_tokens - len(generated))
         if params.min_tokens > len(generated):
@@ -141,16 +185,10 @@ class OgEngineBackend:
             options.set_top_k(min(params.top_k, self.runtime.vocab_size) if params.top_k else 0)
         if params.repetition_penalty != 1.0:
             options.set_repetition_penalty(params.repetition_penalty)
-        try:
-            if params.guidance is not None:
-                options.set_guidance(*params.guidance)
-            prompt = self._np.asarray([*job.prompt_ids, *generated], dtype=self._np.int32)
-            turn = request.begin_turn(prompt, options)
-        except RuntimeError as error:
-            request.close()
-            raise ValueError(str(error)) from None
-        self._turns[id(request)] = int(turn)
-        return request
+        if params.guidance is not None:
+            options.set_guidance(*params.guidance)
+        prompt = self._np.asarray([*job.prompt_ids, *generated], dtype=self._np.int32)
+        return int(request.begin_turn(prompt, options))  # type: ignore[attr-defined]
 
     def step(self) -> Sequence[StepEvent]:
         og = self._og
@@ -161,6 +199,8 @@ class OgEngineBackend:
             finished: str | None = None
             generated = 0
             if flags & (og.EngineEventFlags.TURN_FINISHED | og.EngineEventFlags.FAILED):
+                if getattr(event.error_code, "name", "") in ENGINE_ERROR_CODES:
+                    raise EngineFailure(f"og.Engine reported {event.error_code.name}")
                 finished = self._finish.get(event.finish_reason, "failed")
                 generated = int(event.usage.generated_tokens)
             out.append(StepEvent(event.request, None if token is None else int(token), finished, generated))
@@ -223,6 +263,9 @@ class Scheduler:
         preempt_after_steps: int = 0,
         on_preempt: Callable[[int], None] = lambda count: None,
         first_token_wait: float = 0.01,
+        guided_on_generator: bool = True,
+        max_rebuilds: int = 3,
+        on_rebuild: Callable[[], None] = lambda: None,
     ) -> None:
         self.backend_factory = backend_factory
         self.max_batch_size = max_batch_size
@@ -235,6 +278,11 @@ class Scheduler:
         self.preempt_after_steps = preempt_after_steps  # 0: batches always run to their end
         self.on_preempt = on_preempt
         self.first_token_wait = first_token_wait  # at most this long for a first token to reach its client
+        self.guided_on_generator = guided_on_generator and generator is not None
+        self.max_rebuilds = max_rebuilds
+        self.on_rebuild = on_rebuild
+        self.rebuilds = 0
+        self.failure: str | None = None  # why og.Engine is out of service for good (healthy is False)
         self._cond = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
         self._parked: dict[int, _Active] = {}  # by id(job): progress of pending jobs that were parked
@@ -259,6 +307,10 @@ class Scheduler:
     def waiting(self) -> int:
         return len(self._pending) + self.generator_waiting
 
+    @property
+    def healthy(self) -> bool:
+        return self.failure is None
+
     # --- life cycle -------------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -277,15 +329,28 @@ class Scheduler:
 
     # --- submission (any thread) ------------------------------------------------------------------------
 
+    def on_generator(self, job: Job) -> bool:
+        """Whether `job` runs on og.Generator: seeded sampling, and guided requests unless they are batched."""
+        params = job.params
+        return self.generator is not None and (
+            params.needs_generator or (self.guided_on_generator and params.guidance is not None)
+        )
+
     def submit(self, job: Job) -> None:
-        if job.params.needs_generator and self.generator is not None:
+        if self.on_generator(job):
             with self._cond:
                 self.generator_waiting += 1
             self._pool.submit(self._run_generator, job)
             return
         with self._cond:
-            self._pending.append(job)
-            self._cond.notify_all()
+            if self.failure is None:
+                self._pending.append(job)
+                self._cond.notify_all()
+                return
+        job.sink(self._out_of_service())
+
+    def _out_of_service(self) -> Failed:
+        return Failed(f"The engine is out of service ({self.failure}); the server is restarting.", 503)
 
     def cancel(self, job: Job) -> None:
         """The client went away: drop the job if it still waits, else its turn ends before the next step."""
@@ -363,19 +428,56 @@ class Scheduler:
             log.warning("og.Engine runs batches of %d, not %d: batches are capped", engine_batch, self.max_batch_size)
             self.max_batch_size = engine_batch
         self._ready.set()
+        live: EngineBackend | None = backend
         while True:
             batch = self._take_batch()
             if batch is None:
                 return
+            if live is None:  # out of service: answer at once, never hold a request
+                for job in batch:
+                    job.sink(self._out_of_service())
+                with self._cond:
+                    self.batch_running = self.batch_size = 0
+                continue
             self.on_batch(len(batch))
             try:
-                self._run_batch(backend, batch)
-            except Exception:
-                log.exception("batch failed")
+                self._run_batch(live, batch)
+            except Exception as error:
+                log.error("og.Engine failed: %s", first_line(error), exc_info=not isinstance(error, EngineFailure))
+                live = self._rebuild(first_line(error))
             finally:
                 with self._cond:
                     self.batch_running = self.batch_size = 0
                 self.batches += 1
+
+    def _rebuild(self, reason: str) -> EngineBackend | None:
+        """A new og.Engine after a failure; None (and `healthy` False) beyond `max_rebuilds` or if it fails."""
+        if self.rebuilds >= self.max_rebuilds:
+            self._give_up(f"og.Engine failed after {self.rebuilds} rebuilds: {reason}")
+            return None
+        self.rebuilds += 1
+        try:
+            backend = self.backend_factory()
+        except Exception as error:
+            log.exception("rebuilding og.Engine failed")
+            self._give_up(f"og.Engine failed ({reason}) and could not be rebuilt: {first_line(error)}")
+            return None
+        log.warning("og.Engine rebuilt (%d of at most %d): %s", self.rebuilds, self.max_rebuilds, reason)
+        try:
+            self.on_rebuild()
+        except Exception:
+            log.exception("metrics update failed")
+        return backend
+
+    def _give_up(self, reason: str) -> None:
+        log.error("og.Engine out of service: %s", reason)
+        with self._cond:
+            self.failure = reason
+            waiting = list(self._pending)
+            self._pending.clear()
+            self._parked.clear()
+        for job in waiting:
+            job.sink(self._out_of_service())
 
     def _finish(self, active: _Active, reason: str) -> None:
         job = active.job
@@ -396,30 +498,10 @@ class Scheduler:
 
     def _run_batch(self, backend: EngineBackend, batch: Iterable[Job]) -> None:
         by_handle: dict[int, _Active] = {}
-        now = time.monotonic()
-        for job in batch:
-            with self._cond:
-                resumed = self._parked.pop(id(job), None)
-            job.timings.scheduled = job.timings.scheduled or now
-            if job.cancelled.is_set():
-                placeholder = resumed or _Active(job, None, lambda token: "", StopMatcher(()))
-                self._finish(placeholder, "abort")
-                continue
-            try:
-                handle = backend.begin(job, resumed.generated if resumed else ())
-            except ValueError as error:
-                job.sink(Failed(f"The request cannot be served: {error}", 400))
-                with self._cond:
-                    self.batch_running -= 1
-                continue
-            if resumed is None:
-                active = _Active(job, handle, backend.decoder(), StopMatcher(job.params.stop))
-            else:
-                active = resumed
-                active.handle, active.parked, active.turn_base = handle, False, len(active.generated)
-            by_handle[id(handle)] = active
+        jobs = collections.deque(batch)
         steps = 0
         try:
+            self._begin_all(backend, jobs, by_handle)
             while backend.has_pending():
                 for active in by_handle.values():
                     if active.live and active.job.cancelled.is_set():
@@ -440,21 +522,68 @@ class Scheduler:
                 self._await_delivery(firsts)
                 if self.token_delay:
                     time.sleep(self.token_delay)
-        except Exception as error:
+        except Exception:
+            # The engine failed under this batch: its requests get a 503 (they may retry on the rebuilt engine);
+            # those not started yet go back to the queue, first in line.
             for active in by_handle.values():
                 if not active.done:
                     active.done = True
-                    active.job.sink(Failed(f"Generation failed: {type(error).__name__}"))
+                    active.job.sink(Failed("The engine failed during generation; retry the request.", 503))
                     if not active.parked:
                         with self._cond:
                             self.batch_running -= 1
+            with self._cond:
+                self.batch_running -= len(jobs)
+                self._pending.extendleft(reversed(jobs))
             raise
         finally:
             for active in by_handle.values():
                 if active.live:
                     self._finish(active, "abort")
-                backend.close(active.handle)
+                try:
+                    backend.close(active.handle)
+                except Exception:  # a failed engine may refuse to close its requests; it is dropped anyway
+                    log.debug("closing a request failed", exc_info=True)
             self._requeue([a for a in by_handle.values() if a.parked and not a.done])
+
+    def _begin_all(self, backend: EngineBackend, jobs: collections.deque[Job], by_handle: dict[int, _Active]) -> None:
+        """Start each job's turn (taking it off `jobs`); a request the engine refuses fails alone with a 400."""
+        now = time.monotonic()
+        while jobs:
+            job = jobs[0]
+            with self._cond:
+                resumed = self._parked.get(id(job))
+            job.timings.scheduled = job.timings.scheduled or now
+            if job.cancelled.is_set():
+                jobs.popleft()
+                with self._cond:
+                    self._parked.pop(id(job), None)
+                placeholder = resumed or _Active(job, None, lambda token: "", StopMatcher(()))
+                self._finish(placeholder, "abort")
+                continue
+            try:
+                handle = backend.begin(job, resumed.generated if resumed else ())
+            except (ValueError, EngineFailure) as error:
+                if isinstance(error, EngineFailure) and not error.culprit:
+                    raise  # not this request's doing: it goes back to the queue for the rebuilt engine
+                jobs.popleft()
+                with self._cond:
+                    self._parked.pop(id(job), None)
+                    self.batch_running -= 1
+                if isinstance(error, EngineFailure):
+                    job.sink(Failed("The engine failed starting this request; retry it.", 503))
+                    raise
+                job.sink(Failed(f"The request cannot be served: {error}", 400))
+                continue
+            jobs.popleft()
+            with self._cond:
+                self._parked.pop(id(job), None)
+            if resumed is None:
+                active = _Active(job, handle, backend.decoder(), job.stop_matcher())
+            else:
+                active = resumed
+                active.handle, active.parked, active.turn_base = handle, False, len(active.generated)
+            by_handle[id(handle)] = active
 
     def _await_delivery(self, firsts: list[threading.Event]) -> None:
         """Give the event loop the GIL until these first tokens are sent (bounded), before the next step."""

@@ -1,9 +1,10 @@
 """The serving layer: from a request body to a response, for chat and text completions.
 
 `Serving.handle` admits the request (429 beyond the bound), prepares it (JSON parsing and validation, the chat
-template, tokenisation) in a thread pool - only bodies up to 8 KiB, sub-millisecond work, on the event loop -
-submits it to the scheduler and answers with `respond` (one JSON body) or `stream` (server-sent events). A
-client that goes away cancels its generation (waiting: dropped at once; running: its turn is cancelled before
+template, tokenisation, the response_format schema's limits (guidance.py), the stop-string matchers: all the
+work that grows with the client's input) in a thread pool - only bodies up to 8 KiB, sub-millisecond work, on
+the event loop - submits it to the scheduler and answers with `respond` (one JSON body) or `stream` (server-sent
+events). A client that goes away cancels its generation (waiting: dropped at once; running: its turn is cancelled before
 the next engine step). Nothing here needs a process or a model: tests drive it with a fake engine and scheduler.
 """
 
@@ -18,7 +19,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
@@ -28,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from .admission import Admission
 from .engine import Delta, Event, Failed, Finished, Job, SamplingParams, Timings
+from .guidance import GuidanceLimits, guidance_for
 from .metrics import Metrics
 from .protocol import (
     APIError,
@@ -44,6 +46,7 @@ from .protocol import (
     SamplingFields,
     Usage,
 )
+from .stops import StopMatcher
 
 log = logging.getLogger("slm_onnx_server")
 DISCONNECT_POLL_SECONDS = 0.25
@@ -87,6 +90,7 @@ class Prepared:
     stream: bool
     include_usage: bool
     echo: str = ""  # completions with echo: the prompt text, put before the answer
+    matcher: StopMatcher | None = None  # built here, off the scheduler's thread (its cost grows with the input)
 
 
 @dataclass
@@ -102,6 +106,7 @@ class Context:
     model: Callable[[], Model | None]
     runner: Callable[[], JobRunner | None]
     load_failed: Callable[[], bool]
+    guidance_limits: GuidanceLimits = field(default_factory=GuidanceLimits)
 
 
 @dataclass
@@ -132,6 +137,10 @@ def parse_body(model: type[Body], raw: bytes) -> Body:
         problems = error.errors(include_url=False, include_input=False)
         kind = problems[0]["type"] if problems else ""
         loc = problems[0]["loc"] if problems else ()
+        if kind == "json_invalid" and "recursion limit" in str(problems[0].get("msg", "")):
+            raise APIError(400, "The request body nests JSON deeper than the parser accepts (about 200 levels); "
+                           "a response_format schema may nest at most as deep as the server's schema limit.",
+                           code="nesting_too_deep") from None  # fmt: skip
         if kind == "json_invalid" or not text.strip():
             raise APIError(400, "The request body is not valid JSON.", code="invalid_json") from None
         if kind == "model_type" and not loc:
@@ -168,10 +177,27 @@ def error_response(error: APIError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
-def generation_failed(event: Failed) -> APIError:
+def generation_failed(event: Failed, retry_after: int) -> APIError:
     if event.status == 400:
         return APIError(400, event.message, code="invalid_value")
+    if event.status == 503:
+        return APIError(503, event.message, type="service_unavailable", code="engine_unavailable",
+                        headers={"Retry-After": str(retry_after or 1)})  # fmt: skip
     return APIError(500, "Generation failed.", type="internal_error", code="generation_failed")
+
+
+#: Sampling fields onnxruntime-genai reads as float32: a positive value that rounds to 0 there would be refused
+#: by og.Engine and accepted by og.Generator, so both paths refuse it here.
+FLOAT32_POSITIVE = ("temperature", "top_p", "repetition_penalty")
+FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
+
+
+def check_float32(body: SamplingFields) -> None:
+    for name in FLOAT32_POSITIVE:
+        value = getattr(body, name)
+        if 0.0 < value < FLOAT32_TINY:
+            raise APIError(400, f"{name} must be 0 or at least {FLOAT32_TINY:.3g} (it is read as a float32).",
+                           param=name, code="invalid_value")  # fmt: skip
 
 
 class GuardedStreamingResponse(StreamingResponse):
@@ -247,6 +273,12 @@ class Serving(ABC):
         stops = body.stop_strings()
         for stop in stops:
             check_text(stop, "stop")
+        check_float32(body)
+        try:
+            guidance = guidance_for(body.response_format, self.ctx.guidance_limits)
+        except APIError:
+            self.ctx.metrics.rejected["schema_limit"].inc()
+            raise
         min_tokens = max_tokens if body.ignore_eos else min(body.min_tokens, max_tokens)
         top_k = body.top_k if body.top_k is not None and body.top_k > 0 else None
         if top_k is not None:
@@ -260,7 +292,7 @@ class Serving(ABC):
             stop=stops,
             min_tokens=min_tokens,
             repetition_penalty=body.repetition_penalty,
-            guidance=body.response_format.guidance() if body.response_format is not None else None,
+            guidance=guidance,
         )
 
     # --- the request ------------------------------------------------------------------------------------
@@ -300,7 +332,7 @@ class Serving(ABC):
             with contextlib.suppress(RuntimeError):  # the loop is closed at shutdown
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
-        job = Job(prepared.prompt_ids, prepared.params, timings, sink)
+        job = Job(prepared.prompt_ids, prepared.params, timings, sink, matcher=prepared.matcher)
         if prepared.stream:
             job.first_delivered = threading.Event()
         ticket.prepared()  # before submitting: a batch start must not wait (gather) for this very request
@@ -350,7 +382,7 @@ class Serving(ABC):
             runner.cancel(job)
             raise
         if isinstance(event, Failed):
-            return error_response(generation_failed(event))
+            return error_response(generation_failed(event, self.ctx.retry_after_seconds))
         return JSONResponse(self.body(request_id, created, "".join(pieces), event).model_dump(mode="json"))
 
     async def stream(
@@ -380,7 +412,7 @@ class Serving(ABC):
             return Response(status_code=499)
         if isinstance(first, Failed):
             delivered.set()
-            return error_response(generation_failed(first))
+            return error_response(generation_failed(first, self.ctx.retry_after_seconds))
 
         async def chunks() -> AsyncIterator[str]:
             event: Event = first
@@ -389,7 +421,7 @@ class Serving(ABC):
                     yield text
                 while True:
                     if isinstance(event, Failed):
-                        yield sse(generation_failed(event).body())
+                        yield sse(generation_failed(event, self.ctx.retry_after_seconds).body())
                         return
                     if isinstance(event, Finished):
                         break
@@ -452,7 +484,7 @@ class ChatServing(Serving):
         prompt_ids = model.encode(prompt)
         params = self.sampling(body, body.max_completion_tokens or body.max_tokens, len(prompt_ids), model)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return Prepared(prompt_ids, params, body.stream, include_usage)
+        return Prepared(prompt_ids, params, body.stream, include_usage, matcher=StopMatcher(params.stop))
 
     def body(self, request_id: str, created: int, text: str, done: Finished) -> BaseModel:
         choice = ChatChoice(message=AssistantMessage(content=text), finish_reason=done.finish_reason)
@@ -498,7 +530,7 @@ class CompletionServing(Serving):
         if body.echo:
             echo = texts[0] if texts else model.decode(prompt_ids)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return Prepared(prompt_ids, params, body.stream, include_usage, echo)
+        return Prepared(prompt_ids, params, body.stream, include_usage, echo, StopMatcher(params.stop))
 
     def body(self, request_id: str, created: int, text: str, done: Finished) -> BaseModel:
         choice = CompletionChoice(text=text, finish_reason=done.finish_reason)
