@@ -25,9 +25,29 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-StackOption = Annotated[str, typer.Option("--stack", "-s", help="Stack name: stacks/Pulumi.<stack>.yaml.")]
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"slm-deploy {version('slm-deploy')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Small language models on Kubernetes: validate, plan and render Pulumi stacks offline."""
+
+StackOption = Annotated[
+    str, typer.Option("--stack", "-s", help="Stack name (stacks/Pulumi.<stack>.yaml) or the stack file's path.")
+]
 RootOption = Annotated[
     Path, typer.Option("--root", help="Project directory (holds stacks/).", file_okay=False, exists=True)
 ]
@@ -58,11 +78,33 @@ def warn(path: Path, config: StackConfig) -> None:
         typer.echo(warning.line(source), err=True)
 
 
+def _stack(stack: str, root: Path) -> tuple[str, Path]:
+    """The stack's name and project folder for a --stack value (a name or a file path); a missing stack: exit 2."""
+    from infra.config.loader import StackConfigError
+    from infra.stack_ref import resolve_stack
+
+    try:
+        return resolve_stack(stack, root)
+    except StackConfigError as error:
+        fail(str(error))
+
+
+def _warn_unbound(name: str, path: Path) -> None:
+    """Say so when no level file binds the stack's name: `check` would judge it at prod."""
+    from infra.policy.analyzer import DEFAULT_PACK_DIR
+    from infra.stack_ref import unbound_level_warning
+
+    warning = unbound_level_warning(name, path, DEFAULT_PACK_DIR)
+    if warning:
+        typer.echo(warning, err=True)
+
+
 def _guarded_plan(stack: str, root: Path, preview: bool) -> StackPlan:
     from infra import collector
     from infra.config.loader import StackConfigError
     from infra.plan.stack import plan_stack
 
+    stack, root = _stack(stack, root)
     try:
         plan = plan_stack(stack, root, preview=preview)
     except StackConfigError as error:
@@ -79,11 +121,13 @@ def validate(stack: StackOption, root: RootOption = Path(".")) -> None:
     from infra.config.loader import StackConfigError
     from infra.plan.stack import load_stack
 
+    name, root = _stack(stack, root)
     try:
-        path, config = load_stack(stack, root)
+        path, config = load_stack(name, root)
     except StackConfigError as error:
         fail(str(error))
     warn(path, config)
+    _warn_unbound(name, path)
     typer.echo(f"{path}: valid ({len(config.models)} model(s), environment {config.environment})")
 
 
@@ -99,6 +143,7 @@ def plan(
     from infra.plan.report import network_json, plan_json, print_network, print_plan
 
     result = _guarded_plan(stack, root, preview=mode is Mode.preview)
+    _warn_unbound(result.stack, result.stack_file)
     if show is Show.network:
         if output_format is OutputFormat.json:
             typer.echo(json.dumps(network_json(result), indent=2, sort_keys=True))
@@ -169,6 +214,7 @@ def diff(
     """Per-object changes between the stack now and a base. Exit 0 no changes, 1 changes, 2 error."""
     from infra.gitops.diff import diff_command
 
+    stack, root = _stack(stack, root)
     raise typer.Exit(diff_command(root, stack, base, output_format.value, output))
 
 
@@ -227,6 +273,7 @@ def verify(
     """After a deployment: rollouts Ready, runtime checks in each model pod (testinfra), a chat smoke test."""
     from infra.verify.verify import verify_command
 
+    stack, root = _stack(stack, root)
     raise typer.Exit(verify_command(root, stack, context, output_format.value, junit))
 
 
@@ -239,11 +286,36 @@ def bench(
     api_key_file: Annotated[Path | None, typer.Option(help="File holding the API key.")] = None,
     output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
     max_tokens: Annotated[int, typer.Option(help="Tokens to generate per request.")] = 128,
+    ca_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM file of the CA(s) that signed the server's certificate (else SSL_CERT_FILE, "
+                     "REQUESTS_CA_BUNDLE, the system store)."),
+    ] = None,
+    insecure: Annotated[bool, typer.Option(help="Do not check the server's certificate (said on stderr).")] = False,
+    stack: Annotated[
+        str | None, typer.Option("--stack", "-s", help="The stack the endpoint belongs to: its cluster is named.")
+    ] = None,
+    root: RootOption = Path("."),
 ) -> None:
     """Time to first token, inter-token latency, tokens/s and errors per concurrency level."""
     from infra.loadtest.bench import bench_command
 
-    raise typer.Exit(bench_command(url, model, concurrency, requests, api_key_file, output_format.value, max_tokens))
+    if stack is not None:
+        from infra.config.loader import StackConfigError
+        from infra.plan.stack import load_stack
+
+        name, where = _stack(stack, root)
+        try:
+            _, config = load_stack(name, where)
+        except StackConfigError as error:
+            fail(str(error))
+        cluster = config.cluster.context or "the current context (the stack names none)"
+        typer.echo(f"bench: {url} of stack '{name}', whose cluster is kubeconfig context {cluster}", err=True)
+    raise typer.Exit(
+        bench_command(
+            url, model, concurrency, requests, api_key_file, output_format.value, max_tokens, ca_cert, insecure
+        )
+    )
 
 
 @app.command()
@@ -322,7 +394,10 @@ def _check_stacks(stacks: list[str], all_stacks: bool, root: Path) -> list[str]:
         return found
     if not stacks:
         fail("which stack? Give --stack NAME (repeat it for several) or --all-stacks")
-    return list(dict.fromkeys(stacks))
+    resolved = [_stack(stack, root) for stack in stacks]
+    if any(where.resolve() != root.resolve() for _, where in resolved):
+        fail("--stack: give stack files from the stacks/ folder under --root (or stack names)")
+    return list(dict.fromkeys(name for name, _ in resolved))
 
 
 def _stack_report(stack: str, root: Path, pack_dir: Path, preview: bool) -> PolicyReport:
@@ -351,15 +426,44 @@ def _policy_report(reports: list[PolicyReport], output_format: CheckFormat) -> s
 
 
 @app.command()
+def models(
+    stack: Annotated[
+        str | None, typer.Option("--stack", "-s", help="Also show which of this stack's models use each entry.")
+    ] = None,
+    root: RootOption = Path("."),
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+) -> None:
+    """The model catalogue: keys, names, licences, gated or not (and, with --stack, token configured), ids, sizes."""
+    from infra.catalog.listing import catalogue_rows, render_json, render_text
+
+    config = None
+    if stack is not None:
+        from infra.config.loader import StackConfigError
+        from infra.plan.stack import load_stack
+
+        try:
+            _, config = load_stack(*_stack(stack, root))
+        except StackConfigError as error:
+            fail(str(error))
+    rows = catalogue_rows(config)
+    text = render_json(rows) if output_format is OutputFormat.json else render_text(rows, config is not None)
+    typer.echo(text, nl=False)
+
+
+@app.command()
 def docs(
     root: RootOption = Path("."),
     check: Annotated[bool, typer.Option(help="Fail (exit 1) if a generated file is out of date.")] = False,
 ) -> None:
-    """Regenerate the generated documentation (the README's configuration reference)."""
-    from infra.docs import generated_documents
+    """Regenerate the generated documentation (docs/reference.md, docs/policies.md)."""
+    from infra.docs import DocsError, generated_documents
 
+    try:
+        documents = generated_documents(root)
+    except DocsError as error:
+        fail(str(error))
     stale = []
-    for path, text in generated_documents(root).items():
+    for path, text in documents.items():
         if path.read_text(encoding="utf-8") != text:
             stale.append(path)
             if not check:

@@ -82,6 +82,9 @@ class CatalogueModel(_Data):
     sliding_window: int | None = Field(None, ge=1)
     sliding_window_pattern: int | None = Field(None, ge=2)
     licence: str = Field(min_length=1)
+    gated: bool = Field(
+        description="The Hub repository of engines.vllm serves its files only to accounts that accepted the licence."
+    )
     engines: EngineIds
     source: str = Field(pattern=r"^https://", description="Model card or config.json the numbers come from.")
     note: str | None = Field(None, description="Derivations, and anything that could not be verified.")
@@ -104,6 +107,10 @@ class CatalogueModel(_Data):
     def _consistent(self) -> CatalogueModel:
         self.architecture()  # the same checks a stack's own architecture gets
         return self
+
+    def gated_repositories(self) -> frozenset[str]:
+        """The Hugging Face repositories of this model that need a token with access (the original weights)."""
+        return frozenset({self.engines.vllm}) if self.gated else frozenset()
 
     def architecture(self) -> ModelArchitecture:
         return ModelArchitecture(

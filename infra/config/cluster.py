@@ -317,6 +317,16 @@ class AksCluster(ConfigModel):
             )
         return value
 
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        from infra.config.azure_regions import unknown_region
+
+        problem = unknown_region(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @field_validator("resource_group")
     @classmethod
     def _resource_group(cls, value: str) -> str:

@@ -76,6 +76,8 @@ class ModelConfig(ConfigModel):
     )
     model_id: ContainerText = Field(
         min_length=1,
+        # The reference shows it as required only without `catalog` (the catalogue fills it in before validation).
+        json_schema_extra={"defaultFrom": "catalog"},
         description="What the engine loads: a Hugging Face repository id (`org/name`) or an absolute folder for vLLM "
         "and onnx, an Ollama name (`[host/][namespace/]model[:tag]`) for Ollama, the repository the GGUF file was made "
         "from for llamacpp (which serves `llamacpp.gguf`); from the catalogue when `catalog` is set and this is not.",
@@ -187,6 +189,22 @@ class ModelConfig(ConfigModel):
                 f"{needed / 2**30:.1f} GiB (weights, F16 KV cache, overhead; docs/sizing.md), but "
                 f"resources.limits.memory is {self.resources.limits.memory}"
             )
+
+    def gated_download(self, model_download: str) -> str | None:
+        """The gated Hugging Face repository this model downloads at start-up (vLLM, or an ONNX preparation from
+        it), when the catalogue marks it gated and downloads are allowed; None otherwise."""
+        if self.catalog is None or model_download != "allow":
+            return None
+        from infra.catalog import UnknownModelError, get_model
+
+        try:
+            gated = get_model(self.catalog).gated_repositories()
+        except UnknownModelError:
+            return None  # reported at `catalog`
+        prepare = self.onnx.prepare if self.engine == "onnx" and self.onnx is not None else None
+        loaded = {self.model_id} if self.engine == "vllm" else {prepare.source} if prepare is not None else set()
+        found = sorted(str(repository) for repository in loaded & gated)
+        return found[0] if found else None
 
     @property
     def max_replicas(self) -> int:

@@ -1,4 +1,4 @@
-"""The configuration reference, generated from the pydantic models (README.md carries it)."""
+"""The configuration reference, generated from the pydantic models (docs/reference.md carries it)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
+def _variant(model: type[BaseModel]) -> str | None:
+    """What tells one member of a union of objects from the others: its first single-value Literal key."""
+    for name, field in model.model_fields.items():
+        if typing.get_origin(field.annotation) is typing.Literal and len(typing.get_args(field.annotation)) == 1:
+            return f"{field.alias or name}: {typing.get_args(field.annotation)[0]}"
+    return None
+
+
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -34,7 +42,11 @@ def _type_name(annotation: Any) -> str:
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args if a is not type(None))
+        members = [a for a in args if a is not type(None)]
+        models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) > 1:
+            return " or ".join(f"object (`{_variant(m)}`)" if _variant(m) else "object" for m in models)
+        return " or ".join(_type_name(a) for a in members)
     if origin is list:
         return f"list of {_type_name(args[0])}"
     if origin is dict:
@@ -49,6 +61,9 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(field: FieldInfo) -> str:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if field.is_required() and extra.get("defaultFrom"):
+        return f"from `{extra['defaultFrom']}`; **required** without it"
     if field.is_required():
         return "**required**"
     if field.default_factory is not None:
@@ -64,23 +79,29 @@ def _default(field: FieldInfo) -> str:
     return f"`{json.dumps(value, default=str)}`"
 
 
-def _section(model: type[BaseModel], path: str, seen: set[str], out: list[str]) -> None:
-    out.append(f"#### `{path}`\n")
+def _section(model: type[BaseModel], path: str, seen: set[str], out: list[str], variant: str = "") -> None:
+    """One table per object; ``variant`` names the union member it belongs to (``mode: aks``)."""
+    out.append(f"#### `{path}`" + (f" (`{variant}`)" if variant else "") + "\n")
     out.append(f"{(model.__doc__ or '').strip()}\n")
     out.append("| key | type | default | description |")
     out.append("| --- | --- | --- | --- |")
-    nested: list[tuple[type[BaseModel], str]] = []
+    nested: list[tuple[type[BaseModel], str, str]] = []
+    # Resolved annotations: a field typed through a forward reference would otherwise read ForwardRef('…').
+    hints = typing.get_type_hints(model, include_extras=True)
     for name, field in model.model_fields.items():
         key = field.alias or name
-        out.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")
-        for child in _models_in(field.annotation):
-            suffix = "[]" if typing.get_origin(field.annotation) is list else ""
-            nested.append((child, f"{path}.{key}{suffix}" if path != "slm-deploy" else f"slm-deploy:{key}{suffix}"))
+        annotation = hints.get(name, field.annotation)
+        out.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {field.description or ''} |")
+        children = _models_in(annotation)
+        for child in children:
+            suffix = "[]" if typing.get_origin(annotation) is list else ""
+            child_path = f"{path}.{key}{suffix}" if path != "slm-deploy" else f"slm-deploy:{key}{suffix}"
+            nested.append((child, child_path, (len(children) > 1 and _variant(child)) or variant))
     out.append("")
-    for child, child_path in nested:
+    for child, child_path, child_variant in nested:
         if child.__name__ not in seen:
             seen.add(child.__name__)
-            _section(child, child_path, seen, out)
+            _section(child, child_path, seen, out, child_variant)
 
 
 def config_reference() -> str:

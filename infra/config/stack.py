@@ -267,6 +267,19 @@ class StackConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _gated_models_have_a_token(self) -> StackConfig:
+        for index, model in enumerate(self.models):
+            repository = model.gated_download(self.network.model_download)
+            if repository and not model.hf_token_secret:
+                raise KeyPathError(
+                    ("models", index, "hfTokenSecret"),
+                    f"model '{model.name}' downloads {repository}, a gated Hugging Face repository: set hfTokenSecret "
+                    "to the secret holding a token of an account that accepted its licence (or pre-fill the cache "
+                    "and deny downloads)",
+                )
+        return self
+
+    @model_validator(mode="after")
     def _secret_references(self) -> StackConfig:
         for index, model in enumerate(self.models):
             if model.hf_token_secret:

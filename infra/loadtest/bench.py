@@ -9,7 +9,12 @@ ITL p50/p95, output tokens/s and requests/s over the level's wall time, and erro
 Bounded: at most :data:`MAX_REQUESTS` requests per level, :data:`MAX_CONCURRENCY` at once, each level
 stops issuing requests after ``time_budget_s``; each request has a timeout. Requests go to the given
 URL only (no redirects are followed). Exit status of :func:`bench_command`: ``0`` measured without
-errors, ``1`` some requests failed, ``2`` bad input.
+errors, ``1`` some requests failed, ``2`` bad input, or an endpoint that cannot be reached (refused, no
+answer, TLS verification failed: said as such, before anything is timed).
+
+TLS: the server's certificate is checked against ``--ca-cert`` when given, else the file named by
+``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE``, else the system's trust store; ``--insecure`` checks nothing (said
+on stderr). Proxies from the environment are not used: the measured path is the direct one.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +41,70 @@ PROMPT = "Write one short paragraph about the sea."
 
 
 class BenchError(Exception):
-    """Bad input. ``str()`` is one line."""
+    """Bad input, or an endpoint that cannot be reached. ``str()`` is one line."""
+
+
+#: The environment variables naming a CA bundle, in the order they are read (Python's ssl, then requests').
+CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+
+@dataclass(frozen=True)
+class Trust:
+    """How the server's certificate is checked: ``verify`` for httpx, ``source`` for messages."""
+
+    verify: ssl.SSLContext | bool
+    source: str
+
+
+def tls_trust(ca_cert: Path | None = None, insecure: bool = False, environ: dict[str, str] | None = None) -> Trust:
+    """``--insecure``, else ``--ca-cert``, else ``SSL_CERT_FILE``/``REQUESTS_CA_BUNDLE``, else the system store."""
+    environ = dict(os.environ) if environ is None else environ
+    if insecure and ca_cert is not None:
+        raise BenchError("--insecure checks no certificate: give it or --ca-cert, not both")
+    if insecure:
+        return Trust(False, "nothing (--insecure)")
+    named = [(f"--ca-cert {ca_cert}", ca_cert)] if ca_cert is not None else []
+    named += [(f"{name}={environ[name]}", Path(environ[name])) for name in CA_BUNDLE_VARIABLES if environ.get(name)]
+    if not named:
+        return Trust(ssl.create_default_context(), "the system's trust store")
+    source, path = named[0]
+    try:
+        return Trust(ssl.create_default_context(cafile=str(path)), source)
+    except FileNotFoundError:
+        raise BenchError(f"{source}: no such file") from None
+    except (ssl.SSLError, OSError, ValueError) as error:
+        raise BenchError(f"{source}: not a PEM file of CA certificates ({' '.join(str(error).split())})") from None
+
+
+def _unreachable(base: str, error: BaseException, trust: Trust) -> str:
+    """One line saying why nothing could be asked of ``base``: refused, no answer, or TLS."""
+    parts = urlsplit(base)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for cause in chain:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or cause.reason or "certificate rejected"
+            return (
+                f"TLS verification of {where} failed ({reason}), trusting {trust.source}: give --ca-cert FILE "
+                "with the CA that signed the server's certificate, or --insecure"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake with {where} failed ({cause.reason or cause}): is it an HTTPS server?"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"cannot reach {where}: connection refused (is the server running, and is the port right?)"
+    import httpx
+
+    if isinstance(error, httpx.TimeoutException):
+        return f"cannot reach {where}: no answer within {PROBE_TIMEOUT_S:g} s"
+    return f"cannot reach {where}: {' '.join(str(error).split()) or type(error).__name__}"
+
+
+#: Seconds the first request (``GET /models``) may take: it only proves the endpoint answers.
+PROBE_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -164,6 +234,7 @@ async def run_level(
     time_budget_s: float = DEFAULT_TIME_BUDGET_S,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
     on_done: Callable[[RequestResult], None] | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> LevelResult:
     """``requests`` streamed chat completions, ``concurrency`` at a time (fewer if the budget runs out)."""
     import httpx
@@ -182,7 +253,9 @@ async def run_level(
     deadline = time.monotonic() + time_budget_s
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(headers=headers, limits=limits, follow_redirects=False, trust_env=False) as client:
+    async with httpx.AsyncClient(
+        headers=headers, limits=limits, follow_redirects=False, trust_env=False, verify=verify
+    ) as client:
 
         async def worker() -> None:
             nonlocal issued
@@ -266,19 +339,26 @@ def render_table(levels: list[LevelResult], base: str, model: str, width: int = 
 
 
 def render_json(levels: list[LevelResult], base: str, model: str, max_tokens: int) -> str:
+    from infra.json_keys import camel_keys
+
     data = {"url": base, "model": model, "maxTokens": max_tokens, "levels": [asdict(level) for level in levels]}
-    return json.dumps(data, indent=2) + "\n"
+    return json.dumps(camel_keys(data), indent=2) + "\n"
 
 
-async def _first_model(base: str, headers: dict[str, str]) -> str:
+async def probe(base: str, headers: dict[str, str], trust: Trust) -> list[str]:
+    """``GET /models`` once, before anything is timed: the served model ids, or :class:`BenchError` saying why the
+    endpoint cannot be reached (refused, no answer, TLS). An HTTP error status is an answer: no ids."""
     import httpx
 
-    async with httpx.AsyncClient(headers=headers, follow_redirects=False, trust_env=False) as client:
+    async with httpx.AsyncClient(headers=headers, follow_redirects=False, trust_env=False, verify=trust.verify) as c:
         try:
-            response = await client.get(f"{base}/models", timeout=30)
-            return str(response.json()["data"][0]["id"])
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
-            raise BenchError(f"no --model given and {base}/models names none") from None
+            response = await c.get(f"{base}/models", timeout=PROBE_TIMEOUT_S)
+        except httpx.TransportError as error:
+            raise BenchError(_unreachable(base, error, trust)) from None
+    try:
+        return [str(entry["id"]) for entry in response.json()["data"]]
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
 def run_bench(
@@ -290,6 +370,7 @@ def run_bench(
     max_tokens: int,
     time_budget_s: float = DEFAULT_TIME_BUDGET_S,
     progress: bool = True,
+    trust: Trust | None = None,
 ) -> tuple[str, str, list[LevelResult]]:
     """Measure every level in order; returns (API base, model, results). Raises :class:`BenchError`."""
     levels = parse_levels(concurrency_levels)
@@ -299,7 +380,12 @@ def run_bench(
         raise BenchError(f"--max-tokens must be between 1 and {MAX_TOKENS_LIMIT} (got {max_tokens})")
     base = api_base(base_url)
     headers = _read_key(api_key_file)
-    chosen = model or asyncio.run(_first_model(base, headers))
+    trust = trust or tls_trust()
+    served = asyncio.run(probe(base, headers, trust))
+    if model is None and not served:
+        raise BenchError(f"no --model given and {base}/models names none: give --model")
+    chosen = model or served[0]
+    verify = trust.verify
     results: list[LevelResult] = []
     if progress:
         from rich.console import Console
@@ -312,13 +398,15 @@ def run_bench(
                 results.append(
                     asyncio.run(
                         run_level(base, chosen, concurrency, requests, max_tokens, headers, time_budget_s,
-                                  on_done=lambda _r, t=task: bar.advance(t))  # type: ignore[misc]
+                                  on_done=lambda _r, t=task: bar.advance(t), verify=verify)  # type: ignore[misc]
                     )
                 )  # fmt: skip
     else:
         for concurrency in levels:
             results.append(
-                asyncio.run(run_level(base, chosen, concurrency, requests, max_tokens, headers, time_budget_s))
+                asyncio.run(
+                    run_level(base, chosen, concurrency, requests, max_tokens, headers, time_budget_s, verify=verify)
+                )
             )
     return base, chosen, results
 
@@ -331,14 +419,27 @@ def bench_command(
     api_key_file: Path | None,
     output_format: str,
     max_tokens: int,
+    ca_cert: Path | None = None,
+    insecure: bool = False,
 ) -> int:
-    """The ``slm-deploy bench`` command: 0 measured without errors, 1 some requests failed, 2 bad input."""
+    """The ``slm-deploy bench`` command: 0 measured without errors, 1 some requests failed, 2 bad input or an
+    endpoint that cannot be reached."""
     if output_format not in ("text", "json"):
         print(f"error: unknown format {output_format!r} (expected text or json)", file=sys.stderr)
         return 2
     try:
+        trust = tls_trust(ca_cert, insecure)
+        if insecure:
+            print("warning: --insecure: the server's certificate is not checked", file=sys.stderr)
         base, chosen, levels = run_bench(
-            base_url, model, concurrency_levels, requests, api_key_file, max_tokens, progress=sys.stderr.isatty()
+            base_url,
+            model,
+            concurrency_levels,
+            requests,
+            api_key_file,
+            max_tokens,
+            progress=sys.stderr.isatty(),
+            trust=trust,
         )
     except BenchError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -17,6 +17,7 @@ bad input or no access to the cluster.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,7 +71,13 @@ class KubernetesApi:
     def __init__(self, context: str | None = None) -> None:
         from kubernetes import client, config
 
-        config.load_kube_config(context=context)  # type: ignore[no-untyped-call]
+        # $KUBECONFIG read now (the client reads it once, at import), as kubectl reads it: a list of files.
+        files = os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+        config.load_kube_config(config_file=files, context=context)  # type: ignore[no-untyped-call]
+        _, active = config.list_kube_config_contexts(config_file=files)  # type: ignore[no-untyped-call]
+        #: The context and API server this client talks to, said before the first check.
+        self.context = context or str(active["name"])
+        self.server = str(client.Configuration.get_default_copy().host)
         self._apps = client.AppsV1Api()
         self._core = client.CoreV1Api()
         self._discovery = client.DiscoveryV1Api()
@@ -293,14 +300,19 @@ def verify_command(
     except StackConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # The stack's own cluster unless --context says otherwise: never whatever context happens to be current.
+    given = kubeconfig_context is not None
+    kubeconfig_context = kubeconfig_context or config.cluster.context
     try:
         api = KubernetesApi(kubeconfig_context)
     except Exception as error:  # the client raises ConfigException, FileNotFoundError, TypeError …
         where = f"context {kubeconfig_context!r}" if kubeconfig_context else "the current context"
         print(f"error: cannot use the kubeconfig ({where}): {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    origin = "--context" if given else "the stack's cluster.context" if kubeconfig_context else "the current context"
+    print(f"verify: cluster {api.server} (kubeconfig context {api.context!r}, from {origin})", file=sys.stderr)
     try:
-        report = verify_stack(config, api, KubectlRunner(kubeconfig_context), stack)
+        report = verify_stack(config, api, KubectlRunner(api.context), stack)
     except EngineNotAvailableError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -56,6 +56,9 @@ def config(tmp_path: Path) -> StackConfig:
 
 
 class FakeApi:
+    context = "fake"
+    server = "https://fake.example"
+
     def __init__(
         self,
         deployments: dict[tuple[str, str], Any],
