@@ -167,10 +167,11 @@ def _monitoring(
     secrets: Mapping[str, pulumi.Output[str]],
     opts: pulumi.ResourceOptions,
 ) -> MonitoringStack:
+    from infra.cost.replica import replica_hourly_cost
     from infra.monitoring import MonitoredModel, render_rules
     from infra.monitoring.dashboards import render_dashboards
 
-    monitored = [MonitoredModel.from_config(model) for model in config.models]
+    monitored = [MonitoredModel.from_config(model, replica_hourly_cost(config, model)) for model in config.models]
     logs = config.monitoring.collects_logs
     targets = [
         ScrapeTarget(

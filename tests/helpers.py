@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -100,3 +101,11 @@ def assert_renders_strictly_valid_and_passes_the_pack(stack: dict[str, Any]) -> 
     level = ROOT / "policies" / "config" / f"{config.environment}.json"
     report = run_policy_pack(run.resources, level, {"environment": config.environment, "waivers": []})
     assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []
+
+
+def copy_project(root: Path, into: Path) -> Path:
+    """A project folder at ``into`` with ``root``'s stacks and Pulumi.yaml, to edit a stack file in a test."""
+    into.mkdir(parents=True)
+    shutil.copytree(root / "stacks", into / "stacks")
+    shutil.copy(root / "Pulumi.yaml", into / "Pulumi.yaml")
+    return into

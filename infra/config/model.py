@@ -14,6 +14,7 @@ from infra.config.images import ImageRef
 from infra.config.k8s_names import DATA_KEY, OLLAMA_MODEL, SERVED_MODEL_NAME, VLLM_MODEL, NameRule, refuse
 from infra.config.names import ContainerText, DnsLabel, Labels
 from infra.config.resources import CacheVolume, Gpu, Resources
+from infra.config.throughput import Throughput
 from infra.hardening import Hardening
 
 EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
@@ -115,6 +116,11 @@ class ModelConfig(ConfigModel):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Queue-based autoscaling.")
     vpa: VerticalAutoscaling = Field(
         default_factory=VerticalAutoscaling, description="CPU and memory recommendations (VerticalPodAutoscaler)."
+    )
+    throughput: Throughput | None = Field(
+        None,
+        description="Output tokens per second per replica (declared or from a bench file), for the cost per million "
+        "tokens `slm-deploy cost` reports; nothing deployed changes (docs/cost.md).",
     )
     hardening: Hardening = Field(
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."

@@ -10,10 +10,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from infra.config.base import KeyPath, format_key_path
 from infra.config.model import ModelConfig
 from infra.config.network import NetworkConfig
+
+if TYPE_CHECKING:
+    from infra.config.stack import StackConfig
 
 #: Where the ways to pre-fill a model cache are written down (repository path, shown in messages).
 MODEL_CACHE_DOC = "docs/model-cache.md"
@@ -87,3 +91,10 @@ def price_table_warnings(today: datetime.date) -> list[ConfigWarning]:
             f"{table.retrieved.isoformat()}; refresh the figures (docs/cost.md)",
         )
     ]
+
+
+def price_coverage_warnings(config: StackConfig) -> list[ConfigWarning]:
+    """The stack's region, VM sizes and tier the price table cannot price (infra/cost/coverage.py)."""
+    from infra.cost.coverage import price_coverage
+
+    return [ConfigWarning(path, message) for path, message in price_coverage(config)]

@@ -14,13 +14,22 @@ ESTIMATE_KEY = "costEstimate"
 
 
 def estimate_value(result: Estimate) -> dict[str, Any]:
+    """What the pack reads: the totals (a lower bound unless ``complete``) and what is not priced, item by item.
+
+    ``complete``, ``regionInTable`` and ``unpricedItems`` (``category``, ``item``, ``reason``, ``model``,
+    ``pool``) come from :meth:`infra.cost.estimate.Estimate.unpriced_items`: a rule that refuses an unpriced
+    prod stack reads them (``unpriced`` stays the count).
+    """
     low, high = result.total
     return {
         "currency": result.currency,
         "total": {"min": round(low, 2), "max": round(high, 2)},
         "priceDate": result.price_date,
         "region": result.region,
+        "regionInTable": result.region_in_table,
+        "complete": result.complete,
         "unpriced": len(result.unpriced),
+        "unpricedItems": [item.to_dict() for item in result.unpriced_items()],
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from infra.cost.estimate import Estimate
+from infra.cost.report import bound
 
 _MIN_COLOUR = "#4C72B0"
 _MAX_COLOUR = "#DD8452"
@@ -43,12 +44,16 @@ def render_png(result: Estimate) -> bytes:
     figure, axes = plt.subplots(1, 2, figsize=(12, 5), dpi=100)
     low, high = result.total
     c = result.currency
-    figure.suptitle(
-        f"{result.stack}: monthly cost {c} {low:,.0f} (min) - {high:,.0f} (max)  ·  prices of {result.price_date}, "
-        f"{result.region or 'unknown region'}"
-        + (f"  ·  {len(result.unpriced)} item(s) not priced" if result.unpriced else ""),
-        fontsize=11,
+    at_least = bound(result)
+    missing = [x.item for x in result.unpriced_items()]
+    title = (
+        f"{result.stack}: monthly cost {at_least}{c} {low:,.0f} (min) - {at_least}{high:,.0f} (max)  ·  prices of "
+        f"{result.price_date}, {result.region or 'unknown region'}"
     )
+    if missing:
+        shown = "; ".join(missing[:4]) + (f"; and {len(missing) - 4} more" if len(missing) > 4 else "")
+        title += f"\nnot priced ({len(missing)}, left out of the totals): {shown}"
+    figure.suptitle(title, fontsize=10)
     axis: Axes
     for axis, (title, values, unpriced) in zip(axes, groups, strict=True):
         names = list(values)

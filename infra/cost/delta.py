@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.cost.estimate import Estimate
-from infra.cost.report import money
+from infra.cost.report import bound, money, per_million
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,34 @@ class CostDelta:
                 for label, before, after in self.rows()
             ],
             "unpriced": sorted({x.item for x in self.after.unpriced}),
+            "complete": {"before": self.before.complete, "after": self.after.complete},
+            "tokenCosts": self.token_rows(),
         }
+
+    def token_rows(self) -> list[dict[str, Any]]:
+        """USD per 1M output tokens before and after, per model (full load and expected load)."""
+        rows = []
+        for model in dict.fromkeys((*self.before.models, *self.after.models)):
+            old, new = self.before.token_cost(model), self.after.token_cost(model)
+            if old is None and new is None:
+                continue
+            rows.append(
+                {
+                    "model": model,
+                    "before": _tokens(old),
+                    "after": _tokens(new),
+                }
+            )
+        return rows
+
+
+def _tokens(cost: Any) -> dict[str, float | None]:
+    if cost is None:
+        return {"fullLoad": None, "expectedLoad": None}
+    return {
+        "fullLoad": None if cost.full_load is None else round(cost.full_load, 4),
+        "expectedLoad": None if cost.expected_load is None else round(cost.expected_load, 4),
+    }
 
 
 def _cents(values: tuple[float, float]) -> tuple[int, int]:
@@ -66,7 +93,9 @@ def render_markdown(delta: CostDelta) -> str:
     out = [
         "### Monthly cost",
         "",
-        f"Prices of {delta.after.price_date}, region {delta.after.region or 'unknown'}, {c}; min → max scale.",
+        f"Prices of {delta.after.price_date}, region {delta.after.region or 'unknown'}, {c}; min → max scale"
+        + (f"; organisation prices from `{delta.after.organisation_file}`" if delta.after.organisation_file else "")
+        + ".",
         "",
         "| | Before (min / max) | After (min / max) | Change (min / max) |",
         "| --- | ---: | ---: | ---: |",
@@ -75,12 +104,28 @@ def render_markdown(delta: CostDelta) -> str:
         if label != "total" and _cents(before) == _cents(after):
             continue
         name = f"**{label}**" if label == "total" else f"`{label}`"
+        old, new = (bound(delta.before), bound(delta.after)) if label == "total" else ("", "")
         out.append(
-            f"| {name} | {money(before[0], c)} / {money(before[1], c)} | {money(after[0], c)} / {money(after[1], c)} "
+            f"| {name} | {old}{money(before[0], c)} / {old}{money(before[1], c)} "
+            f"| {new}{money(after[0], c)} / {new}{money(after[1], c)} "
             f"| {_signed(after[0] - before[0], c)} / {_signed(after[1] - before[1], c)} |"
         )
+    tokens = delta.token_rows()
+    if tokens:
+        out += [
+            "",
+            "| Per 1M output tokens | Before (full / expected load) | After (full / expected load) |",
+            "| --- | ---: | ---: |",
+        ]
+        for row in tokens:
+            before, after = row["before"], row["after"]
+            out.append(
+                f"| `{row['model']}` | {per_million(before['fullLoad'], c)} / {per_million(before['expectedLoad'], c)} "
+                f"| {per_million(after['fullLoad'], c)} / {per_million(after['expectedLoad'], c)} |"
+            )
     if delta.after.unpriced:
-        out += ["", f"{len(delta.after.unpriced)} item(s) have no price in the table and are left out."]
+        out += ["", f"Not priced after the change ({len(delta.after.unpriced)}; the totals are a lower bound):", ""]
+        out += [f"- `{x.item}`: {x.reason}" for x in delta.after.unpriced_items()]
     return "\n".join(out) + "\n"
 
 
@@ -88,7 +133,10 @@ def render_text(delta: CostDelta) -> str:
     """One line for terminals: the total before and after, at min and max scale."""
     c = delta.after.currency
     (b_min, b_max), (a_min, a_max) = delta.before.total, delta.after.total
+    old, new = bound(delta.before), bound(delta.after)
+    change = f"{_signed(a_min - b_min, c)} / {_signed(a_max - b_max, c)}"
     return (
-        f"monthly cost (min / max, prices of {delta.after.price_date}): {money(b_min, c)} / {money(b_max, c)} -> "
-        f"{money(a_min, c)} / {money(a_max, c)} ({_signed(a_min - b_min, c)} / {_signed(a_max - b_max, c)})"
+        f"monthly cost (min / max, prices of {delta.after.price_date}): {old}{money(b_min, c)} / {old}{money(b_max, c)}"
+        f" -> {new}{money(a_min, c)} / {new}{money(a_max, c)} ({change})"
+        + (f"; {len(delta.after.unpriced)} item(s) not priced" if delta.after.unpriced else "")
     )

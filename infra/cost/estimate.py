@@ -1,22 +1,26 @@
 """Price an inventory: monthly figures at the autoscalers' min and max, per line, per model and in total.
 
-AKS stacks pay for what they create: every node pool at its bounds, the control-plane tier, load balancers,
-public IPs and cache volumes. A model's own figure is the part of that it causes: the GPU nodes its replicas
-fill (whole nodes: GPU pools are tainted for GPU pods) or, for CPU pods, their share of a node by requests;
-the rest (system and user pools, tier, egress load balancer) is shared. On an existing cluster the stack
-pays only for its share of nodes someone else runs, priced when the stack's ``cluster.costBasis`` says
-which VM sizes they are.
+AKS stacks pay for what they create: every node pool at its bounds (spot pools at the spot figure), the
+control-plane tier, load balancers, public IPs and cache volumes. A model's own figure is the part of that it
+causes: the GPU nodes its replicas fill (whole nodes: GPU pools are tainted for GPU pods) or, for CPU pods, their
+share of a node by requests; the rest (system and user pools, tier, egress load balancer) is shared. On an
+existing cluster the stack pays only for its share of nodes someone else runs, priced when the stack's
+``cluster.costBasis`` says which VM sizes they are.
+
+A figure the table lacks is never guessed: its line is "not priced", the totals leave it out and say they are a
+lower bound (``Estimate.complete`` is false), and ``Estimate.unpriced_items()`` lists what is missing and why.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from infra.cost.inventory import Inventory, Workload
-from infra.cost.table import Price, PriceTable, RegionPrices
+from infra.cost.inventory import Inventory, Pool, Workload
+from infra.cost.table import Origin, Price, PriceTable, RegionPrices
+from infra.cost.tokens import ReplicaThroughput, TokenCost, token_cost
 from infra.sizing.vm_sizes import UnknownVmSizeError, get_vm_size
 
 Category = Literal["nodes", "cluster", "network", "storage", "share"]
@@ -46,6 +50,8 @@ class CostLine:
     source: str
     model: str | None = None
     pool: str | None = None
+    origin: Origin = "public"
+    spot: bool = False
 
     @property
     def priced(self) -> bool:
@@ -70,6 +76,28 @@ class CostLine:
             "unitMonthly": None if self.unit_monthly is None else round(self.unit_monthly, 4),
             "monthly": {"min": round(self.monthly_min, 2), "max": round(self.monthly_max, 2)} if self.priced else None,
             "source": self.source,
+            "priceOrigin": self.origin,
+            "spot": self.spot,
+        }
+
+
+@dataclass(frozen=True)
+class UnpricedItem:
+    """Something billed that has no figure: what it is and why (the stable "what is unpriced" record)."""
+
+    category: Category
+    item: str
+    reason: str
+    model: str | None = None
+    pool: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "item": self.item,
+            "reason": self.reason,
+            "model": self.model,
+            "pool": self.pool,
         }
 
 
@@ -99,6 +127,12 @@ class Estimate:
     requests: tuple[ModelRequests, ...]
     not_included: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    token_costs: tuple[TokenCost, ...] = ()
+    #: Whether the table has the region at all (``False``: nothing there is priced).
+    region_in_table: bool = True
+    #: The sources the priced lines use, by id: title, repository, path, commit, date, unit.
+    sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    organisation_file: str | None = None
 
     @property
     def total(self) -> tuple[float, float]:
@@ -117,9 +151,21 @@ class Estimate:
 
     @property
     def unpriced(self) -> list[CostLine]:
-        """Items with no price in the table: the total leaves them out, and says so."""
+        """Lines with no price in the table: the total leaves them out, and says so."""
         seen = {(x.item, x.source): x for x in (*self.lines, *self.total_lines) if not x.priced}
         return list(seen.values())
+
+    @property
+    def complete(self) -> bool:
+        """Every billed item has a figure: the totals are the estimate, not a lower bound of it."""
+        return not self.unpriced
+
+    def unpriced_items(self) -> tuple[UnpricedItem, ...]:
+        """What has no figure and why: the API the budget rule and the prod price-coverage check read."""
+        return tuple(UnpricedItem(x.category, x.item, x.source, x.model, x.pool) for x in self.unpriced)
+
+    def token_cost(self, model: str) -> TokenCost | None:
+        return next((cost for cost in self.token_costs if cost.model == model), None)
 
     def to_dict(self) -> dict[str, Any]:
         low, high = self.total
@@ -127,9 +173,12 @@ class Estimate:
             "stack": self.stack,
             "mode": self.mode,
             "region": self.region,
+            "regionInTable": self.region_in_table,
             "currency": self.currency,
             "priceDate": self.price_date,
             "hoursPerMonth": self.hours_per_month,
+            "complete": self.complete,
+            "totalIsLowerBound": not self.complete,
             "total": {"min": round(low, 2), "max": round(high, 2)},
             "models": {
                 name: dict(zip(("min", "max"), (round(v, 2) for v in self.model_total(name)), strict=True))
@@ -148,14 +197,18 @@ class Estimate:
                 }
                 for r in self.requests
             ],
+            "tokenCosts": [cost.to_dict() for cost in self.token_costs],
             "lines": [x.to_dict() for x in self.lines],
-            "unpriced": [{"category": x.category, "item": x.item, "source": x.source} for x in self.unpriced],
+            "unpriced": [item.to_dict() for item in self.unpriced_items()],
+            "sources": {name: dict(spec) for name, spec in self.sources.items()},
+            "organisationPriceFile": self.organisation_file,
             "notIncluded": list(self.not_included),
             "notes": list(self.notes),
         }
 
 
-_MISSING_REGION = "no prices for this region in the table"
+def missing_region_reason(region: str | None) -> str:
+    return f"region {region} is not in the price table" if region else "the stack names no region"
 
 
 class _Pricer:
@@ -163,34 +216,59 @@ class _Pricer:
 
     def __init__(self, table: PriceTable, region: str | None) -> None:
         self.table = table
+        self.region = region
         self.prices: RegionPrices | None = table.region(region) if region else None
+        self.used: set[str] = set()
 
-    def _monthly(self, price: Price | None, hourly: bool = True) -> tuple[float | None, str]:
+    def _monthly(
+        self, price: Price | None, what: str, hourly: bool = True, spot: bool = False
+    ) -> tuple[float | None, str, Origin]:
         if self.prices is None:
-            return None, _MISSING_REGION
+            return None, missing_region_reason(self.region), "public"
         if price is None:
-            return None, "not in the price table"
-        if price.amount is None:
-            return None, price.source
-        return price.amount * (self.table.hours_per_month if hourly else 1.0), price.source
+            return None, f"{what}: not in the price table for {self.region}", "public"
+        amount = price.spot if spot else price.amount
+        if amount is None:
+            if spot and price.amount is not None:
+                ceiling = price.amount * self.table.hours_per_month
+                return (
+                    None,
+                    f"{what} (spot): no spot figure for {self.region}; a spot VM with maxPrice -1 costs at most the "
+                    f"on-demand {self.table.currency} {ceiling:,.2f} a month",
+                    price.origin,
+                )
+            return None, f"{what}: no source has a figure for {self.region}", price.origin
+        if price.origin == "public":
+            self.used.add(price.source)
+        return amount * (self.table.hours_per_month if hourly else 1.0), self.table.describe(price), price.origin
 
-    def vm(self, size: str) -> tuple[float | None, str]:
-        return self._monthly(self.prices.vm(size) if self.prices else None)
+    def vm(self, size: str, spot: bool = False) -> tuple[float | None, str, Origin]:
+        return self._monthly(self.prices.vm(size) if self.prices else None, size, spot=spot)
 
-    def tier(self, tier: str) -> tuple[float | None, str]:
-        return self._monthly(self.prices.aks_tiers.get(tier) if self.prices else None)
+    def vm_hourly(self, size: str, spot: bool = False) -> float | None:
+        monthly, _, _ = self.vm(size, spot)
+        return None if monthly is None else monthly / self.table.hours_per_month
 
-    def load_balancer(self) -> tuple[float | None, str]:
-        return self._monthly(self.prices.load_balancer if self.prices else None)
+    def tier(self, tier: str) -> tuple[float | None, str, Origin]:
+        return self._monthly(self.prices.aks_tiers.get(tier) if self.prices else None, f"AKS {tier} tier")
 
-    def public_ip(self) -> tuple[float | None, str]:
-        return self._monthly(self.prices.public_ip if self.prices else None)
+    def load_balancer(self) -> tuple[float | None, str, Origin]:
+        return self._monthly(self.prices.load_balancer if self.prices else None, "Standard load balancer")
 
-    def storage(self, storage_class: str | None) -> tuple[float | None, str]:
+    def public_ip(self) -> tuple[float | None, str, Origin]:
+        return self._monthly(self.prices.public_ip if self.prices else None, "Standard public IP")
+
+    def storage(self, storage_class: str | None) -> tuple[float | None, str, Origin, float]:
+        """The monthly price per GiB, its source, origin and the least GiB billed (0 when none)."""
         if storage_class is None:
-            return None, "the claim names no storage class and cluster.costBasis.defaultStorageClass is unset"
+            reason = "the claim names no storage class and cluster.costBasis.defaultStorageClass is unset"
+            return None, reason, "public", 0.0
         found = self.prices.storage_classes.get(storage_class) if self.prices else None
-        return self._monthly(found, hourly=False)
+        amount, source, origin = self._monthly(found, f"storage class {storage_class}", hourly=False)
+        return amount, source, origin, (found.minimum or 0.0) if found else 0.0
+
+    def sources(self) -> dict[str, dict[str, Any]]:
+        return {name: self.table.sources[name].to_dict() for name in sorted(self.used) if name in self.table.sources}
 
 
 def _gpus_per_node(vm_size: str) -> int:
@@ -222,7 +300,26 @@ def _requests(workload: Workload) -> ModelRequests:
     )
 
 
-def estimate(stack: str, inventory: Inventory, table: PriceTable, existing: ExistingNodes | None = None) -> Estimate:
+def _hourly_for(workload: Workload, vm_size: str | None, spot: bool, pricer: _Pricer) -> Callable[[int], float | None]:
+    """USD an hour for the nodes ``n`` replicas of ``workload`` occupy (``None``: not priced)."""
+
+    def hourly(replicas: int) -> float | None:
+        if vm_size is None:
+            return None
+        nodes = _node_share(workload, vm_size, pricer.table, replicas)
+        price = pricer.vm_hourly(vm_size, spot)
+        return None if nodes is None or price is None else nodes * price
+
+    return hourly
+
+
+def estimate(
+    stack: str,
+    inventory: Inventory,
+    table: PriceTable,
+    existing: ExistingNodes | None = None,
+    throughputs: Mapping[str, ReplicaThroughput] | None = None,
+) -> Estimate:
     """The monthly estimate of ``inventory``: an AKS stack when it declares a cluster, else an existing one."""
     aks = inventory.aks_tier is not None
     region = inventory.region if aks else (existing.region if existing else None)
@@ -230,8 +327,10 @@ def estimate(stack: str, inventory: Inventory, table: PriceTable, existing: Exis
     lines: list[CostLine] = []
     shared: list[CostLine] = []
     notes: list[str] = []
+    token_costs: list[TokenCost] = []
     pools = {pool.name: pool for pool in inventory.pools}
     for workload in inventory.workloads:
+        pool: Pool | None = None
         if aks:
             pool = (
                 pools.get(workload.pool)
@@ -245,6 +344,15 @@ def estimate(stack: str, inventory: Inventory, table: PriceTable, existing: Exis
             if not workload.gpus and existing is not None:
                 vm_size = existing.cpu_vm_size
             pool_name = workload.pool
+        spot = bool(pool and pool.spot)
+        if throughputs and workload.model in throughputs:
+            token_costs.append(
+                token_cost(
+                    throughputs[workload.model],
+                    _hourly_for(workload, vm_size, spot, pricer),
+                    (workload.min_replicas, workload.max_replicas),
+                )
+            )
         if vm_size is None:
             lines.append(
                 CostLine(
@@ -262,9 +370,9 @@ def estimate(stack: str, inventory: Inventory, table: PriceTable, existing: Exis
             continue
         low = _node_share(workload, vm_size, table, workload.min_replicas)
         high = _node_share(workload, vm_size, table, workload.max_replicas)
-        unit, source = pricer.vm(vm_size)
+        unit, source, origin = pricer.vm(vm_size, spot)
         if low is None or high is None:
-            unit, source = None, f"{vm_size}: shape unknown (not a catalogued GPU size or a cpuVmSizes entry)"
+            unit, source = None, f"{vm_size}: shape unknown (not a catalogued GPU or CPU size)"
         lines.append(
             CostLine(
                 "share",
@@ -276,45 +384,58 @@ def estimate(stack: str, inventory: Inventory, table: PriceTable, existing: Exis
                 source,
                 model=workload.model,
                 pool=pool_name,
+                origin=origin,
+                spot=spot,
             )
         )
     for volume in inventory.volumes:
         storage_class = volume.storage_class or (existing.default_storage_class if existing and not aks else None)
         if storage_class is None and aks:
             storage_class = "managed-csi"  # AKS's default storage class
-        unit, source = pricer.storage(storage_class)
-        line = CostLine(
-            "storage",
-            f"{volume.name} ({storage_class or 'default class'})",
-            "GiB",
-            volume.size_gib,
-            volume.size_gib,
-            unit,
-            source,
-            model=volume.model,
-        )
+        unit, source, origin, minimum = pricer.storage(storage_class)
+        billed = max(volume.size_gib, minimum)
+        item = f"{volume.name} ({storage_class or 'default class'})"
+        if billed > volume.size_gib:
+            item += f", {volume.size_gib:g} GiB asked, {billed:g} GiB provisioned"
+        line = CostLine("storage", item, "GiB", billed, billed, unit, source, model=volume.model, origin=origin)
         lines.append(line)
         shared.append(line)
     for balancer in inventory.load_balancers:
-        unit, source = pricer.load_balancer()
+        unit, source, origin = pricer.load_balancer()
         item = f"load balancer {balancer.name} ({'public' if balancer.public else 'internal'})"
-        shared.append(CostLine("network", item, "load balancer", 1, 1, unit, source))
+        shared.append(CostLine("network", item, "load balancer", 1, 1, unit, source, origin=origin))
         if balancer.public:
-            unit, source = pricer.public_ip()
-            shared.append(CostLine("network", f"public IP of {balancer.name}", "IP", 1, 1, unit, source))
+            unit, source, origin = pricer.public_ip()
+            shared.append(CostLine("network", f"public IP of {balancer.name}", "IP", 1, 1, unit, source, origin=origin))
     if aks:
-        unit, source = pricer.tier(inventory.aks_tier or "Free")
-        shared.append(CostLine("cluster", f"AKS {inventory.aks_tier} tier", "cluster", 1, 1, unit, source))
+        unit, source, origin = pricer.tier(inventory.aks_tier or "Free")
+        shared.append(
+            CostLine("cluster", f"AKS {inventory.aks_tier} tier", "cluster", 1, 1, unit, source, origin=origin)
+        )
         for pool in inventory.pools:
-            unit, source = pricer.vm(pool.vm_size)
+            unit, source, origin = pricer.vm(pool.vm_size, pool.spot)
+            item = f"{pool.vm_size} (spot)" if pool.spot else pool.vm_size
             shared.append(
-                CostLine("nodes", pool.vm_size, "node", pool.min_count, pool.max_count, unit, source, pool=pool.name)
+                CostLine(
+                    "nodes",
+                    item,
+                    "node",
+                    pool.min_count,
+                    pool.max_count,
+                    unit,
+                    source,
+                    pool=pool.name,
+                    origin=origin,
+                    spot=pool.spot,
+                )
             )
         total_lines = tuple(shared)
     else:
         if existing is None:
             notes.append("existing cluster without cluster.costBasis: only the requests are shown")
         total_lines = tuple(x for x in lines if x.category == "share") + tuple(shared)
+    if table.organisation_file:
+        notes.append(f"organisation prices from {table.organisation_file} fill or override the public table")
     all_lines = tuple(lines) + tuple(x for x in shared if x.category != "storage")
     return Estimate(
         stack=stack,
@@ -329,4 +450,8 @@ def estimate(stack: str, inventory: Inventory, table: PriceTable, existing: Exis
         requests=tuple(_requests(w) for w in inventory.workloads),
         not_included=table.not_included,
         notes=tuple(notes),
+        token_costs=tuple(token_costs),
+        region_in_table=pricer.prices is not None,
+        sources=pricer.sources(),
+        organisation_file=table.organisation_file,
     )

@@ -28,6 +28,8 @@ class Pool:
     min_count: int
     max_count: int
     mode: str
+    #: A spot pool (``scaleSetPriority: Spot``): priced at the spot figure when the table has one.
+    spot: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ def _pool(entry: Mapping[str, Any], name: str, mode: str) -> Pool:
         low, high = _int(entry.get("minCount"), count), _int(entry.get("maxCount"), count)
     else:
         low = high = count
-    return Pool(name=name, vm_size=str(entry.get("vmSize", "")), min_count=low, max_count=high, mode=mode)
+    spot = str(entry.get("scaleSetPriority") or "").lower() == "spot"
+    return Pool(name=name, vm_size=str(entry.get("vmSize", "")), min_count=low, max_count=high, mode=mode, spot=spot)
 
 
 def _labels(document: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -421,10 +421,9 @@ def diff_stack(root: Path, stack: str, base: str, with_policy: bool = False) -> 
 def _cost_delta(plan: StackPlan, old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> CostDelta:
     """Both renders priced alike: the same table, and today's cost basis of an existing cluster for both."""
     from infra.cost.delta import CostDelta
-    from infra.cost.stack import estimate_documents
+    from infra.cost.stack import estimate_plan
 
-    before = estimate_documents(plan.stack, old.values(), plan.config)
-    return CostDelta(before, estimate_documents(plan.stack, new.values(), plan.config))
+    return CostDelta(estimate_plan(plan, old.values()), estimate_plan(plan, new.values()))
 
 
 def base_level(root: Path, stack: str, ref: str, config_dir: Path) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from infra.config.monitoring import MonitoringOptions
 from infra.monitoring.logs import ERROR_COUNTER, error_lines_logql
-from infra.monitoring.metrics import ENGINES, EngineName, series_for
+from infra.monitoring.metrics import ENGINES, OUTPUT_TOKEN_COUNTERS, EngineName, series_for
 from infra.monitoring.model import MonitoredModel, quote
 from infra.templating import render_template
 from infra.yamlio import load_yaml
@@ -70,6 +70,10 @@ def _context(
         "engine_title": ENGINE_TITLES[engines[0]] if len(engines) == 1 else "",
         "has": lambda series: series in available,
         "any_gpu": any(model.gpu_count > 0 for model in models),
+        # The cost panels read the cost recording rules, which exist only for priced models that count tokens.
+        "any_cost": any(
+            model.replica_cost_per_hour is not None and OUTPUT_TOKEN_COUNTERS[model.engine] for model in models
+        ),
         "lbl": _legend,
         "gpu": {"namespace": options.dcgm_namespace_label, "pod": options.dcgm_pod_label},
         # Label selectors, braces included, for each source of series.

@@ -30,7 +30,7 @@ from infra.monitoring.logs import ERROR_COUNTER, LOG_LABELS
 EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
 ENGINES: tuple[EngineName, ...] = ("vllm", "ollama", "onnx", "llamacpp")
 MetricKind = Literal["counter", "gauge", "histogram"]
-Source = Literal["engine", "prometheus", "kube-state-metrics", "cadvisor", "dcgm", "alloy"]
+Source = Literal["engine", "prometheus", "kube-state-metrics", "cadvisor", "dcgm", "alloy", "recording-rule"]
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,40 @@ LOG_METRICS: tuple[Metric, ...] = (
 LOG_SERIES: frozenset[str] = frozenset(name for metric in LOG_METRICS for name in metric.series)
 
 
+#: The counter of generated (output) tokens each engine exports (``None``: none, so no cost per token).
+OUTPUT_TOKEN_COUNTERS: dict[EngineName, str | None] = {
+    "vllm": "vllm:generation_tokens_total",
+    "onnx": "vllm:generation_tokens_total",
+    "llamacpp": "llamacpp:tokens_predicted_total",
+    "ollama": None,
+}
+#: Recorded by the stack's own cost rules (infra/monitoring/cost_rules.py), for a model whose nodes the price table
+#: prices and whose engine counts its output tokens.
+COST_METRICS: tuple[Metric, ...] = (
+    Metric(
+        "slm:model_node_cost_usd_per_hour",
+        "gauge",
+        "recording-rule",
+        "USD an hour for the nodes of the model's available replicas (price table figure x replicas).",
+        ("namespace", "model"),
+    ),
+    Metric(
+        "slm:model_output_tokens_per_hour",
+        "gauge",
+        "recording-rule",
+        "Output tokens the model generated over the last hour, from the engine's own counter.",
+        ("namespace", "model"),
+    ),
+    Metric(
+        "slm:model_cost_usd_per_million_output_tokens",
+        "gauge",
+        "recording-rule",
+        "Node cost per hour over output tokens per hour, times a million.",
+        ("namespace", "model"),
+    ),
+)
+
+
 def _onnx_metrics() -> tuple[Metric, ...]:
     by_name = {metric.name: metric for metric in VLLM_METRICS}
     unknown = [name for name in ONNX_EXPORTED if name not in by_name]
@@ -261,6 +295,8 @@ def metrics_for(engine: EngineName, *, gpu: bool = True) -> tuple[Metric, ...]:
         metrics.extend(SCRAPE_METRICS)
     metrics.extend(PLATFORM_METRICS)
     metrics.extend(LOG_METRICS)
+    if OUTPUT_TOKEN_COUNTERS[engine] is not None:
+        metrics.extend(COST_METRICS)
     if gpu:
         metrics.extend(DCGM_METRICS)
     return tuple(metrics)

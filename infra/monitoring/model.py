@@ -31,6 +31,8 @@ class MonitoredModel:
     gpu_count: int = 0
     #: Share of each GPU's memory the engine reserves up front (vLLM's ``gpuMemoryUtilization``).
     gpu_memory_reserved: float | None = None
+    #: USD an hour for the nodes one replica occupies (price table; ``None``: not priced): the cost recording rules.
+    replica_cost_per_hour: float | None = None
 
     def __post_init__(self) -> None:
         for field_name in ("name", "namespace"):
@@ -43,10 +45,12 @@ class MonitoredModel:
             raise ValueError(f"model '{self.name}' has an empty served model name")
         if self.gpu_count < 0:
             raise ValueError(f"model '{self.name}' has a negative GPU count")
+        if self.replica_cost_per_hour is not None and self.replica_cost_per_hour < 0:
+            raise ValueError(f"model '{self.name}' has a negative replica cost")
 
     @classmethod
-    def from_config(cls, model: ModelConfig) -> MonitoredModel:
-        """The monitoring view of a stack's model."""
+    def from_config(cls, model: ModelConfig, replica_cost_per_hour: float | None = None) -> MonitoredModel:
+        """The monitoring view of a stack's model (``replica_cost_per_hour``: infra.cost.replica's figure)."""
         reserved = None
         if model.engine == "vllm" and model.gpu.count > 0:
             reserved = model.vllm.gpu_memory_utilization if model.vllm else 0.9
@@ -57,6 +61,7 @@ class MonitoredModel:
             served_model_name=model.api_model_name,
             gpu_count=model.gpu.count,
             gpu_memory_reserved=reserved,
+            replica_cost_per_hour=replica_cost_per_hour,
         )
 
     @property

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from infra.config.monitoring import AlertThresholds, MonitoringOptions
+from infra.monitoring.cost_rules import cost_rule_group
 from infra.monitoring.logs import ERROR_COUNTER
 from infra.monitoring.metrics import LOG_SERIES, all_series, series_for
 from infra.monitoring.model import MonitoredModel, quote
@@ -168,6 +169,8 @@ def render_rules(
     for model in models:
         rules = [render_rule(alert, model, thresholds, options) for alert in ALERTS]
         groups.append({"name": group_name(model), "rules": [rule for rule in rules if applies(rule, model, logs)]})
+    # The cost recording rules after every alert group: one group per priced model whose engine counts tokens.
+    groups += [group for model in models if (group := cost_rule_group(model)) is not None]
     return {"groups": groups}
 
 

@@ -1,13 +1,14 @@
-"""Azure GPU VM sizes that sizing chooses from.
+"""Azure VM sizes: the GPU sizes sizing chooses from, and the CPU sizes the stacks' system and user pools use.
 
-The project's one table of GPU VM sizes: the AKS GPU pools (``infra/config/cluster.py``)
-read it too.
+The project's one table of VM sizes: the AKS GPU pools (``infra/config/cluster.py``) read the GPU sizes, and the
+price table (``infra/cost/prices.yaml``, written by ``tools/prices/build_prices.py``) prices every size here.
 
 Sources (checked for the names, vCPUs, RAM and GPUs per VM):
 - the size lists of the NCasT4_v3, NVadsA10_v5, NC_A100_v4 and NCads_H100_v5 families in Microsoft's Aspire
   AKS node VM size table (``AksNodeVmSizes.cs``) and the Azure docs page of the NVadsA10 v5 series (which also
   gives 24 GiB per full A10 and shows that NV6/12/18ads hold 1/6, 1/3 and 1/2 of one, left out here);
-- memory per GPU as the project's facts sheet records it: T4 16 GB, A10 24 GB, A100 80 GB, H100 NVL 94 GB.
+- memory per GPU as the project's facts sheet records it: T4 16 GB, A10 24 GB, A100 80 GB, H100 NVL 94 GB;
+- the CPU sizes: the Ddsv5 series size table on learn.microsoft.com (vCPUs and GiB of memory).
 """
 
 from __future__ import annotations
@@ -68,6 +69,27 @@ VM_SIZES: tuple[GpuVmSize, ...] = tuple(
 )
 
 _BY_NAME = {size.name.lower(): size for size in VM_SIZES}
+
+
+@dataclass(frozen=True)
+class CpuVmSize:
+    """An Azure VM size without GPUs: its shape, for the share of a node a CPU-only pod requests."""
+
+    name: str
+    vcpus: int
+    memory_gib: int
+
+
+#: The CPU sizes the stacks' pools use by default and their neighbours (the pools' defaults are Standard_D4ds_v5).
+CPU_VM_SIZES: tuple[CpuVmSize, ...] = (
+    CpuVmSize("Standard_D2ds_v5", 2, 8),
+    CpuVmSize("Standard_D4ds_v5", 4, 16),
+    CpuVmSize("Standard_D8ds_v5", 8, 32),
+    CpuVmSize("Standard_D16ds_v5", 16, 64),
+)
+
+#: Every size the project knows, GPU then CPU, by name: what the price table must cover.
+ALL_VM_SIZE_NAMES: tuple[str, ...] = tuple(size.name for size in VM_SIZES) + tuple(size.name for size in CPU_VM_SIZES)
 
 
 class UnknownVmSizeError(LookupError):

@@ -15,6 +15,7 @@ from infra.cli import app
 from infra.cost import budget
 from infra.cost.table import PriceTableError, parse_table, price_table
 from policies.rules import monthly_budget
+from tests.helpers import copy_project
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -26,31 +27,60 @@ def _cost(root: Path, stack: str, *extra: str) -> dict:  # type: ignore[type-arg
 
 
 def _copy_project(root: Path, tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copytree(root / "stacks", project / "stacks")
-    shutil.copy(root / "Pulumi.yaml", project / "Pulumi.yaml")
-    return project
+    return copy_project(root, tmp_path / "project")
 
 
 def test_prod_figures_and_the_a100_pool_by_hand(root: Path) -> None:
     data = _cost(root, "prod")
     table = price_table()
     hourly = table.region("westeurope").vm("Standard_NC24ads_A100_v4").amount  # type: ignore[union-attr]
-    # By hand: 3.672 USD/h x 730 h = 2,680.56 a node; pool a100 runs 2 to 3 nodes.
-    assert hourly == 3.672 and table.hours_per_month == 730
-    assert data["pools"]["a100"] == {"min": 5361.12, "max": 8041.68}
+    # By hand: 4.775 USD/h (Karpenter's 2023-12-18 westeurope figure) x 730 h = 3,485.75 a node; pool a100 runs 2
+    # to 3 nodes.
+    assert hourly == 4.775 and table.hours_per_month == 730
+    assert data["pools"]["a100"] == {"min": 6971.5, "max": 10457.25}
     # Its model fills both nodes at its 2 replicas (1 GPU each, 1 GPU a node).
-    assert data["models"]["qwen3-8b"] == {"min": 5361.12, "max": 5361.12}
-    # Total: the a100 pool + AKS Standard tier (0.10 x 730 = 73) + two Standard load balancers (0.025 x 730 =
-    # 18.25 each: AKS's outbound one and the entry point's internal one) + the outbound one's public IP
-    # (0.005 x 730 = 3.65).
+    assert data["models"]["qwen3-8b"] == {"min": 6971.5, "max": 6971.5}
+    # Every pool: a10 (4.16), a100, t4 (0.94), user and system (D4ds_v5 0.272), at their bounds; then the AKS
+    # Standard tier (0.10 x 730 = 73), two Standard load balancers (0.025 x 730 = 18.25 each: AKS's outbound one
+    # and the entry point's internal one) and the outbound one's public IP (0.005 x 730 = 3.65).
+    pools = {
+        "a10": (2, 4, 4.16),
+        "a100": (2, 3, 4.775),
+        "t4": (2, 6, 0.94),
+        "user": (1, 3, 0.272),
+        "system": (2, 3, 0.272),
+    }
     shared = 73 + 2 * 18.25 + 3.65
-    assert data["total"] == {"min": round(5361.12 + shared, 2), "max": round(8041.68 + shared, 2)}
-    assert data["region"] == "westeurope" and data["currency"] == "USD" and data["priceDate"] == "2026-11-29"
-    unpriced = {item["item"] for item in data["unpriced"]}
-    assert {"Standard_NV36ads_A10_v5", "Standard_NC8as_T4_v3", "Standard_D4ds_v5"} <= unpriced
+    low = sum(n * price * 730 for n, _, price in pools.values()) + shared
+    high = sum(n * price * 730 for _, n, price in pools.values()) + shared
+    assert data["total"] == {"min": round(low, 2), "max": round(high, 2)} == {"min": 15126.33, "max": 28026.16}
+    assert data["region"] == "westeurope" and data["currency"] == "USD" and data["priceDate"] == "2026-12-07"
+    # Only the caches are not priced (no source has a per-GiB Azure Files premium figure): nodes, load balancers,
+    # the public IP and the tier all are; the totals say they are a lower bound.
+    assert {item["category"] for item in data["unpriced"]} == {"storage"}
+    assert data["complete"] is False and data["totalIsLowerBound"] is True
     assert "support plans" in data["notIncluded"]
+    assert set(data["sources"]) == {"karpenter-2023-12-18", "retail-2026"}
+
+
+def test_reference_stacks_price_every_node_balancer_ip_and_tier(root: Path) -> None:
+    for stack in ("dev", "staging", "prod"):
+        data = _cost(root, stack)
+        assert {item["category"] for item in data["unpriced"]} <= {"storage"}, (stack, data["unpriced"])
+        assert data["regionInTable"] is True
+
+
+@pytest.mark.parametrize(("region", "total_max"), [("eastus", 21784.66), ("swedencentral", 27255.28)])
+def test_prod_moved_to_another_region_is_priced_there(
+    root: Path, tmp_path: Path, region: str, total_max: float
+) -> None:
+    project = _copy_project(root, tmp_path)
+    stack = project / "stacks" / "Pulumi.prod.yaml"
+    stack.write_text(stack.read_text().replace("location: westeurope", f"location: {region}"))
+    data = _cost(project, "prod")
+    assert data["region"] == region and data["regionInTable"] is True
+    assert {item["category"] for item in data["unpriced"]} == {"storage"}
+    assert data["total"]["max"] == total_max
 
 
 def test_existing_cluster_stacks_price_their_share(root: Path) -> None:
@@ -58,15 +88,15 @@ def test_existing_cluster_stacks_price_their_share(root: Path) -> None:
     assert staging["mode"] == "existing" and staging["region"] == "westeurope"
     # Two 1-GPU models on costBasis.gpuVmSize NC24ads_A100_v4 (1 GPU a node): one node each, plus the entry
     # point's internal load balancer.
-    assert staging["models"]["phi4-mini"] == {"min": 2680.56, "max": 2680.56}
-    assert staging["total"] == {"min": round(2 * 2680.56 + 18.25, 2), "max": round(2 * 2680.56 + 18.25, 2)}
+    assert staging["models"]["phi4-mini"] == {"min": 3485.75, "max": 3485.75}
+    assert staging["total"] == {"min": round(2 * 3485.75 + 18.25, 2), "max": round(2 * 3485.75 + 18.25, 2)}
     dev = _cost(root, "dev")
     request = dev["requests"][0]
     assert request["model"] == "qwen3-micro" and request["cpu"] == {"min": 2.0, "max": 2.0}
     assert request["memoryGiB"] == {"min": 4.0, "max": 4.0} and request["gpus"] == {"min": 0, "max": 0}
-    # Half a D4ds_v5 (2 of 4 vCPUs), which the table has no price for: listed, not guessed.
+    # Half a D4ds_v5 (2 of 4 vCPUs) at westeurope's 0.272 USD/h.
     share = next(line for line in dev["lines"] if line["category"] == "share")
-    assert share["quantity"] == {"min": 0.5, "max": 0.5} and share["monthly"] is None
+    assert share["quantity"] == {"min": 0.5, "max": 0.5} and share["monthly"] == {"min": 99.28, "max": 99.28}
 
 
 def test_json_shape(root: Path) -> None:
@@ -84,16 +114,49 @@ def test_json_shape(root: Path) -> None:
         "unpriced",
         "notIncluded",
         "requests",
+        "complete",
+        "totalIsLowerBound",
+        "regionInTable",
+        "tokenCosts",
+        "sources",
+        "organisationPriceFile",
     }
     line = data["lines"][0]
-    assert set(line) == {"category", "item", "model", "pool", "unit", "quantity", "unitMonthly", "monthly", "source"}
+    assert set(line) == {
+        "category",
+        "item",
+        "model",
+        "pool",
+        "unit",
+        "quantity",
+        "unitMonthly",
+        "monthly",
+        "source",
+        "priceOrigin",
+        "spot",
+    }
+    assert set(data["unpriced"][0]) == {"category", "item", "reason", "model", "pool"}
+
+    def keys(value: object) -> set[str]:
+        if isinstance(value, dict):
+            return set(value) | set().union(*(keys(v) for v in value.values()))
+        if isinstance(value, list):
+            return set().union(*(keys(v) for v in value)) if value else set()
+        return set()
+
+    # One key style: camelCase (model and pool names are data, not keys, and are lowercase anyway).
+    assert not {key for key in keys(data) if "_" in key}
 
 
 def test_text_and_markdown_name_date_region_and_exclusions(root: Path) -> None:
     text = CliRunner().invoke(app, ["cost", "--stack", "prod", "--root", str(root)]).stdout
-    assert "region westeurope, prices of 2026-11-29 in USD" in text and "not included:" in text
+    assert "region westeurope, prices of 2026-12-07 in USD" in text and "not included:" in text
+    assert "monthly total: at least USD 15,126.33 at min scale, at least USD 28,026.16 at max scale" in text
+    assert "not priced (no figure in the table; left out of the totals, which are a lower bound):" in text
+    assert "karpenter-2023-12-18: Karpenter provider for Azure" in text and "@ 0499866a0874" in text
     markdown = CliRunner().invoke(app, ["cost", "--stack", "prod", "--root", str(root), "-f", "markdown"]).stdout
-    assert "| **Total** | USD 5,474.27 | USD 8,154.83 |" in markdown
+    assert "| **Total (at least)** | at least USD 15,126.33 | at least USD 28,026.16 |" in markdown
+    assert "- `phi4-mini-cache (azurefile-csi-premium), 40 GiB asked, 100 GiB provisioned`: storage class" in markdown
 
 
 def test_png_is_an_image(root: Path, tmp_path: Path) -> None:
@@ -120,12 +183,14 @@ def test_diff_shows_the_cost_of_a_changed_pool(root: Path, tmp_path: Path) -> No
     markdown = CliRunner().invoke(app, [*args, "-f", "markdown"])
     assert markdown.exit_code == 1, markdown.output
     assert "### Monthly cost" in markdown.stdout
-    assert "| `pool a100` | USD 5,361.12 / USD 8,041.68 | USD 5,361.12 / USD 10,722.24 | ±0 / +USD 2,680.56 |" in (
+    assert "| `pool a100` | USD 6,971.50 / USD 10,457.25 | USD 6,971.50 / USD 13,943.00 | ±0 / +USD 3,485.75 |" in (
         markdown.stdout
     )
+    assert "| **total** | at least USD 15,126.33 / at least USD 28,026.16 |" in markdown.stdout
     data = json.loads(CliRunner().invoke(app, [*args, "-f", "json"]).stdout)
     total = next(row for row in data["cost"]["rows"] if row["item"] == "total")
-    assert total["delta"] == {"min": 0.0, "max": 2680.56} and data["cost"]["changed"] is True
+    assert total["delta"] == {"min": 0.0, "max": 3485.75} and data["cost"]["changed"] is True
+    assert data["cost"]["complete"] == {"before": False, "after": False}
 
 
 def _pack_with(root: Path, tmp_path: Path, level: str, entry: dict) -> Path:  # type: ignore[type-arg]
@@ -170,6 +235,7 @@ def test_a_waiver_of_the_budget_applies(root: Path, tmp_path: Path, monkeypatch:
       reason: the a100 pool doubles for the migration until the old cluster is gone
       owner: ml-platform
       expires: 2027-01-15
+      maxMonthlyUsd: 30000
 """
     )
     pack = _pack_with(root, tmp_path, "prod", {"enforcementLevel": "mandatory", "monthlyBudget": 5000})
@@ -203,7 +269,7 @@ def test_stale_table_warns_in_validate(root: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SLM_DEPLOY_TODAY", "2027-06-01")
     stale = CliRunner().invoke(app, ["validate", "-s", "dev", "--root", str(root)])
     assert stale.exit_code == 0
-    assert "the price table (infra/cost/prices.yaml) is 184 days old, more than its maxAgeDays 120" in stale.output
+    assert "the price table (infra/cost/prices.yaml) is 176 days old, more than its maxAgeDays 120" in stale.output
 
 
 def test_every_table_figure_has_a_source_and_unknowns_are_null() -> None:
@@ -211,7 +277,8 @@ def test_every_table_figure_has_a_source_and_unknowns_are_null() -> None:
     for region in data.regions.values():
         for price in (*region.vm_sizes.values(), *region.storage_classes.values(), region.public_ip):
             assert price.source
-            assert price.amount is not None or "not found" in price.source
+            assert price.amount is not None or price.source == "no source has this figure"
+            assert price.amount is None or price.source in data.sources, price
     with pytest.raises(PriceTableError, match="non-negative"):
         parse_table(
             {
@@ -226,6 +293,16 @@ def test_every_table_figure_has_a_source_and_unknowns_are_null() -> None:
                         "publicIp": {"hourly": 0, "source": "s"},
                     }
                 },
+            }
+        )
+    with pytest.raises(PriceTableError, match="has a figure but no source"):
+        parse_table(
+            {
+                "retrieved": "2026-11-29",
+                "currency": "USD",
+                "hoursPerMonth": 730,
+                "maxAgeDays": 1,
+                "regions": {"x": {"loadBalancer": {"hourly": 1}, "publicIp": {"hourly": None}}},
             }
         )
 
@@ -317,9 +394,9 @@ def test_existing_cluster_share_uses_the_larger_of_cpu_and_memory() -> None:
     result = estimate("s", inventory, table, nodes)
     shares = {line.model: line.quantity_max for line in result.lines if line.category == "share"}
     assert shares == {"cpu": 1.5, "gpu": 2}
-    assert result.model_total("gpu") == (2 * 3.672 * 730, 2 * 3.672 * 730)
+    assert result.model_total("gpu") == (2 * 4.775 * 730, 2 * 4.775 * 730)
     elsewhere = estimate(
         "s", inventory, table, ExistingNodes("mars", "Standard_D4ds_v5", {"gpu": "Standard_NC24ads_A100_v4"})
     )
-    assert elsewhere.total == (0.0, 0.0)
-    assert {line.source for line in elsewhere.unpriced} >= {"no prices for this region in the table"}
+    assert elsewhere.total == (0.0, 0.0) and not elsewhere.region_in_table and not elsewhere.complete
+    assert {item.reason for item in elsewhere.unpriced_items()} == {"region mars is not in the price table"}
