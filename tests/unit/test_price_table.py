@@ -3,6 +3,7 @@ figures, an organisation's own prices, and `validate`'s warnings for what it can
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from infra.cli import app
 from infra.cost.coverage import price_coverage
 from infra.cost.estimate import estimate
 from infra.cost.inventory import Inventory, Pool
-from infra.cost.table import ORG_PRICES_FILE, price_table
+from infra.cost.table import ORG_PRICES_FILE, parse_table, price_table
 from infra.plan.stack import load_stack
 from infra.sizing.vm_sizes import ALL_VM_SIZE_NAMES, CPU_VM_SIZES, VM_SIZES
 from tests.helpers import copy_project
@@ -118,8 +119,6 @@ def test_an_organisation_price_file_fills_and_overrides_and_says_so(root: Path, 
     )
     result = CliRunner().invoke(app, ["cost", "-s", "prod", "--root", str(project), "-f", "json"])
     assert result.exit_code == 0, result.output
-    import json
-
     data = json.loads(result.stdout)
     assert data["organisationPriceFile"] == "policies/config/prices.yaml"
     assert data["complete"] is True and data["unpriced"] == []
@@ -155,3 +154,37 @@ def test_validate_warns_for_a_region_or_size_the_table_lacks(root: Path, tmp_pat
     ((path, message),) = _warnings(project)
     assert path == ("cluster", "gpuPools", 1, "vmSize")
     assert message.startswith("the price table has no figure for Standard_NC40ads_H100_v5 in westeurope")
+
+
+def test_a_saved_storage_answer_fills_the_premium_file_share_price(root: Path, tmp_path: Path) -> None:
+    # The row shape of the Retail Prices API (a region's storage.json); the figure is a test input, not a price.
+    row = {
+        "currencyCode": "USD",
+        "tierMinimumUnits": 0.0,
+        "retailPrice": 0.123,
+        "armRegionName": "westeurope",
+        "meterName": "Premium LRS Provisioned",
+        "productName": "Premium Files",
+        "skuName": "Premium LRS",
+        "serviceName": "Storage",
+        "unitOfMeasure": "1 GiB/Month",
+        "type": "Consumption",
+    }
+    storage = tmp_path / "storage.json"
+    storage.write_text(json.dumps({"Items": [row]}))
+    sources = root / "tools" / "prices"
+    retail = yaml.safe_load((sources / "sources.yaml").read_text())["sources"]["retail-2026"]["files"]
+    files = [f"--file=retail-2026={sources / name}" for name in retail] + [f"--file=retail-2026={storage}"]
+    out = tmp_path / "prices.yaml"
+    script = str(sources / "build_prices.py")
+    run = subprocess.run(
+        [sys.executable, script, *files, "--out", str(out)], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    premium = parse_table(yaml.safe_load(out.read_text())).region("westeurope").storage_classes["azurefile-csi-premium"]  # type: ignore[union-attr]
+    assert (premium.amount, premium.source, premium.minimum) == (0.123, "retail-2026", 100)
+    storage.write_text(json.dumps({"Items": [{**row, "unitOfMeasure": "1 GB/Month"}]}))
+    wrong = subprocess.run(
+        [sys.executable, script, *files, "--out", str(out)], capture_output=True, text=True, check=False
+    )
+    assert wrong.returncode != 0 and "expected '1 GiB/Month'" in wrong.stderr

@@ -50,12 +50,25 @@ STORAGE_CLASSES: dict[str, dict[str, Any]] = {
         "minimumGiB": 100,
     },
 }
-#: Retail meters: (serviceName, meterName) -> what it prices.
+#: Retail meters: (serviceName, productName or None for any, meterName) -> what it prices and the unit it must be in.
 RETAIL_METERS = {
-    ("Azure Kubernetes Service", "Standard Uptime SLA"): ("aksTier", "Standard"),
-    ("Azure Kubernetes Service", "Standard Long Term Support"): ("aksTier", "Premium"),
-    ("Virtual Network", "Standard IPv4 Static Public IP"): ("publicIp", None),
-    ("Load Balancer", "Standard Included LB Rules and Outbound Rules"): ("loadBalancer", None),
+    ("Azure Kubernetes Service", None, "Standard Uptime SLA"): ("aksTier", "Standard", "hourly", "1 Hour"),
+    ("Azure Kubernetes Service", None, "Standard Long Term Support"): ("aksTier", "Premium", "hourly", "1 Hour"),
+    ("Virtual Network", None, "Standard IPv4 Static Public IP"): ("publicIp", None, "hourly", "1 Hour"),
+    ("Load Balancer", None, "Standard Included LB Rules and Outbound Rules"): (
+        "loadBalancer",
+        None,
+        "hourly",
+        "1 Hour",
+    ),
+    # Azure Files premium, provisioned v1 (what azurefile-csi-premium creates), per provisioned GiB and month: in a
+    # region's storage.json of the retail-2026 repository (not saved yet, docs/cost.md).
+    ("Storage", "Premium Files", "Premium LRS Provisioned"): (
+        "storageClass",
+        "azurefile-csi-premium",
+        "perGiBMonth",
+        "1 GiB/Month",
+    ),
 }
 _KARPENTER_REGION = re.compile(r'initialOnDemandPrices\["([a-z0-9]+)"\]\s*=\s*map')
 _KARPENTER_ROW = re.compile(r'"([^"]+)":\s*([0-9.]+)')
@@ -104,13 +117,18 @@ def _retail(path: Path, source: str) -> Iterator[Figure]:
     for item in data.get("Items", []):
         if item.get("type") != "Consumption" or float(item.get("tierMinimumUnits") or 0) != 0:
             continue
-        meter = RETAIL_METERS.get((item.get("serviceName"), item.get("meterName")))
+        service, meter_name = item.get("serviceName"), item.get("meterName")
+        meter = RETAIL_METERS.get((service, item.get("productName"), meter_name)) or RETAIL_METERS.get(
+            (service, None, meter_name)
+        )
         if meter is None:
             continue
-        kind, name = meter
+        kind, name, field, unit = meter
+        if item.get("unitOfMeasure") != unit:
+            raise ValueError(f"{path}: {meter_name} is in {item.get('unitOfMeasure')!r}, expected {unit!r}")
         region = "*" if item.get("armRegionName") == "Global" else str(item["armRegionName"])
-        note = f"{item['serviceName']}: {item['meterName']} ({item['unitOfMeasure']})"
-        yield Figure(region, kind, name or kind, "hourly", float(item["retailPrice"]), source, note)
+        note = f"{service}: {meter_name} ({unit})"
+        yield Figure(region, kind, name or kind, field, float(item["retailPrice"]), source, note)
 
 
 def _stated(path: Path, source: str) -> Iterator[Figure]:
@@ -161,6 +179,17 @@ def _entry(chosen: Figure | None, spot: Figure | None = None, spot_note: str | N
     return entry
 
 
+def _storage(figures: list[Figure], region: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    chosen, _ = _pick(figures, region, "storageClass", name, "perGiBMonth")
+    entry: dict[str, Any] = {"perGiBMonth": None if chosen is None else chosen.value}
+    entry["source"] = None if chosen is None else chosen.source
+    if "minimumGiB" in spec:
+        entry["minimumGiB"] = spec["minimumGiB"]
+    if chosen is not None and chosen.note:
+        entry["note"] = chosen.note
+    return entry
+
+
 def build_table(manifest: dict[str, Any], figures: list[Figure]) -> dict[str, Any]:
     regions: dict[str, Any] = {}
     disagreements: list[dict[str, Any]] = []
@@ -191,10 +220,7 @@ def build_table(manifest: dict[str, Any], figures: list[Figure]) -> dict[str, An
             "aksTiers": tiers,
             "loadBalancer": _entry(_pick(figures, region, "loadBalancer", "loadBalancer", "hourly")[0]),
             "publicIp": _entry(_pick(figures, region, "publicIp", "publicIp", "hourly")[0]),
-            "storageClasses": {
-                name: {"perGiBMonth": None, "source": None, **{k: v for k, v in spec.items() if k == "minimumGiB"}}
-                for name, spec in STORAGE_CLASSES.items()
-            },
+            "storageClasses": {name: _storage(figures, region, name, spec) for name, spec in STORAGE_CLASSES.items()},
         }
     sources = {
         name: {key: spec[key] for key in ("title", "repo", "path", "commit", "dated", "unit", "note") if key in spec}
