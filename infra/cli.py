@@ -89,6 +89,14 @@ def _stack(stack: str, root: Path) -> tuple[str, Path]:
         fail(str(error))
 
 
+def _need_extra(module: str, extra: str, what: str) -> None:
+    """`bash scripts/run.sh plan` installs no extra: say which one a command needs (exit 2) instead of a traceback."""
+    from importlib.util import find_spec
+
+    if find_spec(module) is None:
+        fail(f"{what} needs the '{extra}' extra: pip install 'slm-deploy[{extra}]' (or bash scripts/run.sh test)")
+
+
 def _warn_unbound(name: str, path: Path) -> None:
     """Say so when no level file binds the stack's name: `check` would judge it at prod."""
     from infra.policy.analyzer import DEFAULT_PACK_DIR
@@ -232,11 +240,13 @@ def cost(
 ) -> None:
     """Monthly cost of what the stack creates, at min and max scale, from the dated price table (docs/cost.md)."""
     from infra.cost.command import needs_file, render, write_output
-    from infra.cost.report import money
+    from infra.cost.report import bound, money
     from infra.cost.stack import estimate_plan
 
     if needs_file(output_format.value, out):
         fail("--format png writes an image: give --out FILE.png")
+    if output_format is CostFormat.png:
+        _need_extra("matplotlib", "charts", "--format png")
     estimate = estimate_plan(_guarded_plan(stack, root, preview=False))
     result = render(estimate, output_format.value)
     if out is None:
@@ -247,7 +257,11 @@ def cost(
     except OSError as error:
         fail(f"{out}: {error.strerror}")
     low, high = estimate.total
-    typer.echo(f"{out}: {money(low, estimate.currency)} at min scale, {money(high, estimate.currency)} at max scale")
+    at_least = bound(estimate)
+    typer.echo(
+        f"{out}: {at_least}{money(low, estimate.currency)} at min scale, "
+        f"{at_least}{money(high, estimate.currency)} at max scale"
+    )
 
 
 @app.command("init-ci")
@@ -273,6 +287,7 @@ def verify(
     """After a deployment: rollouts Ready, runtime checks in each model pod (testinfra), a chat smoke test."""
     from infra.verify.verify import verify_command
 
+    _need_extra("testinfra", "verify", "verify")
     stack, root = _stack(stack, root)
     raise typer.Exit(verify_command(root, stack, context, output_format.value, junit))
 

@@ -19,43 +19,90 @@ pick_python() {
 
 say() { printf 'slm-deploy: %s\n' "$*" >&2; }
 
-# Run an install step once: again only when pyproject.toml or the requirement files it reads change.
-#   install_once NAME FUNCTION [REQUIREMENT_FILE ...]
+# One line per phase, then its duration: `phase "[1/3] creating .venv" FUNCTION`.
+phase() {
+  local title=$1 step=$2 started=$SECONDS
+  say "$title …"
+  "$step"
+  say "$title: done in $((SECONDS - started)) s"
+}
+
+# Run an install step once: again only when pyproject.toml or the requirement files it reads change (the stamp holds
+# their hash, so an existing .venv is upgraded in place by the same installer when they do).
+#   install_once NAME TITLE FUNCTION [REQUIREMENT_FILE ...]
 install_once() {
-  local name=$1 step=$2; shift 2
+  local name=$1 title=$2 step=$3; shift 3
   local stamp=".venv/.slm-deploy-$name" wanted
   wanted="$(cat pyproject.toml "$@" | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
-    "$step"
+    phase "$title" "$step"
     echo "$wanted" > "$stamp"
   fi
 }
 
-setup_plan() {
-  if [ ! -x .venv/bin/python ]; then
-    say "creating .venv"
+# uv, pinned, when it can be had: on PATH, else in a bootstrap virtualenv in the user's cache (outside the
+# repository, made once from PyPI with pip). Prints its path, or nothing (then pip installs).
+UV_VERSION=0.13.8
+find_uv() {
+  if [ "${SLM_DEPLOY_NO_UV:-}" = 1 ]; then return; fi
+  if command -v uv >/dev/null 2>&1; then command -v uv; return; fi
+  local bootstrap="${XDG_CACHE_HOME:-$HOME/.cache}/slm-deploy/uv-$UV_VERSION"
+  if [ ! -x "$bootstrap/bin/uv" ]; then
+    say "uv is not on PATH: installing uv $UV_VERSION into $bootstrap (once)"
+    { "$(pick_python)" -m venv "$bootstrap" &&
+      "$bootstrap/bin/python" -m pip install --quiet --progress-bar off "uv==$UV_VERSION"; } >&2 ||
+      { say "could not install uv: using pip"; rm -rf "$bootstrap"; return; }
+  fi
+  echo "$bootstrap/bin/uv"
+}
+
+# uv reads its own settings; carry over the machine's pip settings it has an equivalent for.
+uv_environment() {
+  export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"   # the system's CA store, as pip's certificate settings use
+  if [ -n "${PIP_FIND_LINKS:-}" ] && [ -z "${UV_FIND_LINKS:-}" ]; then export UV_FIND_LINKS="$PIP_FIND_LINKS"; fi
+  if [ -n "${PIP_INDEX_URL:-}" ] && [ -z "${UV_INDEX_URL:-}" ]; then export UV_INDEX_URL="$PIP_INDEX_URL"; fi
+  if [ -n "${PIP_DEFAULT_TIMEOUT:-}" ] && [ -z "${UV_HTTP_TIMEOUT:-}" ]; then export UV_HTTP_TIMEOUT="$PIP_DEFAULT_TIMEOUT"; fi
+}
+
+# Install into .venv with uv when there is one, else pip: `pip_install ARGS…` (pip's argument spelling).
+pip_install() {
+  if [ -n "$UV" ]; then
+    "$UV" pip install --python .venv/bin/python "$@"
+  else
+    .venv/bin/python -m pip install --quiet --progress-bar off "$@"
+  fi
+}
+
+create_venv() {
+  if [ -n "$UV" ]; then
+    # --seed: pip inside .venv too, for the tools and tests that call `python -m pip`.
+    "$UV" venv --quiet --seed --python "$(pick_python)" .venv
+  else
     "$(pick_python)" -m venv .venv
   fi
+}
+
+setup_plan() {
+  UV="$(find_uv)"
+  if [ -n "$UV" ]; then uv_environment; fi
+  if [ ! -x .venv/bin/python ]; then
+    phase "[1/2] creating .venv ($([ -n "$UV" ] && echo uv || echo venv))" create_venv
+  fi
   plan_dependencies() {
-    say "installing what the offline plan needs (Pulumi SDKs, pydantic …): a few minutes on the first run"
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet --progress-bar off \
-      -r <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
-    # The project itself, editable; -qq keeps setuptools' generic notes about editable installs off the screen.
-    .venv/bin/python -m pip install -qq --no-deps -e .
+    # The project (editable) and the dependencies a plan needs: no extras.
+    pip_install -e .
   }
-  install_once plan plan_dependencies
+  install_once plan "[2/2] installing what a plan needs (Pulumi SDKs, pydantic …) with $([ -n "$UV" ] && echo uv || echo pip)" \
+    plan_dependencies
 }
 
 setup_test() {
   setup_plan
   test_dependencies() {
-    say "installing the linters, type checker, test runner and the ONNX server's dependencies"
-    .venv/bin/python -m pip install --quiet --progress-bar off \
-      -r <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["dev"]))') \
-      -r servers/onnx/requirements.txt -r servers/onnx/requirements-test.txt
+    pip_install -e '.[dev]' -r servers/onnx/requirements.txt -r servers/onnx/requirements-test.txt
   }
-  install_once test test_dependencies servers/onnx/requirements.txt servers/onnx/requirements-test.txt
+  install_once test "installing the test extras (linters, type checker, pytest, docs, charts, testinfra) and the ONNX server's dependencies" \
+    test_dependencies servers/onnx/requirements.txt servers/onnx/requirements-test.txt
 }
 
 setup_test_tools() {
@@ -117,6 +164,7 @@ case "$task" in
   plan)
     setup_plan
     shift
+    say "planning the dev stack (stacks/Pulumi.dev.yaml) offline"
     exec .venv/bin/slm-deploy plan --stack dev "$@"
     ;;
   test)

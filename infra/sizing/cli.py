@@ -62,14 +62,19 @@ def size_command(
 
 
 def _as_json(entry: CatalogueModel, result: SizingResult, failure: str | None) -> dict[str, Any]:
-    return {
-        "key": entry.key,
-        "tier": entry.tier,
-        "paramsBillion": entry.params_billion,
-        "fits": failure is None,
-        "error": failure,
-        **result.model_dump(mode="json"),
-    }
+    from infra.json_keys import camel_keys
+
+    document: dict[str, Any] = camel_keys(
+        {
+            "key": entry.key,
+            "tier": entry.tier,
+            "paramsBillion": entry.params_billion,
+            "fits": failure is None,
+            "error": failure,
+            **result.model_dump(mode="json"),
+        }
+    )
+    return document
 
 
 def _print_text(entry: CatalogueModel, result: SizingResult, vm_size: str | None) -> None:

@@ -61,13 +61,15 @@ def render_text(report: VerifyReport, width: int = 140) -> str:
 
 
 def render_json(report: VerifyReport) -> str:
+    from infra.json_keys import camel_keys
+
     data = {
         "stack": report.stack,
         "ok": report.ok,
         "summary": report.summary(),
         "checks": [asdict(c) for c in report.checks],
     }
-    return json.dumps(data, indent=2) + "\n"
+    return json.dumps(camel_keys(data), indent=2) + "\n"
 
 
 def render_junit(report: VerifyReport) -> str:

@@ -14,11 +14,13 @@ def test_json(capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert (out["key"], out["tier"], out["fits"], out["error"]) == ("qwen3-14b", "medium", True, None)
     assert out["model"] == "Qwen3-14B"
-    assert out["breakdown"]["weights_gb"] == pytest.approx(29.6)
-    assert out["choice"]["vm_size"] == "Standard_NV72ads_A10_v5"
-    assert out["vllm_flags"][:2] == ["--max-model-len", "8192"]
-    assert len(out["fits_on"]) == 11
-    assert {"vm_size", "needed_per_gpu_gb", "available_per_gpu_gb", "fits"} <= set(out["fits_on"][0])
+    # camelCase keys, as every JSON output (docs/cli.md).
+    assert out["breakdown"]["weightsGb"] == pytest.approx(29.6)
+    assert out["choice"]["vmSize"] == "Standard_NV72ads_A10_v5"
+    assert out["vllmFlags"][:2] == ["--max-model-len", "8192"]
+    assert out["kvCacheDtype"] and "kv_cache_dtype" not in out
+    assert len(out["fitsOn"]) == 11
+    assert {"vmSize", "neededPerGpuGb", "availablePerGpuGb", "fits"} <= set(out["fitsOn"][0])
 
 
 def test_json_when_the_given_size_is_too_small(capsys: pytest.CaptureFixture[str]) -> None:

@@ -152,3 +152,37 @@ def test_docs_outside_the_project_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr == "error: docs/reference.md: no such file (run `slm-deploy docs` in the project folder, " \
         "or give --root)\n"
+
+
+def _snake_keys(value: object) -> set[str]:
+    if isinstance(value, dict):
+        found = {k for k in value if isinstance(k, str) and "_" in k.strip("_") and k == k.lower()}
+        return found.union(*(_snake_keys(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_snake_keys(v) for v in value))
+    return set()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["size", "phi-4-mini-instruct", "--format", "json"],
+        ["size", "qwen3-14b", "--vm-size", "Standard_NC4as_T4_v3", "--format", "json"],
+        ["models", "--format", "json"],
+        ["cost", "--stack", "prod", "--format", "json"],
+        ["plan", "--stack", "dev", "--show", "network", "--format", "json"],
+    ],
+    ids=lambda a: "-".join(a[:2]),
+)
+def test_json_outputs_use_camel_case_keys(root: Path, args: list[str]) -> None:
+    where = ["--root", str(root)] if "--stack" in args else []
+    result = CliRunner().invoke(app, [*args, *where])
+    assert result.exit_code in (0, 1), result.output
+    assert _snake_keys(json.loads(result.stdout)) == set()
+
+
+def test_render_json_uses_camel_case_keys(root: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["render", "--stack", "dev", "--root", str(root), "--out", str(tmp_path / "r"),
+                                      "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _snake_keys(json.loads(result.stdout)) == set()

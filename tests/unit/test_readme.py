@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.checkout import copy_checkout
 from tests.conftest import ROOT
 
 README = ROOT / "README.md"
@@ -91,19 +91,8 @@ def test_no_command_lists_choices_with_a_pipe(page: Path) -> None:
 
 
 def _checkout_copy(destination: Path) -> Path:
-    """What a fresh clone holds (tracked and new files), with this environment's .venv, committed in its own git."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    """What a fresh clone holds, with this environment's .venv, committed in its own git (diff needs a ref)."""
+    copy_checkout(destination)
     (destination / ".venv").symlink_to(Path(sys.prefix))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "copy"]):
