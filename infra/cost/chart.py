@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 
 from infra.cost.estimate import Estimate
 from infra.cost.report import bound
@@ -25,6 +26,24 @@ def _label(name: str, values: tuple[float, float], unpriced: bool) -> str:
     return f"{name}\n({'partly ' if values[1] else ''}not priced)"
 
 
+def chart_title(result: Estimate) -> str:
+    """The figure's title: totals ("at least" while something is unpriced), date, region, what is not priced."""
+    low, high = result.total
+    c = result.currency
+    at_least = bound(result)
+    missing = [x.item for x in result.unpriced_items()]
+    title = (
+        f"{result.stack}: monthly cost {at_least}{c} {low:,.0f} (min) - {at_least}{high:,.0f} (max)  ·  prices of "
+        f"{result.price_date}, {result.region or 'unknown region'}"
+    )
+    if missing:
+        # Short names (before any parenthesis), wrapped: the full reasons are in the text and JSON reports.
+        names = list(dict.fromkeys(item.split(" (")[0] for item in missing))
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        title += "\n" + "\n".join(textwrap.wrap(f"not priced, left out of the totals: {shown}", 150))
+    return title
+
+
 def render_png(result: Estimate) -> bytes:
     """The chart as PNG bytes (matplotlib's Agg backend: no display needed)."""
     import matplotlib
@@ -42,18 +61,8 @@ def render_png(result: Estimate) -> bytes:
         ),
     ]
     figure, axes = plt.subplots(1, 2, figsize=(12, 5), dpi=100)
-    low, high = result.total
     c = result.currency
-    at_least = bound(result)
-    missing = [x.item for x in result.unpriced_items()]
-    title = (
-        f"{result.stack}: monthly cost {at_least}{c} {low:,.0f} (min) - {at_least}{high:,.0f} (max)  ·  prices of "
-        f"{result.price_date}, {result.region or 'unknown region'}"
-    )
-    if missing:
-        shown = "; ".join(missing[:4]) + (f"; and {len(missing) - 4} more" if len(missing) > 4 else "")
-        title += f"\nnot priced ({len(missing)}, left out of the totals): {shown}"
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(chart_title(result), fontsize=10)
     axis: Axes
     for axis, (title, values, unpriced) in zip(axes, groups, strict=True):
         names = list(values)
@@ -81,7 +90,7 @@ def render_png(result: Estimate) -> bytes:
         axis.grid(axis="y", alpha=0.3)
         if names:
             axis.legend()
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 if result.complete else 0.93))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.json_keys import camel
+
 TOKENS = 1_000_000
 SECONDS_PER_HOUR = 3600
 
@@ -63,17 +65,24 @@ class TokenCost:
         }
 
 
+#: The bench file's per-level key (bench writes camelCase; files of earlier versions have the snake_case name).
+TOKENS_KEYS = (camel("output_tokens_per_s"), "output_tokens_per_s")
+
+
+def _level_tokens(level: Any) -> float | None:
+    if not isinstance(level, dict) or level.get("errors"):
+        return None
+    found = next((level[key] for key in TOKENS_KEYS if level.get(key)), None)
+    return None if found is None else float(found)
+
+
 def bench_tokens_per_second(path: Path) -> float:
     """The highest error-free output tokens/s of a ``slm-deploy bench --format json`` file."""
     data = json.loads(path.read_text(encoding="utf-8"))
     levels = data.get("levels") if isinstance(data, dict) else None
     if not isinstance(levels, list):
         raise ValueError("not a `slm-deploy bench --format json` file (no levels)")
-    clean = [
-        float(level["output_tokens_per_s"])
-        for level in levels
-        if isinstance(level, dict) and not level.get("errors") and level.get("output_tokens_per_s")
-    ]
+    clean = [tokens for level in levels if (tokens := _level_tokens(level)) is not None]
     if not clean:
         raise ValueError("no concurrency level finished without errors")
     return max(clean)

@@ -168,6 +168,14 @@ def test_png_is_an_image(root: Path, tmp_path: Path) -> None:
     from matplotlib import image
 
     assert image.imread(str(out)).shape[:2] == (500, 1200)
+    from infra.cost.chart import chart_title
+    from infra.cost.stack import estimate_plan
+    from tests.conftest import planned
+
+    title = chart_title(estimate_plan(planned("prod", False)))
+    assert title.startswith("prod: monthly cost at least USD 15,126 (min) - at least 28,026 (max)")
+    assert title.endswith("not priced, left out of the totals: phi4-mini-cache, qwen3-8b-cache, qwen3-small-cache")
+    assert "at least" in result.stdout
 
 
 def test_diff_shows_the_cost_of_a_changed_pool(root: Path, tmp_path: Path) -> None:

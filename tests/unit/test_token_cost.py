@@ -74,15 +74,19 @@ def test_a_bench_results_file_gives_the_figure(root: Path, tmp_path: Path) -> No
         "model": "smollm2",
         "maxTokens": 128,
         "levels": [
-            {"concurrency": 1, "errors": 0, "output_tokens_per_s": 97.6},
-            {"concurrency": 4, "errors": 0, "output_tokens_per_s": 126.5},
-            {"concurrency": 16, "errors": 3, "output_tokens_per_s": 300.0},
+            {"concurrency": 1, "errors": 0, "outputTokensPerS": 97.6},
+            {"concurrency": 4, "errors": 0, "outputTokensPerS": 126.5},
+            {"concurrency": 16, "errors": 3, "outputTokensPerS": 300.0},
         ],
     }
     project = _project(root, tmp_path, {"benchResults": "bench/qwen3-small.json", "benchReplicas": 2})
     (project / "bench").mkdir()
     (project / "bench" / "qwen3-small.json").write_text(json.dumps(bench))
     assert bench_tokens_per_second(project / "bench" / "qwen3-small.json") == 126.5
+    # A file of an earlier bench (snake_case keys) reads the same.
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(json.dumps({"levels": [{"errors": 0, "output_tokens_per_s": 50.0}]}))
+    assert bench_tokens_per_second(legacy) == 50.0
     (small,) = [cost for cost in _cost(project)["tokenCosts"] if cost["model"] == "qwen3-small"]
     assert small["tokensPerSecondPerReplica"] == 126.5 / 2
     assert small["throughputSource"] == (
