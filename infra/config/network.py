@@ -8,10 +8,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from infra.config.base import ConfigModel
+from infra.config.base import ConfigModel, KeyPathError
 from infra.config.names import DnsLabel
 
 _HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: Namespaces whose pods must never be let in to a model server directly: the cluster's own (anything running
+#: there, including a compromised add-on, would skip the entry point's key check).
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
 
 
 class NetworkConfig(ConfigModel):
@@ -35,6 +38,28 @@ class NetworkConfig(ConfigModel):
         default_factory=list,
         description="Host names (or `*.` patterns) of the model hub, for `modelDownload: allow` with Cilium.",
     )
+
+    @field_validator("ingress_from_namespaces")
+    @classmethod
+    def _not_system(cls, value: list[str]) -> list[str]:
+        for namespace in value:
+            if namespace in SYSTEM_NAMESPACES:
+                raise ValueError(
+                    f"'{namespace}' is a system namespace: its pods would reach the model servers without the "
+                    "entry point's key check; name the namespace of the calling application instead"
+                )
+        return value
+
+    def check_ingress_peers(self, own: dict[str, str]) -> None:
+        """Refuse the stack's own platform namespaces (gateway, monitoring …: ``own`` maps each to its key) as
+        direct callers: they have their own, narrower way in."""
+        for index, namespace in enumerate(self.ingress_from_namespaces):
+            if namespace in own:
+                raise KeyPathError(
+                    ("network", "ingressFromNamespaces", index),
+                    f"'{namespace}' is the stack's {own[namespace]} namespace: it already has its own way in "
+                    "(the gateway's routes, the metrics port); name the namespace of the calling application",
+                )
 
     @field_validator("download_cidrs")
     @classmethod

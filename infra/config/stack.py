@@ -224,17 +224,31 @@ class StackConfig(ConfigModel):
         check_entry_point(self.entry_point, self)
         entry = self.entry_point
         if entry.enabled and entry.exposure == "public" and self.environment == "prod":
+            from policies.lib.finding import Finding
+            from policies.rules.no_public_load_balancer import API, CHAT_PAGE
             from policies.rules.no_public_load_balancer import RULE as PUBLIC_LOAD_BALANCER
 
             rule = PUBLIC_LOAD_BALANCER
-            if not waiver_matcher.active_for(
+            active = waiver_matcher.active_for(
                 self.waiver_list, rule.name, rule.id, None, PUBLIC_PROXY_RESOURCE, today()
-            ):
-                raise KeyPathError(
-                    ("entryPoint", "exposure"),
-                    f"a public load balancer in prod needs a waiver in force: add to waivers {{policy: {rule.name}, "
-                    f"resource: {PUBLIC_PROXY_RESOURCE}, reason, owner, expires}} (or use exposure 'internal')",
-                )
+            )
+            for subject in [API, CHAT_PAGE] if self.chat_ui.enabled else [API]:
+                if not any(w.covers_finding(Finding("", subject=subject)) for w in active):
+                    raise KeyPathError(
+                        ("entryPoint", "exposure"),
+                        f"a public load balancer in prod needs a waiver in force for each thing it serves: add to "
+                        f"waivers {{policy: {rule.name}, resource: {PUBLIC_PROXY_RESOURCE}, subjects: [{subject}], "
+                        "reason, owner, expires}} (or use exposure 'internal')",
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _ingress_peers(self) -> StackConfig:
+        entry = self.entry_point
+        own = {self.monitoring.namespace: "monitoring", self.chat_ui.namespace: "chat page"}
+        if entry.enabled:
+            own |= {entry.namespace: "gateway", entry.controller_namespace: "gateway controller"}
+        self.network.check_ingress_peers(own)
         return self
 
     @model_validator(mode="after")

@@ -160,7 +160,29 @@ def stack_manifests(plan: StackPlan) -> list[Manifest]:
             "waivers": [waiver.entry() for waiver in plan.config.waivers],
         }
         records.append(Manifest(path="_stack/waivers.yaml", urn="", document=_canonical(document)))
+    records.append(target_record(plan))
     return manifests(plan.run.resources, skips) + records
+
+
+def target_record(plan: StackPlan) -> Manifest:
+    """Where the stack deploys (context, or subscription, resource group and cluster name): a change of target
+    changes no Kubernetes object, but it moves the whole stack, so diff shows it."""
+    from infra.policy.pack_config import plan_target, stack_subscription
+
+    cluster = plan.config.cluster.model_dump(mode="json", by_alias=True)
+    target = plan_target(plan)
+    fields = {key: cluster.get(key) for key in ("mode", "context", "name", "resourceGroup", "location")}
+    if cluster.get("mode") == "aks":
+        fields["subscription"] = stack_subscription(plan.stack_file) or "(the provider's default)"
+    elif not cluster.get("context"):
+        fields["context"] = "(the kubeconfig's current context)"
+    document = {
+        "kind": "Target",
+        "metadata": {"name": plan.stack},
+        "target": {k: v for k, v in fields.items() if v is not None},
+        "id": target.value if target else None,
+    }
+    return Manifest(path="_stack/target.yaml", urn="", document=_canonical(document))
 
 
 def manifests(

@@ -17,6 +17,57 @@ from typing import Any
 from .analyzer import DEFAULT_PACK_DIR, load_pack, reconciled_levels
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+#: The positive model, extending an allow-list and waiver subjects (hand-written, copied into docs/policies.md).
+POSITIVE_MODEL = (
+    "## The gate admits what it knows",
+    "",
+    "In prod the pack works as an allow-list wherever a deny-list would always be one attack behind: it names "
+    "what it knows to be safe and refuses the rest. Dev and staging run the same rules, advisory where their "
+    "level files say so.",
+    "",
+    "| What | Allow-list (in the pack) | Rule |",
+    "| --- | --- | --- |",
+    "| Engine flags and settings | per engine, read as the engine parses them (vLLM `--a_b` = `--a-b`, "
+    "`--flag=value` = `--flag value`; llama.cpp `LLAMA_ARG_*` variables; Ollama `OLLAMA_*`), each name cited from "
+    "the engine's argument definitions at the pinned version: `policies/lib/engine_flags.py`; dangerous flags "
+    "(remote code, local-file serving, model URLs, runtime LoRA, props, slot saving, origins `*`) are named at every "
+    "level | `engine-argument-allow-list`, `engine-arguments` |",
+    "| Images | repository paths (`docker.io/vllm/vllm-openai`), never a bare registry host | "
+    "`allowed-image-registries` |",
+    "| Stack labels | keys matching `allowedKeys`; keys Kubernetes or AKS own (`kubernetes.io/`, `k8s.io/`, "
+    "`control-plane`, `admissions.enforcer/disabled`, `*.azure.com/`) are refused by `validate` | "
+    "`stack-label-keys` |",
+    "| Egress | public CIDRs on `allowedPublicCidrs`, measured with `ipaddress` (a set covering more than "
+    "`maxPublicShare` of the public space is refused); host names and patterns at or below `allowedSuffixes` | "
+    "`egress-scope` |",
+    "| Raw Helm values | per chart, the value paths in `allowedPaths`; the dangerous classes (RBAC on Secrets, "
+    "remote write/read off the cluster, ingresses, auth proxy and anonymous access, host namespaces) by rules of "
+    "their own | `helm-raw-values`, `helm-dangerous-values`, `helm-grafana-authentication`, "
+    "`helm-no-privileged-workloads` |",
+    "| Cost | every billed item has a price in the table (categories the level lists); an unpriced item is a "
+    "finding naming item and region, and totals read \"at least\" | `cost-unpriced`, `monthly-budget` |",
+    "| Target | each level file lists the clusters it may target (`contexts`, `clusterIds`); a stack whose "
+    "target a stricter level lists is judged there | `environment-binding` |",
+    "",
+    "**Extending an allow-list** is a reviewed change to the pack's config, never to a stack file: add the name to "
+    "the rule's property in `policies/config/<level>.json` (`\"engine-argument-allow-list\": {\"extraFlags\": "
+    "{\"vllm\": [\"--enable-sleep-mode\"]}}`, `allowedRepositories`, `allowedKeys`, `allowedPublicCidrs`, "
+    "`allowedSuffixes`, `allowedPaths`), or, for a name every level should know, to the pack's data with the "
+    "source that defines it. Protect `policies/` with CODEOWNERS: a stack file can neither extend an allow-list "
+    "nor choose its level.",
+    "",
+    "**A waiver covers exactly what it names**: rule + resource + the finding's *subject*. Findings about one "
+    "thing carry it (the report prints `[subject: X]`): the engine flag, the Helm value path, the label key, the "
+    "CIDR or host pattern, the image repository, the unpriced item, `api` or `chat-page` for the entry point's "
+    "public IP. A waiver lists the subjects it covers (`subjects: [--enable-sleep-mode]`; Helm paths also as "
+    "`values: [grafana.grafana.ini.auth.proxy]`, which covers that path and what is below it); a new finding "
+    "of the same rule on the same resource is not waived. A `monthly-budget` waiver states `maxMonthlyUsd` and "
+    "covers an estimate up to that figure only. `check` shows what each waiver covers (`covers ...` in every "
+    "format); `waiver-validity` reports a waiver of a subject rule that names no subjects, a budget waiver "
+    "without `maxMonthlyUsd`, and a waiver whose subjects cover no finding (stale, like one naming a resource "
+    "that is gone).",
+    "",
+)
 #: How a stack's level is chosen (hand-written: the generator copies it into docs/policies.md).
 BINDING_PREAMBLE = (
     "## Which level judges a stack",
@@ -38,6 +89,13 @@ BINDING_PREAMBLE = (
     "`environment-binding` violation, a change that moves the stack to a weaker level than at that ref. Moving "
     "a stack between levels is an edit of `policies/config/`, which touches every stack and belongs to the "
     "policy owners (protect the folder with CODEOWNERS).",
+    "",
+    "The level is bound to the target as well as the name: `environment-binding`'s `contexts` (kubeconfig "
+    "contexts) and `clusterIds` (AKS cluster resource ids, case-insensitive; globs allowed) list the clusters a "
+    "level owns. A stack whose target a stricter level lists is judged at that level, so the dev stack pointed "
+    "at the prod cluster's context must declare `prod` and pass prod's rules. `render` writes the target "
+    "(`_stack/target.yaml`: context, or subscription, resource group and cluster name), so `diff` shows a change "
+    "of target as a change (exit 1) in every format.",
     "",
     "## Rules",
     "",
@@ -124,6 +182,7 @@ def render_catalogue(pack_dir: Path | None = None) -> str:
         "from `policies/config/<env>.json` (the `--policy-pack-config` files). Waivers live in stack config "
         "(`slm-deploy:waivers`) and are reported by `waived-results`; see `policies/lib/waivers.py`.",
         "",
+        *POSITIVE_MODEL,
         *BINDING_PREAMBLE,
         "| Id | Policy | Title | Severity | " + " | ".join(ENVIRONMENTS) + " | checkov |",
         "| --- | --- | --- | --- | " + " | ".join("---" for _ in ENVIRONMENTS) + " | --- |",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from infra.config.stack import StackConfig
     from infra.plan.model import RecordedResource
     from infra.plan.stack import StackPlan
+    from policies.lib.targets import Target
 
     from .model import PolicyReport
 
@@ -163,9 +164,13 @@ class LevelBinding:
     config_file: Path
     #: The entry of the level file's ``stacks`` list that matched; ``None``: the default for unknown stacks.
     matched: str | None = None
+    #: Set when the stack's target (cluster) is bound to this level, stricter than its name's: what and where.
+    by_target: str | None = None
 
     def describe(self) -> str:
         """Why this level: ``bound by name in prod.json``, ``bound by the pattern 'dev-*' in dev.json``."""
+        if self.by_target is not None:
+            return self.by_target
         if self.matched is None:
             return "no level file binds this stack: the strictest level"
         how = "by name" if self.matched == self.stack else f"by the pattern {self.matched!r}"
@@ -224,6 +229,64 @@ def bind_level(stack: str, config_dir: Path) -> LevelBinding:
     return LevelBinding(stack, STRICTEST_LEVEL, files[STRICTEST_LEVEL])
 
 
+def bound_targets(config: Mapping[str, Any], source: str) -> tuple[list[str], list[str]]:
+    """The ``contexts`` and ``clusterIds`` lists of :data:`BINDING_POLICY` in one level file's content."""
+    from policies.lib.targets import CLUSTER_IDS, CONTEXTS
+
+    entry = config.get(BINDING_POLICY)
+    found: list[list[str]] = []
+    for key in (CONTEXTS, CLUSTER_IDS):
+        values = entry.get(key, []) if isinstance(entry, Mapping) else []
+        if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+            raise PolicyConfigError(f"{source}: '{BINDING_POLICY}'.{key} must be a list of names or patterns")
+        found.append(list(values))
+    return found[0], found[1]
+
+
+def bind_target(binding: LevelBinding, target: Target | None, config_dir: Path) -> LevelBinding:
+    """``binding``, or the strictest level stricter than it whose level file lists the stack's target."""
+    if target is None:
+        return binding
+    from policies.lib.targets import listed
+
+    files = level_files(config_dir)
+    order = list(LEVEL_ORDER)
+    start = order.index(binding.level) + 1 if binding.level in order else len(order)
+    for level in reversed(order[start:]):
+        path = files.get(level)
+        if path is None:
+            continue
+        contexts, cluster_ids = bound_targets(read_config_file(path), str(path))
+        entry = listed(target, contexts, cluster_ids)
+        if entry is not None:
+            why = (
+                f"its target, {target.describe()}, is bound by {entry!r} in {path.name} (stricter than {binding.level})"
+            )
+            return LevelBinding(binding.stack, level, path, binding.matched, by_target=why)
+    return binding
+
+
+def plan_target(plan: StackPlan) -> Target | None:
+    """The stack's target, with the subscription its stack file sets for the Azure provider (if any)."""
+    from policies.lib.targets import stack_target
+
+    cluster = plan.config.cluster.model_dump(mode="json", by_alias=True)
+    return stack_target(cluster, stack_subscription(plan.stack_file))
+
+
+def stack_subscription(stack_file: Path) -> str | None:
+    """``azure-native:subscriptionId`` of a stack file, when it sets one in plain text."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    config = document.get("config") if isinstance(document, dict) else None
+    value = config.get("azure-native:subscriptionId") if isinstance(config, dict) else None
+    return value if isinstance(value, str) and value.strip() else None
+
+
 def verify_binding(binding: LevelBinding, enforcement_level: str | None, properties: Mapping[str, Any]) -> None:
     """Refuse a level file that does not judge its own binding: :data:`BINDING_POLICY` must be
     mandatory there and name the file's level as its ``environment``.
@@ -271,7 +334,7 @@ def judge_stack(plan: StackPlan, pack_dir: Path, run: PackRunner) -> PolicyRepor
     waivers, the Kubernetes version and raw chart values; the level file must judge its own binding
     (:func:`verify_binding`). The report carries the level and why it applies.
     """
-    binding = bind_level(plan.stack, pack_dir / "config")
+    binding = bind_target(bind_level(plan.stack, pack_dir / "config"), plan_target(plan), pack_dir / "config")
     from infra.cost.budget import budget_stack_config
 
     # The priced plan goes in beside the stack's own keys: the monthly-budget rule judges it.

@@ -15,11 +15,16 @@ class Finding(str):
 
     subject: str | None
     amount: float | None
+    #: The subject is a dotted path in a tree (a Helm value path): a waiver naming an ancestor covers it.
+    tree: bool
 
-    def __new__(cls, message: str, subject: str | None = None, amount: float | None = None) -> Finding:
+    def __new__(
+        cls, message: str, subject: str | None = None, amount: float | None = None, tree: bool = False
+    ) -> Finding:
         made = super().__new__(cls, message)
         made.subject = subject
         made.amount = amount
+        made.tree = tree
         return made
 
 
@@ -29,6 +34,16 @@ def subject_of(message: str) -> str | None:
 
 def amount_of(message: str) -> float | None:
     return getattr(message, "amount", None)
+
+
+def named_by(message: str, subjects: tuple[str, ...]) -> bool:
+    """Whether ``subjects`` name this finding's subject (for a tree path: it or an ancestor)."""
+    subject = subject_of(message)
+    if subject is None:
+        return True
+    if subject in subjects:
+        return True
+    return bool(getattr(message, "tree", False)) and any(subject.startswith(f"{s}.") for s in subjects)
 
 
 def shown(message: str) -> str:

@@ -72,7 +72,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from . import stack_config
-from .finding import amount_of, shown, subject_of
+from .finding import amount_of, named_by, shown
 
 if TYPE_CHECKING:
     from pulumi_policy import ReportViolation
@@ -136,8 +136,7 @@ class Waiver:
         amount = amount_of(message)
         if amount is not None:
             return self.max_monthly_usd is not None and amount <= self.max_monthly_usd
-        subject = subject_of(message)
-        return subject is None or subject in self.subjects
+        return named_by(message, self.subjects)
 
     def coverage(self) -> str:
         """What it covers, as ``check`` shows it."""

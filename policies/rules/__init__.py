@@ -45,6 +45,7 @@ RULE_MODULES = (
     "helm_no_privileged_workloads",
     "helm_grafana_authentication",
     "helm_raw_values",
+    "helm_dangerous_values",
     "helm_log_retention",
     "engine_arguments",
     "engine_argument_allow_list",
@@ -63,6 +64,7 @@ RULE_MODULES = (
     "aks_no_spot_gpu",
     "key_vault_secret_scope",
     "monthly_budget",
+    "cost_unpriced",
     "environment_binding",
     "stack_label_keys",
 )

@@ -85,7 +85,7 @@ def test_stack_config(row: tuple[str, str, int, bool], monkeypatch: pytest.Monke
                 "cache": {"accessMode": "ReadWriteMany"},
             }
         ],
-        "waivers": [entry("no-public-load-balancer", PUBLIC_PROXY_RESOURCE, PROXY_URN, row)],
+        "waivers": [{**entry("no-public-load-balancer", PUBLIC_PROXY_RESOURCE, PROXY_URN, row), "subjects": ["api"]}],
     }
     if row[-1]:
         validate_stack_config(stack, "test")

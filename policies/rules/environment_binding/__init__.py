@@ -9,6 +9,11 @@ each level file), so a prod stack that says ``environment: dev`` cannot pass on 
 Under the Pulumi CLI it also reads the stack's name from the resources' URNs and refuses a level file
 that does not bind that stack (a pipeline passing ``dev.json`` for the prod stack), except the
 strictest level, which judges every stack no level file binds.
+
+The level is bound to the target too (:mod:`policies.lib.targets`): each level file lists the clusters it may
+target (``contexts``, ``clusterIds``), and ``slm-deploy check`` judges a stack whose target a stricter level
+lists at that level, so the dev stack pointed at the prod cluster's context must declare ``prod`` and pass
+prod's rules. Under the Pulumi CLI a level file that lists the stack's target binds it as its name would.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Any
 
 from pulumi_policy import StackValidationArgs
 
-from ...lib import waivers
+from ...lib import stack_config, waivers
 from ...lib.rule import SLM, Rule
+from ...lib.targets import CLUSTER_IDS, CONTEXTS, listed, stack_target
 
 #: The level that judges a stack no level file binds (kept equal to infra.policy.pack_config.STRICTEST_LEVEL).
 STRICTEST_LEVEL = "prod"
@@ -60,7 +66,11 @@ def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tupl
         )
     stacks = [str(s) for s in config.get("stacks") or []]
     name = stack_name([r.urn for r in args.resources])
-    if name is not None and bound != STRICTEST_LEVEL and not binds(stacks, name):
+    target = stack_target(stack_config.value("cluster", default={}))
+    by_target = target is not None and listed(
+        target, [str(c) for c in config.get(CONTEXTS) or []], [str(c) for c in config.get(CLUSTER_IDS) or []]
+    )
+    if name is not None and bound != STRICTEST_LEVEL and not binds(stacks, name) and not by_target:
         yield (
             None,
             f"stack '{name}' is not bound to the '{bound}' level (this level file binds: "
@@ -96,6 +106,19 @@ RULE = Rule(
             "items": {"type": "string", "minLength": 1},
             "default": [],
             "description": "Stack names (or glob patterns) bound to this level; unknown stacks get prod.",
+        },
+        CONTEXTS: {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "default": [],
+            "description": "kubeconfig contexts (globs) of the clusters bound to this level: a stack targeting one is "
+            "judged at least at this level.",
+        },
+        CLUSTER_IDS: {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "default": [],
+            "description": "AKS cluster resource ids (globs, case-insensitive) bound to this level.",
         },
     },
     check=check,

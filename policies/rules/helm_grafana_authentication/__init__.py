@@ -24,10 +24,13 @@ GRAFANA_VALUES = {"kube-prometheus-stack": ("grafana",), "grafana": ()}
 DEFAULT_PASSWORD_CHARTS = frozenset({"kube-prometheus-stack"})
 
 
-def _anonymous(ini: Any) -> bool:
+def _enabled(ini: Any, section: str) -> bool:
+    """``[auth.<section>] enabled`` in grafana.ini, written as one dotted key or nested (both reach the file)."""
     if not is_map(ini):
         return False
-    return get(ini, "auth.anonymous", "enabled") is True or get(ini, "auth", "anonymous", "enabled") is True
+    value = get(ini, f"auth.{section}", "enabled")
+    nested = get(ini, "auth", section, "enabled")
+    return value is True or nested is True or str(value).lower() == "true" or str(nested).lower() == "true"
 
 
 def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
@@ -46,8 +49,13 @@ def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[s
             f"Grafana would start with {chart}'s published default admin password: set admin.existingSecret "
             "to a Secret holding the admin user and password"
         )
-    if _anonymous(grafana.get("grafana.ini")):
+    if _enabled(grafana.get("grafana.ini"), "anonymous"):
         yield "grafana.ini enables anonymous access (auth.anonymous.enabled): every dashboard is open without a login"
+    if _enabled(grafana.get("grafana.ini"), "proxy"):
+        yield (
+            "grafana.ini enables auth.proxy: Grafana logs in whoever a request header names, so anyone who reaches "
+            "its port can claim to be the admin"
+        )
 
 
 RULE = Rule(

@@ -9,7 +9,12 @@ pointed at a key file on a mounted Secret:
 - the ONNX server (it sets ``SLM_ONNX_MODEL_PATH``): ``SLM_ONNX_API_KEYS_FILE`` or ``SLM_ONNX_API_KEY_FILE``;
 
 and the path lies under a volume mount of a ``secret`` (or Secrets Store ``csi``) volume. A server that checks keys
-behind a gateway that removes them (``sanitize: true``) would refuse every request: that is reported too. vLLM
+behind a gateway that removes them (``sanitize: true``) would refuse every request: that is reported too.
+
+Not only routed servers: a server whose NetworkPolicy lets pods of other namespaces in other than the gateway's
+proxies and Prometheus (``network.ingressFromNamespaces``) is reachable without the gateway's key check, so a
+llama-server or ONNX server there must check keys too (a model left out of ``entryPoint.models`` would
+otherwise answer anyone in ``apps``). vLLM
 (keys only on its command line) and Ollama (no authentication) are left to the network policy.
 """
 
@@ -20,7 +25,7 @@ from typing import Any
 
 from pulumi_policy import StackValidationArgs
 
-from ...lib.k8s import WORKLOAD_TYPES, containers, get, is_map, items, namespace_of, pod_template
+from ...lib.k8s import NETWORK_POLICY, WORKLOAD_TYPES, containers, get, is_map, items, namespace_of, pod_template
 from ...lib.rule import NSA, SLM, Rule
 
 SECURITY_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy"
@@ -72,6 +77,24 @@ def _secret_mounts(spec: Mapping[str, Any], container: Mapping[str, Any]) -> lis
     ]
 
 
+#: Pod labels of the peers that have their own way in: the gateway's proxies and Prometheus.
+_OWN_PEER_LABELS = ("gateway.envoyproxy.io/owning-gateway-namespace", "app.kubernetes.io/name")
+
+
+def _lets_others_in(resource_type: str, props: Mapping[str, Any]) -> bool:
+    """A NetworkPolicy that admits pods of other namespaces, other than the gateway's proxies and Prometheus."""
+    if resource_type != NETWORK_POLICY:
+        return False
+    for rule in items(get(props, "spec", "ingress")):
+        for peer in items(get(rule, "from")):
+            if not is_map(get(peer, "namespaceSelector")) and not is_map(get(peer, "ipBlock")):
+                continue
+            labels = get(peer, "podSelector", "matchLabels", default={})
+            if not (is_map(labels) and any(key in labels for key in _OWN_PEER_LABELS)):
+                return True
+    return False
+
+
 def _forwards_key(policy: Mapping[str, Any]) -> bool:
     return get(policy, "spec", "apiKeyAuth", "sanitize") is not True
 
@@ -83,9 +106,11 @@ def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tupl
     if not policies:
         args.not_applicable("no SecurityPolicy checks API keys")
     routed = {namespace_of(r.props) for r in args.resources if r.resource_type == HTTP_ROUTE}
+    reachable = {namespace_of(r.props) for r in args.resources if _lets_others_in(r.resource_type, r.props)}
     checking: list[str] = []
     for workload in args.resources:
-        if workload.resource_type not in WORKLOAD_TYPES or namespace_of(workload.props) not in routed:
+        namespace = namespace_of(workload.props)
+        if workload.resource_type not in WORKLOAD_TYPES or namespace not in routed | reachable:
             continue
         template = pod_template(workload.resource_type, workload.props)
         if template is None:
@@ -98,8 +123,14 @@ def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tupl
             if path is None:
                 yield (
                     workload.urn,
-                    f"{container.label} of {workload.name} ({engine}) is routed through a gateway that checks API "
-                    "keys but checks none itself: point it at the keys mounted from a Secret",
+                    f"{container.label} of {workload.name} ({engine}) "
+                    + (
+                        "is routed through a gateway that checks API keys"
+                        if namespace in routed
+                        else "is reachable from other namespaces without the gateway (network.ingressFromNamespaces)"
+                    )
+                    + " but checks none itself: point it at the keys mounted from a Secret (add the model to "
+                    "entryPoint.models)",
                 )
             elif not any(path.startswith(f"{mount}/") for mount in _secret_mounts(template.spec, container.body)):
                 yield (

@@ -8,6 +8,9 @@ estimate (the Pulumi CLI, which does not price) or without a budget the rule has
 
 The finding is reported on the resource that stands for the stack's spending, so that a waiver can name it
 like any other: the AKS cluster the stack creates, or else the first model server's Deployment (by name).
+Its subject is the amount: a waiver must state ``maxMonthlyUsd`` and covers an estimate up to that figure
+only (``waiver-validity`` refuses a budget waiver without it). While anything is unpriced the figure is a lower
+bound and the finding says "at least"; ``cost-unpriced`` refuses the unpriced items themselves.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pulumi_policy import StackValidationArgs
 
 from ...lib import stack_config
 from ...lib.aks import MANAGED_CLUSTER
+from ...lib.finding import Finding
 from ...lib.rule import SLM, Rule
 
 _DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -52,12 +56,16 @@ def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tupl
         return
     unpriced = int(estimate.get("unpriced") or 0)
     partial = f"; {unpriced} item(s) have no price in the table, so the real figure is higher" if unpriced else ""
+    bound = "at least " if unpriced else ""
     yield (
         anchor(args),
-        f"the estimated monthly cost at {scale} scale is {_money(total, currency)}, over the budget of "
-        f"{_money(budget, currency)} by {_money(total - budget, currency)} (prices of "
-        f"{estimate.get('priceDate', '?')}, region {estimate.get('region') or '?'}{partial}); see "
-        "`slm-deploy cost` for the lines",
+        Finding(
+            f"the estimated monthly cost at {scale} scale is {bound}{_money(total, currency)}, over the budget of "
+            f"{_money(budget, currency)} by {bound}{_money(total - budget, currency)} (prices of "
+            f"{estimate.get('priceDate', '?')}, region {estimate.get('region') or '?'}{partial}); see "
+            "`slm-deploy cost` for the lines",
+            amount=total,
+        ),
     )
 
 
@@ -93,4 +101,5 @@ RULE = Rule(
         },
     },
     check=check,
+    subject="amount",
 )

@@ -4,6 +4,10 @@ Also checks the Service an Envoy Gateway ``EnvoyProxy`` asks its controller to c
 (``spec.provider.kubernetes.envoyService``): Pulumi never sees that Service, only the request for it.
 Where ``honorExposureAnnotation`` is false (prod), the annotation is not enough: only a waiver, with an
 owner and an expiry, lets a public load balancer through.
+
+The entry point's proxy serves the API and, with ``chatUi.enabled``, the chat page on the same public IP: each
+is its own finding, with subject ``api`` or ``chat-page``, so a waiver for the API's public exposure does not put
+the chat page (a login page for people, with its own risks) on the internet; that needs its own waiver.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from ...lib.k8s import SERVICE, annotations_of, get
+from ...lib import stack_config
+from ...lib.finding import Finding
+from ...lib.k8s import SERVICE, annotations_of, get, is_map
 from ...lib.rule import AKS, NSA, Rule
 
 INTERNAL = "service.beta.kubernetes.io/azure-load-balancer-internal"
@@ -21,6 +27,14 @@ EXPOSURE = "slm-deploy.io/public-exposure"
 
 
 ENVOY_PROXY = "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy"
+#: Subjects of the entry point's findings: what the public IP would serve.
+API, CHAT_PAGE = "api", "chat-page"
+
+
+def public_subjects() -> list[str]:
+    """What the entry point's proxy serves: the API, and the chat page when the stack enables it."""
+    chat = stack_config.value("chatUi", default={})
+    return [API, CHAT_PAGE] if is_map(chat) and chat.get("enabled") is True else [API]
 
 
 def _service_shape(args: ResourceValidationArgs) -> tuple[Any, dict[str, str], str]:
@@ -34,6 +48,17 @@ def _service_shape(args: ResourceValidationArgs) -> tuple[Any, dict[str, str], s
 
 
 def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
+    findings = list(_findings(args, config))
+    if args.resource_type != ENVOY_PROXY:
+        yield from findings
+        return
+    for message in findings:
+        for subject in public_subjects():
+            served = "the API" if subject == API else "the chat page (chatUi), which needs its own waiver"
+            yield Finding(f"{message}; it would serve {served}", subject=subject)
+
+
+def _findings(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
     kind, annotations, what = _service_shape(args)
     if kind != "LoadBalancer":
         return
@@ -81,4 +106,5 @@ RULE = Rule(
         },
     },
     check=check,
+    subject="what the public IP serves (api, chat-page) on the entry point's proxy",
 )

@@ -1,0 +1,235 @@
+"""Issue 24: the gate admits what it knows. Each edit a reviewer tried on a copy of the prod stack is refused
+(``validate`` exit 2 naming the key, or ``check`` exit 1 naming rule, resource and subject) and ``diff`` shows
+it; the dev stack pointed at the prod cluster is judged at prod; a change of target shows in ``diff``."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from infra.cli import app
+from tests.conftest import ROOT
+from tests.policies.test_reviewer_variants import PROD, Edit, _project, _set
+from tests.policies.test_reviewer_variants import reference_render as reference_render
+
+DIGEST = PROD["slm-deploy:models"][0]["image"]["digest"]
+LLAMACPP_DIGEST = "sha256:" + "a" * 64
+
+
+def _llamacpp(extra_args: list[str]) -> Edit:
+    """Adds a llama.cpp model (CPU, pinned by digest) with these extra flags."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["slm-deploy:models"].append(
+            {
+                "name": "smollm2",
+                "engine": "llamacpp",
+                "modelId": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                "replicas": 2,
+                "image": {"repository": "ghcr.io/ggml-org/llama.cpp", "tag": "server-b1", "digest": LLAMACPP_DIGEST},
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+                "cache": {"size": "2Gi", "storageClass": "azurefile-csi-premium", "accessMode": "ReadWriteMany"},
+                "llamacpp": {
+                    "gguf": {
+                        "repo": "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+                        "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                    },
+                    "extraArgs": extra_args,
+                },
+            }
+        )
+
+    return edit
+
+
+def _network(**changes: Any) -> Edit:
+    def edit(config: dict[str, Any]) -> None:
+        config["slm-deploy:network"] = {**config["slm-deploy:network"], **changes}
+
+    return edit
+
+
+#: id → (edit, ("validate", key path) | ("check", rule, resource, subject)).
+VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
+    "vllm-remote-code-underscore": (
+        _set("models[0].vllm", {"extraArgs": ["--trust_remote_code"]}),
+        ("check", "engine-arguments", "phi4-mini-deployment", "--trust-remote-code"),
+    ),
+    "vllm-local-media-path-underscore": (
+        _set("models[0].vllm", {"extraArgs": ["--allowed_local_media_path=/"]}),
+        ("check", "engine-argument-allow-list", "phi4-mini-deployment", "--allowed-local-media-path"),
+    ),
+    "vllm-unknown-flag": (
+        _set("models[0].vllm", {"extraArgs": ["--enable-sleep-mode"]}),
+        ("check", "engine-argument-allow-list", "phi4-mini-deployment", "--enable-sleep-mode"),
+    ),
+    "llamacpp-path": (
+        _llamacpp(["--path", "/"]),
+        ("check", "engine-arguments", "smollm2-deployment", "--path"),
+    ),
+    "llamacpp-model-url": (
+        _llamacpp(["--model-url", "https://example.com/m.gguf"]),
+        ("check", "engine-arguments", "smollm2-deployment", "--model-url"),
+    ),
+    "llamacpp-props": (
+        _llamacpp(["--props"]),
+        ("check", "engine-argument-allow-list", "smollm2-deployment", "--props"),
+    ),
+    "llamacpp-slot-save-path": (
+        _llamacpp(["--slot_save_path", "/tmp"]),
+        ("check", "engine-arguments", "smollm2-deployment", "--slot-save-path"),
+    ),
+    "egress-in-two-halves": (
+        _network(policyEngine="kubernetes", downloadHosts=[], downloadCidrs=["0.0.0.0/1", "128.0.0.0/1"]),
+        ("check", "egress-scope", "phi4-mini-network-allow-model-download-egress", "0.0.0.0/1"),
+    ),
+    "fqdn-blob-storage": (
+        _set("network.downloadHosts", ["huggingface.co", "*.blob.core.windows.net"]),
+        ("check", "egress-scope", "phi4-mini-network-allow-model-download-fqdn", "*.blob.core.windows.net"),
+    ),
+    "fqdn-second-level-domain": (
+        _set("network.downloadHosts", ["huggingface.co", "*.co.uk"]),
+        ("check", "egress-scope", "phi4-mini-network-allow-model-download-fqdn", "*.co.uk"),
+    ),
+    "control-plane-label": (
+        _set("labels", {"cost-center": "ml", "control-plane": "true"}),
+        ("validate", "slm-deploy:labels"),
+    ),
+    "typosquatted-image": (
+        _set(
+            "models[0].image",
+            {"repository": "docker.io/vllm-0penai/vllm-openai", "tag": "v0.14.0", "digest": DIGEST},
+        ),
+        ("check", "allowed-image-registries", "phi4-mini-deployment", "docker.io/vllm-0penai/vllm-openai"),
+    ),
+    "system-namespaces-in-front-of-vllm": (
+        _set("network.ingressFromNamespaces", ["default", "kube-system"]),
+        ("validate", "slm-deploy:network.ingressFromNamespaces"),
+    ),
+    "monitoring-namespace-in-front-of-vllm": (
+        _set("network.ingressFromNamespaces", ["apps", "monitoring"]),
+        ("validate", "slm-deploy:network.ingressFromNamespaces[1]"),
+    ),
+}
+
+
+def _check(project: Path, stack: str = "prod") -> tuple[int, dict[str, Any]]:
+    result = CliRunner().invoke(app, ["check", "--stack", stack, "--format", "json", "--root", str(project)])
+    return result.exit_code, json.loads(result.output)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variant_is_refused_and_visible(variant: str, tmp_path: Path, reference_render: Path) -> None:
+    edit, expected = VARIANTS[variant]
+    project = _project(tmp_path, edit)
+    root = ["--root", str(project)]
+    runner = CliRunner()
+    validated = runner.invoke(app, ["validate", "--stack", "prod", *root])
+    diffed = runner.invoke(app, ["diff", "--stack", "prod", "--base", str(reference_render), "--format", "json", *root])
+    if expected[0] == "validate":
+        assert validated.exit_code == 2, validated.output
+        (line,) = validated.output.strip().splitlines()
+        assert "Pulumi.prod.yaml" in line and expected[1] in line, line
+        assert diffed.exit_code == 2 and "Traceback" not in diffed.output
+        return
+    assert validated.exit_code == 0, validated.output
+    assert diffed.exit_code == 1, diffed.output
+    _, rule, resource, subject = expected
+    code, report = _check(project)
+    assert code == 1, report["summary"]
+    blocking = [r for r in report["results"] if r["status"] == "violation" and r["enforcement_level"] == "mandatory"]
+    assert any(
+        r["policy_name"] == rule and r["resource_name"] == resource and f"[subject: {subject}]" in r["message"]
+        for r in blocking
+    ), [(r["policy_name"], r["resource_name"], r["message"]) for r in blocking]
+
+
+def test_a_waiver_covers_only_the_subject_it_names(tmp_path: Path) -> None:
+    """A waiver of one flag on a server does not cover the next flag of the same rule on the same server."""
+
+    def edit(config: dict[str, Any]) -> None:
+        _set("models[0].vllm", {"extraArgs": ["--enable-sleep-mode", "--trust_remote_code"]})(config)
+        config["slm-deploy:waivers"] = [
+            {
+                "policy": "engine-argument-allow-list",
+                "resource": "phi4-mini-deployment",
+                "subjects": ["--enable-sleep-mode"],
+                "reason": "sleep mode frees the GPU between bursts",
+                "owner": "platform-team",
+                "expires": "2026-12-31",
+            }
+        ]
+
+    project = _project(tmp_path, edit)
+    code, report = _check(project)
+    assert code == 1
+    waived = [r for r in report["results"] if r["status"] == "waived"]
+    assert [(r["policy_name"], r["waiver"]["covers"]) for r in waived] == [
+        ("engine-argument-allow-list", "subjects --enable-sleep-mode")
+    ]
+    assert "--enable-sleep-mode" in waived[0]["message"] and "trust" not in waived[0]["message"]
+    blocking = {
+        (r["policy_name"], r["message"].rsplit("[subject: ", 1)[-1])
+        for r in report["results"]
+        if r["status"] == "violation" and r["enforcement_level"] == "mandatory"
+    }
+    assert ("engine-argument-allow-list", "--trust-remote-code]") in blocking
+    assert ("engine-arguments", "--trust-remote-code]") in blocking
+
+
+def test_a_waiver_without_subjects_is_reported(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        _set("models[0].vllm", {"extraArgs": ["--enable-sleep-mode"]})(config)
+        config["slm-deploy:waivers"] = [
+            {
+                "policy": "engine-argument-allow-list",
+                "resource": "phi4-mini-deployment",
+                "reason": "anything on this server",
+                "owner": "platform-team",
+                "expires": "2026-12-31",
+            }
+        ]
+
+    code, report = _check(_project(tmp_path, edit))
+    assert code == 1
+    messages = [r["message"] for r in report["results"] if r["policy_name"] == "waiver-validity"]
+    assert any("names no subjects" in m for m in messages), messages
+    assert not [r for r in report["results"] if r["status"] == "waived"]
+
+
+def _dev_project(tmp_path: Path, context: str | None) -> Path:
+    config = copy.deepcopy(yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())["config"])
+    if context is not None:
+        config["slm-deploy:cluster"]["context"] = context
+    (tmp_path / "stacks").mkdir(parents=True)
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    return tmp_path
+
+
+def test_dev_stack_on_the_prod_cluster_is_judged_at_prod(tmp_path: Path) -> None:
+    code, report = _check(_dev_project(tmp_path, "aks-slm-prod"), "dev")
+    assert code == 1
+    assert report["level"] == "prod" and "aks-slm-prod" in report["binding"]
+    binding = [r for r in report["results"] if r["policy_name"] == "environment-binding" and r["status"] == "violation"]
+    assert binding and binding[0]["enforcement_level"] == "mandatory"
+
+
+@pytest.mark.parametrize("output_format", ["text", "json", "markdown"])
+def test_a_change_of_context_shows_in_diff(output_format: str, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    rendered = CliRunner().invoke(app, ["render", "--stack", "dev", "--root", str(ROOT), "--out", str(base)])
+    assert rendered.exit_code == 0, rendered.output
+    project = _dev_project(tmp_path / "project", "team-dev-2")
+    result = CliRunner().invoke(
+        app, ["diff", "--stack", "dev", "--root", str(project), "--base", str(base), "--format", output_format]
+    )
+    assert result.exit_code == 1, result.output
+    assert "team-dev-2" in result.output
