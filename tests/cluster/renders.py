@@ -42,21 +42,3 @@ def render(stack: str, out: Path, root: Path = ROOT) -> Rendered:
 
 def of_kind(documents: Rendered, kind: str) -> list[dict[str, Any]]:
     return [document for _, document in documents if document.get("kind") == kind]
-
-
-def volume_for(claim: dict[str, Any]) -> dict[str, Any]:
-    """A PersistentVolume bound in advance to ``claim`` (never mounted: kwok runs no container)."""
-    name = f"pv-{claim['metadata']['namespace']}-{claim['metadata']['name']}"
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": name},
-        "spec": {
-            "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
-            "accessModes": claim["spec"]["accessModes"],
-            "persistentVolumeReclaimPolicy": "Delete",
-            "storageClassName": claim["spec"].get("storageClassName", ""),
-            "claimRef": {"namespace": claim["metadata"]["namespace"], "name": claim["metadata"]["name"]},
-            "hostPath": {"path": f"/nonexistent/{name}"},
-        },
-    }

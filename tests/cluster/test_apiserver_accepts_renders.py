@@ -1,6 +1,6 @@
 """A real Kubernetes API server accepts every object the reference stacks render.
 
-The CRDs come from the project's own JSON schemas (tests/cluster/crd_schemas.py says how and what that
+The CRDs come from the project's own JSON schemas (infra/localcluster/crds.py says how and what that
 proves). Namespaces are applied for real; every other object goes through server-side apply with
 ``--dry-run=server``: decoding with strict field validation, defaulting, validation and admission
 (Pod Security Admission, quotas, ...) all run, nothing is stored.
@@ -15,8 +15,8 @@ from collections.abc import Callable
 import pytest
 
 from infra import gpu
+from infra.localcluster.crds import project_crds
 from tests.cluster.conftest import CPU_NODE, GPU_NODE, GPU_POOL, Cluster
-from tests.cluster.crd_schemas import project_crds
 from tests.cluster.renders import Rendered
 from tests.conftest import REFERENCE_STACKS, ROOT
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.localcluster.crds import project_crds
 from tests.chat_ui.chat_ui_cases import stack_text
 from tests.cluster.conftest import Cluster
-from tests.cluster.crd_schemas import project_crds
 from tests.cluster.renders import render
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]

@@ -2,8 +2,8 @@
 
 The Deployment controller makes the pods (so Pod Security Admission of the namespace checks them as
 a real rollout would), the real scheduler places them, and kwok plays the kubelet. The model cache
-claim is bound to a PersistentVolume made here (the cluster has no storage provisioner); nothing is
-ever mounted, since no container runs.
+claim binds through the local cluster's default StorageClass (the controller manager's host-path
+provisioner); nothing is ever mounted, since no container runs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.conftest import CPU_NODE, GPU_NODE, Cluster
-from tests.cluster.renders import Rendered, volume_for
+from tests.cluster.renders import Rendered
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -37,8 +37,6 @@ def _deploy_model(cluster: Cluster, documents: Rendered, model: str) -> dict[str
         if d["kind"] in NEEDED and (d["metadata"].get("namespace") == namespace or d["metadata"]["name"] == namespace)
     ]
     objects.sort(key=lambda d: NEEDED.index(d["kind"]))
-    volumes = [volume_for(d) for d in objects if d["kind"] == "PersistentVolumeClaim"]
-    cluster.apply(volumes)
     cluster.apply(objects)
     return deployment
 

@@ -2,14 +2,13 @@
 
 The objects come from the render, not from ``pulumi up``: ``slm-deploy render --stack dev`` writes the
 Kubernetes objects the Pulumi program declares, and they are created for real with ``kubectl apply
---server-side`` (the Pulumi language host for Python cannot be built here, so no Pulumi engine runs;
-a reviewer reproduces this with the render and kubectl alone). What the render describes but is not
-a Kubernetes object is left out: the kube-prometheus-stack Helm release (``_helm/``) is not
-installed, so nothing here scrapes or alerts; its PrometheusRule and dashboards are applied against
-the project's CRDs (tests/cluster/crd_schemas.py). The cluster has no storage provisioner: the model
-cache claim is bound to a PersistentVolume made in advance (the helper of test_scheduling.py), never
-mounted. The Ollama image is never pulled: kwok fakes the pods on its nodes, which become Ready
-without any container.
+--server-side`` (a reviewer reproduces this with the render and kubectl alone; test_pulumi_engine.py
+runs the real engine on the ``local`` stack). What the render describes but is not a Kubernetes
+object is left out: the kube-prometheus-stack Helm release (``_helm/``) is not installed, so nothing
+here scrapes or alerts; its PrometheusRule and dashboards are applied against the project's CRDs
+(infra/localcluster/crds.py). The model cache claim binds through the local cluster's default
+StorageClass (the controller manager's host-path provisioner), never mounted. The Ollama image is
+never pulled: kwok fakes the pods on its nodes, which become Ready without any container.
 
 verify then runs as a user runs it, the CLI with ``KUBECONFIG`` and ``--context``: what needs only
 the API (rollout and Ready replicas, the default-deny NetworkPolicy, the Service and its ready
@@ -32,10 +31,10 @@ from typing import Any
 
 import pytest
 
+from infra.localcluster.crds import project_crds
 from infra.verify.runner import suite_check_names
 from tests.cluster.conftest import CPU_NODE, Cluster
-from tests.cluster.crd_schemas import project_crds
-from tests.cluster.renders import SLM_DEPLOY, Rendered, volume_for
+from tests.cluster.renders import SLM_DEPLOY, Rendered
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
@@ -91,7 +90,6 @@ def deployed(cluster: Cluster, rendered: Callable[[str], Rendered]) -> Deployed:
     namespaces = [d for d in documents if d["kind"] == "Namespace"]
     others = [d for d in documents if d["kind"] != "Namespace"]
     cluster.apply(namespaces)
-    cluster.apply([volume_for(d) for d in others if d["kind"] == "PersistentVolumeClaim"])
     cluster.apply(others)
     cluster.kubectl("rollout", "status", "-n", NAMESPACE, f"deployment/{MODEL}", "--timeout=120s")
     _wait_for_ready_endpoints(cluster, MODEL)

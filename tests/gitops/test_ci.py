@@ -22,7 +22,10 @@ STACKS = ["dev", "staging", "prod"]
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    """A repository with the stacks a team deploys (not stacks/Pulumi.local.yaml, made for a laptop's cluster)."""
+    (tmp_path / "stacks").mkdir()
+    for stack in STACKS:
+        shutil.copy(ROOT / "stacks" / f"Pulumi.{stack}.yaml", tmp_path / "stacks")
     return tmp_path
 
 

@@ -1,9 +1,10 @@
 """CustomResourceDefinitions made from the project's own strict JSON schemas (infra/plan/crds/*.json).
 
-The cluster tests install these so that the API server can take the custom resources slm-deploy
-renders (Gateway API, Envoy Gateway, cert-manager, Secrets Store CSI, Cilium, Prometheus Operator,
-KEDA). They are not the projects' published CRDs: they carry the structure the project's schemas
-describe, turned into Kubernetes structural schemas:
+The local cluster (scripts/local-cluster.sh, and the cluster tests through it) installs these so that
+the API server can take the custom resources slm-deploy renders (Gateway API, Envoy Gateway,
+cert-manager, Secrets Store CSI, Cilium, Prometheus Operator, KEDA). They are not the projects'
+published CRDs: they carry the structure the project's schemas describe, turned into Kubernetes
+structural schemas:
 
 * ``$ref`` is inlined, ``const`` becomes a one-value ``enum``, an ``enum`` without a ``type`` gets the
   type of its values;
@@ -29,9 +30,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT
-
-CRD_SCHEMA_DIR = ROOT / "infra" / "plan" / "crds"
+CRD_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "plan" / "crds"
 #: Kinds that are cluster-scoped; every other bundled kind is namespaced.
 CLUSTER_SCOPED = frozenset({("gateway.networking.k8s.io", "GatewayClass")})
 
@@ -195,14 +194,14 @@ def crd_for(schema: dict[str, Any]) -> dict[str, Any]:
     if group.endswith((".k8s.io", ".kubernetes.io")):
         # Groups under k8s.io are protected: the API server asks for the API-review annotation, which
         # may say that this definition is not an approved one.
-        annotations["api-approved.kubernetes.io"] = "unapproved, made for the slm-deploy tests from its own schema"
+        annotations["api-approved.kubernetes.io"] = "unapproved, made for a local cluster from slm-deploy's schema"
     names = {"plural": plural(kind), "singular": kind.lower(), "kind": kind, "listKind": f"{kind}List"}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{names['plural']}.{group}",
-            "labels": {"app.kubernetes.io/part-of": "slm-deploy-tests"},
+            "labels": {"app.kubernetes.io/part-of": "slm-deploy-local-cluster"},
             "annotations": annotations,
         },
         "spec": {
