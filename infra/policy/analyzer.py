@@ -142,7 +142,6 @@ def run_policy_pack(
     ``{"environment": "prod", "waivers": [...], "today": "2026-03-01"}``.
     Raises :class:`PolicyConfigError` for a malformed config.
     """
-    from google.protobuf import empty_pb2, json_format
     from pulumi.runtime.proto import analyzer_pb2
     from pulumi_policy import EnforcementLevel
     from pulumi_policy.policy import _PolicyAnalyzerServicer
@@ -156,15 +155,7 @@ def run_policy_pack(
     servicer: Any = _PolicyAnalyzerServicer(
         pack.PACK_NAME, pack.PACK_VERSION, list(pack.POLICIES), EnforcementLevel.ADVISORY, None, pack.PACK_DESCRIPTION
     )
-    info = servicer.GetAnalyzerInfo(empty_pb2.Empty(), None)
-    schemas = _schemas(info)
-    initial = {
-        name: {
-            "enforcementLevel": _LEVEL_NAMES[c.enforcementLevel],
-            **json_format.MessageToDict(c.properties),
-        }
-        for name, c in info.initialConfig.items()
-    }
+    schemas, initial = _analyzer_info(pack, servicer)
     reconciled = reconcile(schemas, initial, user_config, source)
     for name in sorted(pack.ALWAYS_ADVISORY):
         if name in reconciled and reconciled[name].enforcement_level != "advisory":
@@ -180,12 +171,20 @@ def run_policy_pack(
         entry.enforcementLevel = cast(Any, _LEVEL_CODES[cast(Level, policy.enforcement_level)])
         entry.properties.update(to_wire(policy.properties))
     servicer.Configure(request, None)
+    by_type = _TypeServicers(pack, request)
 
     config_values = {
         (k if ":" in k else f"{CONFIG_NAMESPACE}:{k}"): _config_value(v) for k, v in (stack_config or {}).items()
     }
     environment = config_values.get(f"{CONFIG_NAMESPACE}:environment")
     by_urn = {r.urn: r for r in resources}
+    structs: dict[str, Any] = {}
+
+    def properties(record: RecordedResource) -> Any:
+        """The record's inputs as a protobuf Struct, encoded once for Analyze and AnalyzeStack."""
+        if record.urn not in structs:
+            structs[record.urn] = _struct(record.inputs)
+        return structs[record.urn]
 
     def provider_message(ref: str | None) -> Any:
         if not ref:
@@ -290,10 +289,13 @@ def run_policy_pack(
         if reset is not None:
             reset()
         for record in resources:
-            response = servicer.Analyze(
+            typed, skipped = by_type.get(record.type)
+            if typed is None:
+                continue  # no resource policy looks at this type: every one is not applicable
+            response = typed.Analyze(
                 analyzer_pb2.AnalyzeRequest(
                     type=record.type,
-                    properties=_struct(record.inputs),
+                    properties=properties(record),
                     urn=record.urn,
                     name=record.name,
                     options=options(record),
@@ -301,7 +303,7 @@ def run_policy_pack(
                 ),
                 None,
             )
-            not_applicable = {n.policy_name for n in response.not_applicable}
+            not_applicable = {n.policy_name for n in response.not_applicable} | skipped
             reported = set()
             for diag in response.diagnostics:
                 results.append(convert(diag, record))
@@ -311,7 +313,7 @@ def run_policy_pack(
             resources=[
                 analyzer_pb2.AnalyzerResource(
                     type=r.type,
-                    properties=_struct(r.inputs),
+                    properties=properties(r),
                     urn=r.urn,
                     name=r.name,
                     options=options(r),
@@ -361,6 +363,61 @@ def run_policy_pack(
         policies=policies,
         results=results,
     )
+
+
+_INFO_CACHE: dict[int, tuple[list[PolicySchema], dict[str, Any]]] = {}
+
+
+def _analyzer_info(pack: ModuleType, servicer: Any) -> tuple[list[PolicySchema], dict[str, Any]]:
+    """The policies' schemas and the pack's initial config, read once per loaded pack (several stacks share it)."""
+    from google.protobuf import empty_pb2, json_format
+
+    cached = _INFO_CACHE.get(id(pack.POLICIES))
+    if cached is None:
+        info = servicer.GetAnalyzerInfo(empty_pb2.Empty(), None)
+        initial = {
+            name: {"enforcementLevel": _LEVEL_NAMES[c.enforcementLevel], **json_format.MessageToDict(c.properties)}
+            for name, c in info.initialConfig.items()
+        }
+        cached = _INFO_CACHE[id(pack.POLICIES)] = (_schemas(info), initial)
+    return cached
+
+
+class _TypeServicers:
+    """One analyzer per resource type, holding only the resource policies whose rule looks at that type.
+
+    ``pulumi_policy``'s ``Analyze`` deserializes and proxies the properties once per policy; a rule that does not
+    look at the type would only answer "not applicable" (``Rule._validate_resource`` checks the type first), so the
+    offline driver leaves it out and records it as not applicable itself: the same results for a fraction of the
+    work. The Pulumi CLI still calls every policy.
+    """
+
+    def __init__(self, pack: ModuleType, request: Any) -> None:
+        self._pack = pack
+        self._request = request
+        self._made: dict[str, tuple[Any, set[str]]] = {}
+
+    def get(self, resource_type: str) -> tuple[Any, set[str]]:
+        if resource_type not in self._made:
+            from pulumi_policy import EnforcementLevel
+            from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+            keep, skipped = [], set()
+            for rule, policy in zip(self._pack.RULES, self._pack.POLICIES, strict=True):
+                if rule.kind != "resource":
+                    continue
+                if rule.resource_types and resource_type not in rule.resource_types:
+                    skipped.add(rule.name)
+                else:
+                    keep.append(policy)
+            servicer: Any = None
+            if keep:
+                servicer = _PolicyAnalyzerServicer(
+                    self._pack.PACK_NAME, self._pack.PACK_VERSION, keep, EnforcementLevel.ADVISORY
+                )
+                servicer.Configure(self._request, None)
+            self._made[resource_type] = (servicer, skipped)
+        return self._made[resource_type]
 
 
 def reconciled_levels(environment_config: Path | str, pack_dir: Path | None = None) -> dict[str, ReconciledPolicy]:

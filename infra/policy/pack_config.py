@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -276,6 +277,14 @@ def plan_target(plan: StackPlan) -> Target | None:
 
 def stack_subscription(stack_file: Path) -> str | None:
     """``azure-native:subscriptionId`` of a stack file, when it sets one in plain text."""
+    try:
+        return _subscription(stack_file.resolve(), stack_file.stat().st_mtime_ns)
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=32)
+def _subscription(stack_file: Path, _mtime: int) -> str | None:
     import yaml
 
     try:

@@ -122,7 +122,7 @@ VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
 
 def _check(project: Path, stack: str = "prod") -> tuple[int, dict[str, Any]]:
     result = CliRunner().invoke(app, ["check", "--stack", stack, "--format", "json", "--root", str(project)])
-    return result.exit_code, json.loads(result.output)
+    return result.exit_code, json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -233,3 +233,179 @@ def test_a_change_of_context_shows_in_diff(output_format: str, tmp_path: Path) -
     )
     assert result.exit_code == 1, result.output
     assert "team-dev-2" in result.output
+
+
+def _public_with_chat_page(subjects: list[str]) -> dict[str, Any]:
+    from infra.config.secrets import SecretValue
+    from infra.config.stack import PUBLIC_PROXY_RESOURCE
+
+    secret = SecretValue(ciphertext="v1:c2FsdA==:bm90LWEtcmVhbC1jaXBoZXJ0ZXh0")
+    return {
+        "environment": "prod",
+        "secrets": {"chatKey": secret, "session": secret},
+        "entryPoint": {
+            "enabled": True,
+            "hostname": "llm.example.com",
+            "tls": {"issuerRef": {"name": "letsencrypt"}},
+            "exposure": "public",
+            "existingApiKeySecret": "keys",
+        },
+        "chatUi": {
+            "enabled": True,
+            "hostname": "chat.example.com",
+            "apiKey": "chatKey",
+            "sessionSecret": "session",
+            "image": {"repository": "ghcr.io/open-webui/open-webui", "tag": "0.7.2", "digest": "sha256:" + "0" * 64},
+        },
+        "models": [
+            {
+                "name": "qwen",
+                "engine": "vllm",
+                "modelId": "Qwen/Qwen3-8B",
+                "gpu": {"count": 1},
+                "replicas": 2,
+                "cache": {"accessMode": "ReadWriteMany"},
+            }
+        ],
+        "waivers": [
+            {
+                "policy": "no-public-load-balancer",
+                "resource": PUBLIC_PROXY_RESOURCE,
+                "subjects": subjects,
+                "reason": "a public API for partners",
+                "owner": "platform-team",
+                "expires": "2027-01-01",
+            }
+        ],
+    }
+
+
+def test_the_api_waiver_does_not_publish_the_chat_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.config.loader import StackConfigError, validate_stack_config
+
+    monkeypatch.setenv("SLM_DEPLOY_TODAY", "2026-12-07")
+    with pytest.raises(StackConfigError, match=r"entryPoint\.exposure: .*subjects: \[chat-page\]"):
+        validate_stack_config(_public_with_chat_page(["api"]), "Pulumi.prod.yaml")
+    validate_stack_config(_public_with_chat_page(["api", "chat-page"]), "Pulumi.prod.yaml")
+
+
+def test_one_helm_waiver_does_not_admit_the_dangerous_classes(tmp_path: Path) -> None:
+    """The reviewer's "raise the scrape interval" waiver: auth proxy, Secrets RBAC, remote write and an ingress
+    are each refused by rule, naming the value path."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["slm-deploy:monitoring"] = {
+            **config["slm-deploy:monitoring"],
+            "values": {
+                "prometheus": {
+                    "prometheusSpec": {
+                        "scrapeInterval": "60s",
+                        "remoteWrite": [{"url": "https://metrics.example.com/api/v1/write"}],
+                    }
+                },
+                "grafana": {
+                    "grafana.ini": {"auth.proxy": {"enabled": True}},
+                    "rbac": {
+                        "extraClusterRoleRules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+                    },
+                    "ingress": {"enabled": True},
+                },
+            },
+        }
+        config["slm-deploy:waivers"] = [
+            {
+                "policy": "helm-raw-values",
+                "resource": "monitoring-release",
+                "values": ["prometheus.prometheusSpec"],
+                "reason": "raise the scrape interval",
+                "owner": "platform-team",
+                "expires": "2026-12-31",
+            }
+        ]
+
+    project = _project(tmp_path, edit)
+    code, report = _check(project)
+    assert code == 1
+    blocking = {
+        (r["policy_name"], r["message"].rsplit("[subject: ", 1)[-1].removesuffix("]"))
+        for r in report["results"]
+        if r["status"] == "violation" and r["enforcement_level"] == "mandatory"
+    }
+    assert ("helm-dangerous-values", "grafana.rbac.extraClusterRoleRules") in blocking, blocking
+    assert ("helm-dangerous-values", "prometheus.prometheusSpec.remoteWrite[0]") in blocking
+    assert ("helm-dangerous-values", "grafana.ingress.enabled") in blocking
+    assert ("helm-raw-values", "grafana.grafana.ini.auth.proxy.enabled") in blocking
+    assert any(
+        p == "helm-grafana-authentication" and "auth.proxy" in m
+        for p, m in blocking
+        | {(r["policy_name"], r["message"]) for r in report["results"] if r["status"] == "violation"}
+    )
+    waived = [r for r in report["results"] if r["status"] == "waived"]
+    assert [r["policy_name"] for r in waived] == ["helm-raw-values"]
+    assert "remoteWrite" in waived[0]["message"] and "grafana" not in waived[0]["message"]
+
+
+def _pool(**pool: Any) -> Edit:
+    def edit(config: dict[str, Any]) -> None:
+        pools = config["slm-deploy:cluster"]["gpuPools"]
+        for index, existing in enumerate(pools):
+            if existing["name"] == pool["name"]:
+                pools[index] = {**existing, **pool}
+                return
+        pools.append({"minCount": 2, "zones": ["1", "2", "3"], **pool})
+
+    return edit
+
+
+def test_a_pool_the_price_table_lacks_is_refused(tmp_path: Path) -> None:
+    edit = _pool(name="h100", vmSize="Standard_NC40ads_H100_v5", maxCount=40)
+    code, report = _check(_project(tmp_path, edit))
+    assert code == 1
+    unpriced = [r for r in report["results"] if r["policy_name"] == "cost-unpriced" and r["status"] == "violation"]
+    assert unpriced and all(r["enforcement_level"] == "mandatory" for r in unpriced)
+    assert any("Standard_NC40ads_H100_v5" in r["message"] and "westeurope" in r["message"] for r in unpriced)
+
+
+def test_a_region_the_price_table_lacks_is_refused(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        config["slm-deploy:cluster"]["location"] = "newzealandnorth"
+        _pool(name="a100", maxCount=300)(config)
+
+    validated = CliRunner().invoke(app, ["validate", "--stack", "prod", "--root", str(_project(tmp_path, edit))])
+    if validated.exit_code == 2:  # the stack config refuses the region outright: refused, and named
+        assert "slm-deploy:cluster" in validated.output
+        return
+    code, report = _check(tmp_path)
+    assert code == 1
+    unpriced = [r for r in report["results"] if r["policy_name"] == "cost-unpriced" and r["status"] == "violation"]
+    assert any("newzealandnorth" in r["message"] for r in unpriced), [r["message"] for r in unpriced]
+
+
+def test_a_budget_waiver_covers_up_to_its_amount(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        _pool(name="a100", maxCount=120)(config)
+        config["slm-deploy:waivers"] = [
+            {
+                "policy": "monthly-budget",
+                "resource": "aks-cluster-cluster",
+                "maxMonthlyUsd": 40000,
+                "reason": "launch month",
+                "owner": "finops",
+                "expires": "2026-12-31",
+            },
+            {
+                "policy": "monthly-budget",
+                "resource": "aks-cluster-cluster",
+                "reason": "any amount",
+                "owner": "finops",
+                "expires": "2026-12-31",
+            },
+        ]
+
+    code, report = _check(_project(tmp_path, edit))
+    assert code == 1
+    budget = [r for r in report["results"] if r["policy_name"] == "monthly-budget"]
+    assert [r["status"] for r in budget] == ["violation"], budget
+    assert budget[0]["enforcement_level"] == "mandatory" and "[amount: " in budget[0]["message"]
+    validity = [r["message"] for r in report["results"] if r["policy_name"] == "waiver-validity"]
+    assert any("states no maxMonthlyUsd" in m for m in validity), validity

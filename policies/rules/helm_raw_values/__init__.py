@@ -69,7 +69,8 @@ def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[s
     if not is_map(raw) or not raw:
         return
     configured = config.get("allowedPaths") or {}
-    allowed = [str(p) for p in (configured.get(chart) if chart in configured else DEFAULT_ALLOWED_PATHS.get(chart, []))]
+    listed = configured.get(chart) if chart in configured else DEFAULT_ALLOWED_PATHS.get(chart)
+    allowed = [str(p) for p in listed or []]
     for path in leaf_paths(raw):
         if not _admitted(path, allowed):
             yield Finding(
