@@ -2,6 +2,7 @@
 converted by the ONNX preparation, INT4 mixed with INT8), side by side over HTTP, in one run.
 
     python bench/engines_bench.py [--concurrency 1,4,8] [--max-tokens 64] [--chart FILE.png] [--rounds 2]
+                                  [--onnx-model NAME=DIR ...]
 
 The model files come from the project's scripts (pinned wheel, pinned sdist, cached outside the repository):
 `scripts/llama-server.sh` (llama-server and the GGUF file) and `scripts/smollm2-onnx.sh` (the converted model).
@@ -25,6 +26,11 @@ resident set (VmHWM) over the whole run. Prints JSON with `ratio_onnx_over_llama
 and `ratio_onnx_over_llamacpp_tokens_per_s_burst`, each mapping concurrency to the ONNX server's tokens/s
 divided by llama-server's, and writes a PNG chart. Not run in CI; absolute figures vary between machines,
 ratios measured in one run are what to compare.
+
+`--onnx-model NAME=DIR` (repeatable) adds other conversions of the same model (e.g. another block size), served
+by the same ONNX server and measured in the same run, in turn with the others at each level: their ratios are
+under `variants` (`ratio_NAME_over_llamacpp_tokens_per_s` and `..._burst`), so "before" and "after" a conversion
+change are compared on one machine state. The chart shows llama-server and the default conversion.
 """
 
 from __future__ import annotations
@@ -234,8 +240,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64, help="burst: tokens per request; staggered: half the cap")
     parser.add_argument("--rounds", type=int, default=2, help="burst waves; staggered requests per client")
     parser.add_argument("--chart", type=Path, default=ROOT / "docs" / "images" / "engines-bench.png")
+    parser.add_argument("--onnx-model", action="append", default=[], metavar="NAME=DIR",
+                        help="another ONNX conversion to measure in the same run (repeatable)")  # fmt: skip
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    variants = dict(item.split("=", 1) for item in args.onnx_model)
+    if any(not name.isidentifier() or name in ENGINES for name in variants):
+        parser.error("--onnx-model: NAME must be an identifier other than llamacpp and onnx")
 
     llama = script_outputs("llama-server.sh")
     onnx = script_outputs("smollm2-onnx.sh", "model")
@@ -243,28 +254,31 @@ def main() -> None:
         "llamacpp": lambda port: llama_server(llama["llama-server"], llama["model"], port),
         "onnx": lambda port: onnx_server(onnx["model"], port),
     }
-    results: dict[str, dict[str, dict[str, Any]]] = {e: {"burst": {}, "staggered": {}} for e in ENGINES}
+    for name, folder in variants.items():
+        servers[name] = lambda port, folder=folder: onnx_server(folder, port)  # type: ignore[misc]
+    engines = [*ENGINES, *variants]
+    results: dict[str, dict[str, dict[str, Any]]] = {e: {"burst": {}, "staggered": {}} for e in engines}
     memory: dict[str, float] = {}
     with ExitStack() as stack:
         bases, processes = {}, {}
-        for engine in ENGINES:  # both up at once (an idle server takes no CPU), measured in turn per level
+        for engine in engines:  # all up at once (an idle server takes no CPU), measured in turn per level
             port = free_port()
             bases[engine] = f"http://127.0.0.1:{port}"
             argv, env = servers[engine](port)
             processes[engine] = stack.enter_context(running(argv, env, bases[engine]))
         for level in levels:
-            for engine in ENGINES:
+            for engine in engines:
                 for shape, result in measure(bases[engine], level, args.rounds, args.max_tokens).items():
                     results[engine][shape][str(level)] = level_row(result)
                     print(f"{engine} {shape} c={level}: {result.output_tokens_per_s:.1f} tok/s, "
                           f"TTFT p50 {result.ttft_p50_ms} ms", file=sys.stderr)  # fmt: skip
         memory = {engine: peak_rss_mib(process.pid) for engine, process in processes.items()}
 
-    def ratios(shape: str) -> dict[str, float | None]:
+    def ratios(shape: str, engine: str = "onnx") -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for level in levels:
             llama_tps = results["llamacpp"][shape][str(level)]["output_tokens_per_s"]
-            onnx_tps = results["onnx"][shape][str(level)]["output_tokens_per_s"]
+            onnx_tps = results[engine][shape][str(level)]["output_tokens_per_s"]
             out[str(level)] = round(onnx_tps / llama_tps, 3) if llama_tps else None
         return out
 
@@ -280,6 +294,14 @@ def main() -> None:
         },
         "ratio_onnx_over_llamacpp_tokens_per_s": ratios("staggered"),
         "ratio_onnx_over_llamacpp_tokens_per_s_burst": ratios("burst"),
+        "variants": {
+            name: {
+                "model": folder,
+                f"ratio_{name}_over_llamacpp_tokens_per_s": ratios("staggered", name),
+                f"ratio_{name}_over_llamacpp_tokens_per_s_burst": ratios("burst", name),
+            }
+            for name, folder in variants.items()
+        },
         "peak_rss_mib": memory,
         "results": results,
     }

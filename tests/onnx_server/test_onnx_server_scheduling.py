@@ -433,6 +433,7 @@ def test_bad_bodies_are_plain_400s(raw: bytes, code: str) -> None:
 class FakeModel:
     context_length = 64
     vocab_size = 100
+    max_token_chars = 1
 
     def encode(self, text: str) -> list[int]:
         return [ord(c) % 100 for c in text]

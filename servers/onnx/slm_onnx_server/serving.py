@@ -61,6 +61,7 @@ class Model(Protocol):
 
     context_length: int
     vocab_size: int
+    max_token_chars: int  # the longest vocabulary entry: no token decodes to more characters
 
     def encode(self, text: str) -> list[int]: ...
 
@@ -273,6 +274,9 @@ class Serving(ABC):
         stops = body.stop_strings()
         for stop in stops:
             check_text(stop, "stop")
+        # A stop string longer than the longest text max_tokens can decode to can never match: it is dropped,
+        # so its matcher (set-up linear in its length) is never built.
+        stops = tuple(stop for stop in stops if len(stop) <= max_tokens * model.max_token_chars)
         check_float32(body)
         try:
             guidance = guidance_for(body.response_format, self.ctx.guidance_limits)
