@@ -168,6 +168,8 @@ def structural(node: dict[str, Any], defs: dict[str, Any], seen: tuple[str, ...]
     if out.get("uniqueItems"):
         del out["uniqueItems"]  # not allowed in a structural schema; list-type=set says the same
         out["x-kubernetes-list-type"] = "set"
+        if out.get("items", {}).get("type") == "object":
+            out["items"]["x-kubernetes-map-type"] = "atomic"  # a set's items must be atomic
     return out
 
 
