@@ -214,3 +214,24 @@ def test_unknown_vm_sizes_and_regions_are_refused_at_their_key(
         validate_stack_config(values, f"stacks/Pulumi.{stack}.yaml")
     assert str(caught.value).startswith(f"stacks/Pulumi.{stack}.yaml: slm-deploy:{key}: "), str(caught.value)
     assert message in str(caught.value)
+
+
+def test_a_mistyped_waiver_gets_did_you_mean(root: Path, tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    text = (root / "stacks" / "Pulumi.dev.yaml").read_text()
+    text += """  slm-deploy:waivers:
+    - policy: read-only-rootfilesystem
+      resource: qwen3-micro-deploymnet
+      reason: trying the engine's cache on the root filesystem
+      owner: ml-platform@example.com
+      expires: "2026-12-31"
+"""
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(text)
+    result = CliRunner().invoke(app, ["check", "--stack", "dev", "--root", str(tmp_path), "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads(result.stdout)
+    messages = " ".join(r["message"] or "" for r in report["results"] if r["status"] == "violation")
+    assert "names policy 'read-only-rootfilesystem', which is not a waivable policy of this pack (did you mean " \
+        "'read-only-root-filesystem'?)" in messages
+    assert "names resource 'qwen3-micro-deploymnet', which this stack does not declare (did you mean " \
+        "'qwen3-micro-deployment'?)" in messages
