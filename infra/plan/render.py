@@ -167,7 +167,7 @@ def stack_manifests(plan: StackPlan) -> list[Manifest]:
 def target_record(plan: StackPlan) -> Manifest:
     """Where the stack deploys (context, or subscription, resource group and cluster name): a change of target
     changes no Kubernetes object, but it moves the whole stack, so diff shows it."""
-    from infra.policy.pack_config import plan_target, stack_subscription
+    from infra.policy.targets import plan_target, stack_subscription
 
     cluster = plan.config.cluster.model_dump(mode="json", by_alias=True)
     target = plan_target(plan)

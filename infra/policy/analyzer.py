@@ -309,29 +309,41 @@ def run_policy_pack(
                 results.append(convert(diag, record))
                 reported.add(diag.policyName)
             results.extend(passed(n, record) for n in enabled_resource if n not in not_applicable and n not in reported)
-        stack_request = analyzer_pb2.AnalyzeStackRequest(
-            resources=[
-                analyzer_pb2.AnalyzerResource(
-                    type=r.type,
-                    properties=properties(r),
-                    urn=r.urn,
-                    name=r.name,
-                    options=options(r),
-                    provider=provider_message(r.provider),
-                    parent=r.parent or "",
-                    dependencies=list(r.dependencies),
-                )
-                for r in resources
-            ]
-        )
-        response = servicer.AnalyzeStack(stack_request, None)
-        not_applicable = {n.policy_name for n in response.not_applicable}
+        stack_resources = [
+            analyzer_pb2.AnalyzerResource(
+                type=r.type,
+                properties=properties(r),
+                urn=r.urn,
+                name=r.name,
+                options=options(r),
+                provider=provider_message(r.provider),
+                parent=r.parent or "",
+                dependencies=list(r.dependencies),
+            )
+            for r in resources
+        ]
+        # One stack policy at a time, in the pack's order (waived-results last), each given the resources of the
+        # types its rule reads (all when it names none): pulumi_policy deserializes every resource it is given
+        # once per stack policy.
+        not_applicable = set()
         reported = set()
-        for diag in response.diagnostics:
-            result = convert(diag, None)
-            results.append(result)
-            reported.add(diag.policyName)
-            reported.add(result.policy_name)
+        for rule, policy in zip(pack.RULES, pack.POLICIES, strict=True):
+            if rule.kind != "stack" or levels[rule.name] == "disabled":
+                continue
+            chosen = [
+                message
+                for message, record in zip(stack_resources, resources, strict=True)
+                if not rule.resource_types or record.type in rule.resource_types
+            ]
+            one: Any = _PolicyAnalyzerServicer(pack.PACK_NAME, pack.PACK_VERSION, [policy], EnforcementLevel.ADVISORY)
+            one.Configure(request, None)
+            response = one.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=chosen), None)
+            not_applicable.update(n.policy_name for n in response.not_applicable)
+            for diag in response.diagnostics:
+                result = convert(diag, None)
+                results.append(result)
+                reported.add(diag.policyName)
+                reported.add(result.policy_name)
         results.extend(passed(n, None) for n in enabled_stack if n not in not_applicable and n not in reported)
 
     waived_keys = {(r.policy_name, r.resource_urn) for r in results if r.status == "waived"}

@@ -45,13 +45,13 @@ POSITIVE_MODEL = (
     "their own | `helm-raw-values`, `helm-dangerous-values`, `helm-grafana-authentication`, "
     "`helm-no-privileged-workloads` |",
     "| Cost | every billed item has a price in the table (categories the level lists); an unpriced item is a "
-    "finding naming item and region, and totals read \"at least\" | `cost-unpriced`, `monthly-budget` |",
+    'finding naming item and region, and totals read "at least" | `cost-unpriced`, `monthly-budget` |',
     "| Target | each level file lists the clusters it may target (`contexts`, `clusterIds`); a stack whose "
     "target a stricter level lists is judged there | `environment-binding` |",
     "",
     "**Extending an allow-list** is a reviewed change to the pack's config, never to a stack file: add the name to "
-    "the rule's property in `policies/config/<level>.json` (`\"engine-argument-allow-list\": {\"extraFlags\": "
-    "{\"vllm\": [\"--enable-sleep-mode\"]}}`, `allowedRepositories`, `allowedKeys`, `allowedPublicCidrs`, "
+    'the rule\'s property in `policies/config/<level>.json` (`"engine-argument-allow-list": {"extraFlags": '
+    '{"vllm": ["--enable-sleep-mode"]}}`, `allowedRepositories`, `allowedKeys`, `allowedPublicCidrs`, '
     "`allowedSuffixes`, `allowedPaths`), or, for a name every level should know, to the pack's data with the "
     "source that defines it. Protect `policies/` with CODEOWNERS: a stack file can neither extend an allow-list "
     "nor choose its level.",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -267,35 +266,6 @@ def bind_target(binding: LevelBinding, target: Target | None, config_dir: Path) 
     return binding
 
 
-def plan_target(plan: StackPlan) -> Target | None:
-    """The stack's target, with the subscription its stack file sets for the Azure provider (if any)."""
-    from policies.lib.targets import stack_target
-
-    cluster = plan.config.cluster.model_dump(mode="json", by_alias=True)
-    return stack_target(cluster, stack_subscription(plan.stack_file))
-
-
-def stack_subscription(stack_file: Path) -> str | None:
-    """``azure-native:subscriptionId`` of a stack file, when it sets one in plain text."""
-    try:
-        return _subscription(stack_file.resolve(), stack_file.stat().st_mtime_ns)
-    except OSError:
-        return None
-
-
-@lru_cache(maxsize=32)
-def _subscription(stack_file: Path, _mtime: int) -> str | None:
-    import yaml
-
-    try:
-        document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    config = document.get("config") if isinstance(document, dict) else None
-    value = config.get("azure-native:subscriptionId") if isinstance(config, dict) else None
-    return value if isinstance(value, str) and value.strip() else None
-
-
 def verify_binding(binding: LevelBinding, enforcement_level: str | None, properties: Mapping[str, Any]) -> None:
     """Refuse a level file that does not judge its own binding: :data:`BINDING_POLICY` must be
     mandatory there and name the file's level as its ``environment``.
@@ -343,6 +313,8 @@ def judge_stack(plan: StackPlan, pack_dir: Path, run: PackRunner) -> PolicyRepor
     waivers, the Kubernetes version and raw chart values; the level file must judge its own binding
     (:func:`verify_binding`). The report carries the level and why it applies.
     """
+    from .targets import plan_target
+
     binding = bind_target(bind_level(plan.stack, pack_dir / "config"), plan_target(plan), pack_dir / "config")
     from infra.cost.budget import budget_stack_config
 

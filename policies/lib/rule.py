@@ -82,7 +82,8 @@ class Rule:
     controls: Mapping[str, tuple[str, ...]]
     checkov: tuple[str, ...] = ()
     kind: Literal["resource", "stack"] = "resource"
-    #: Resource types the rule looks at (resource rules); empty means every type.
+    #: Resource types the rule looks at (resource rules) or reads of the stack (stack rules: the offline driver
+    #: hands it only those); empty means every type.
     resource_types: frozenset[str] = frozenset()
     #: JSON-schema properties of the policy config; each must carry a ``default``.
     config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

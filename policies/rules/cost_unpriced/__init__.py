@@ -19,7 +19,7 @@ from ...lib import stack_config
 from ...lib.finding import Finding
 from ...lib.k8s import is_map, items
 from ...lib.rule import SLM, Rule
-from ..monthly_budget import ESTIMATE_KEY, anchor
+from ..monthly_budget import ANCHOR_TYPES, ESTIMATE_KEY, anchor
 
 CATEGORIES = ["nodes", "share", "cluster", "network", "storage"]
 
@@ -62,6 +62,7 @@ RULE = Rule(
     ),
     controls={SLM: ("Cost governance: a change cannot exceed the environment's budget unreviewed",)},
     kind="stack",
+    resource_types=ANCHOR_TYPES,
     config={
         "categories": {
             "type": "array",

@@ -65,5 +65,6 @@ RULE = Rule(
     controls={NSA: ("Network separation and hardening: network policies",), AKS: ("NS-1: network segmentation",)},
     checkov=("CKV2_K8S_6",),
     kind="stack",
+    resource_types=WORKLOAD_TYPES | {NETWORK_POLICY},
     check=check,
 )

@@ -169,5 +169,6 @@ RULE = Rule(
         SLM: ("Serving engine configuration",),
     },
     kind="stack",
+    resource_types=WORKLOAD_TYPES | {SECURITY_POLICY, HTTP_ROUTE, NETWORK_POLICY},
     check=check,
 )

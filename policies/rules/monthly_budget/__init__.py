@@ -26,6 +26,8 @@ from ...lib.finding import Finding
 from ...lib.rule import SLM, Rule
 
 _DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+#: The types a finding is anchored on: all this rule (and cost-unpriced) reads of the stack's resources.
+ANCHOR_TYPES = frozenset({MANAGED_CLUSTER, _DEPLOYMENT})
 
 #: The stack config key ``slm-deploy check`` sets (kept equal to infra.cost.budget.ESTIMATE_KEY).
 ESTIMATE_KEY = "costEstimate"
@@ -85,6 +87,7 @@ RULE = Rule(
     ),
     controls={SLM: ("Cost governance: a change cannot exceed the environment's budget unreviewed",)},
     kind="stack",
+    resource_types=ANCHOR_TYPES,
     default_level="advisory",
     config={
         "monthlyBudget": {

@@ -42,5 +42,6 @@ RULE = Rule(
     ),
     controls={SLM: ("Availability: voluntary disruptions",)},
     kind="stack",
+    resource_types=REPLICATED_TYPES | PDB_TYPES,
     check=check,
 )

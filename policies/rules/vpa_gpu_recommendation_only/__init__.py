@@ -79,5 +79,6 @@ RULE = Rule(
     "recommendation to the model's resources in the stack file.",
     controls={SLM: ("Availability: voluntary disruptions", "GPU scheduling")},
     kind="stack",
+    resource_types=REPLICATED_TYPES | VPA_TYPES,
     check=check,
 )
