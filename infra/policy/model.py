@@ -153,10 +153,18 @@ class PolicyReport:
                 "notEvaluated": len(self.not_evaluated),
                 "ok": self.ok,
             },
-            "policies": [asdict(p) for p in self.policies],
+            # camelCase as every JSON output; the values (policy config, controls) keep the keys they were given.
+            "policies": [_camel_fields(p) for p in self.policies],
             "notEvaluated": [
                 {"policy": policy.name, "ruleId": policy.rule_id, "reason": reason}
                 for policy, reason in self.not_evaluated
             ],
-            "results": [asdict(r) for r in self.results],
+            "results": [_camel_fields(r) for r in self.results],
         }
+
+
+def _camel_fields(record: Any) -> dict[str, Any]:
+    """A data class as a JSON object: its field names in camelCase, its values as they are."""
+    from infra.json_keys import camel
+
+    return {camel(key): value for key, value in asdict(record).items()}

@@ -285,9 +285,9 @@ def test_the_policy_pack_passes_with_the_single_replica_waived(
     violations = [r for r in report["results"] if r["status"] == "violation"]
     assert result.exit_code == 0, violations
     assert report["summary"]["mandatoryViolations"] == report["summary"]["advisoryViolations"] == 0
-    waived = [(r["policy_name"], r["resource_name"]) for r in report["results"] if r["status"] == "waived"]
+    waived = [(r["policyName"], r["resourceName"]) for r in report["results"] if r["status"] == "waived"]
     assert waived == [("min-replicas", "chat-ui-deployment")]
-    passed = {(r["policy_name"], r["resource_name"]) for r in report["results"] if r["status"] == "pass"}
+    passed = {(r["policyName"], r["resourceName"]) for r in report["results"] if r["status"] == "pass"}
     for rule in ("read-only-root-filesystem", "run-as-non-root", "drop-all-capabilities", "serving-probes"):
         assert (rule, "chat-ui-deployment") in passed
     assert ("protect-stateful-resources", "chat-ui-data") in passed

@@ -131,7 +131,7 @@ def check_findings(stack: str, root: Path) -> tuple[int, set[Finding], dict[str,
     assert result.returncode in (0, 1), f"slm-deploy check exited {result.returncode}:\n{result.stderr}"
     report: dict[str, Any] = json.loads(result.stdout)
     findings = {
-        (r["policy_name"], r.get("resource_urn") or "", r["enforcement_level"])
+        (r["policyName"], r.get("resourceUrn") or "", r["enforcementLevel"])
         for r in report["results"]
         if r["status"] == "violation"
     }

@@ -133,7 +133,7 @@ def test_crossguard_and_slm_deploy_check_agree(pulumi: Pulumi, stack: str, varia
     assert by_engine == by_check, (
         f"only the engine: {sorted(by_engine - by_check)}\nonly check: {sorted(by_check - by_engine)}"
     )
-    every_urn = {r["resource_urn"] for r in report["results"] if r.get("resource_urn")}
+    every_urn = {r["resourceUrn"] for r in report["results"] if r.get("resourceUrn")}
     if run.returncode == 0:
         # The whole stack was previewed: the engine judged every resource check judged, and the stack.
         assert run.stack_judged()

@@ -144,11 +144,11 @@ def test_variant_is_refused_and_visible(variant: str, tmp_path: Path, reference_
     _, rule, resource, subject = expected
     code, report = _check(project)
     assert code == 1, report["summary"]
-    blocking = [r for r in report["results"] if r["status"] == "violation" and r["enforcement_level"] == "mandatory"]
+    blocking = [r for r in report["results"] if r["status"] == "violation" and r["enforcementLevel"] == "mandatory"]
     assert any(
-        r["policy_name"] == rule and r["resource_name"] == resource and f"[subject: {subject}]" in r["message"]
+        r["policyName"] == rule and r["resourceName"] == resource and f"[subject: {subject}]" in r["message"]
         for r in blocking
-    ), [(r["policy_name"], r["resource_name"], r["message"]) for r in blocking]
+    ), [(r["policyName"], r["resourceName"], r["message"]) for r in blocking]
 
 
 def test_a_waiver_covers_only_the_subject_it_names(tmp_path: Path) -> None:
@@ -171,14 +171,14 @@ def test_a_waiver_covers_only_the_subject_it_names(tmp_path: Path) -> None:
     code, report = _check(project)
     assert code == 1
     waived = [r for r in report["results"] if r["status"] == "waived"]
-    assert [(r["policy_name"], r["waiver"]["covers"]) for r in waived] == [
+    assert [(r["policyName"], r["waiver"]["covers"]) for r in waived] == [
         ("engine-argument-allow-list", "subjects --enable-sleep-mode")
     ]
     assert "--enable-sleep-mode" in waived[0]["message"] and "trust" not in waived[0]["message"]
     blocking = {
-        (r["policy_name"], r["message"].rsplit("[subject: ", 1)[-1])
+        (r["policyName"], r["message"].rsplit("[subject: ", 1)[-1])
         for r in report["results"]
-        if r["status"] == "violation" and r["enforcement_level"] == "mandatory"
+        if r["status"] == "violation" and r["enforcementLevel"] == "mandatory"
     }
     assert ("engine-argument-allow-list", "--trust-remote-code]") in blocking
     assert ("engine-arguments", "--trust-remote-code]") in blocking
@@ -199,7 +199,7 @@ def test_a_waiver_without_subjects_is_reported(tmp_path: Path) -> None:
 
     code, report = _check(_project(tmp_path, edit))
     assert code == 1
-    messages = [r["message"] for r in report["results"] if r["policy_name"] == "waiver-validity"]
+    messages = [r["message"] for r in report["results"] if r["policyName"] == "waiver-validity"]
     assert any("names no subjects" in m for m in messages), messages
     assert not [r for r in report["results"] if r["status"] == "waived"]
 
@@ -218,8 +218,8 @@ def test_dev_stack_on_the_prod_cluster_is_judged_at_prod(tmp_path: Path) -> None
     code, report = _check(_dev_project(tmp_path, "aks-slm-prod"), "dev")
     assert code == 1
     assert report["level"] == "prod" and "aks-slm-prod" in report["binding"]
-    binding = [r for r in report["results"] if r["policy_name"] == "environment-binding" and r["status"] == "violation"]
-    assert binding and binding[0]["enforcement_level"] == "mandatory"
+    binding = [r for r in report["results"] if r["policyName"] == "environment-binding" and r["status"] == "violation"]
+    assert binding and binding[0]["enforcementLevel"] == "mandatory"
 
 
 @pytest.mark.parametrize("output_format", ["text", "json", "markdown"])
@@ -327,9 +327,9 @@ def test_one_helm_waiver_does_not_admit_the_dangerous_classes(tmp_path: Path) ->
     code, report = _check(project)
     assert code == 1
     blocking = {
-        (r["policy_name"], r["message"].rsplit("[subject: ", 1)[-1].removesuffix("]"))
+        (r["policyName"], r["message"].rsplit("[subject: ", 1)[-1].removesuffix("]"))
         for r in report["results"]
-        if r["status"] == "violation" and r["enforcement_level"] == "mandatory"
+        if r["status"] == "violation" and r["enforcementLevel"] == "mandatory"
     }
     assert ("helm-dangerous-values", "grafana.rbac.extraClusterRoleRules") in blocking, blocking
     assert ("helm-dangerous-values", "prometheus.prometheusSpec.remoteWrite[0]") in blocking
@@ -338,10 +338,10 @@ def test_one_helm_waiver_does_not_admit_the_dangerous_classes(tmp_path: Path) ->
     assert any(
         p == "helm-grafana-authentication" and "auth.proxy" in m
         for p, m in blocking
-        | {(r["policy_name"], r["message"]) for r in report["results"] if r["status"] == "violation"}
+        | {(r["policyName"], r["message"]) for r in report["results"] if r["status"] == "violation"}
     )
     waived = [r for r in report["results"] if r["status"] == "waived"]
-    assert [r["policy_name"] for r in waived] == ["helm-raw-values"]
+    assert [r["policyName"] for r in waived] == ["helm-raw-values"]
     assert "remoteWrite" in waived[0]["message"] and "grafana" not in waived[0]["message"]
 
 
@@ -361,8 +361,8 @@ def test_a_pool_the_price_table_lacks_is_refused(tmp_path: Path) -> None:
     edit = _pool(name="h100", vmSize="Standard_NC40ads_H100_v5", maxCount=40)
     code, report = _check(_project(tmp_path, edit))
     assert code == 1
-    unpriced = [r for r in report["results"] if r["policy_name"] == "cost-unpriced" and r["status"] == "violation"]
-    assert unpriced and all(r["enforcement_level"] == "mandatory" for r in unpriced)
+    unpriced = [r for r in report["results"] if r["policyName"] == "cost-unpriced" and r["status"] == "violation"]
+    assert unpriced and all(r["enforcementLevel"] == "mandatory" for r in unpriced)
     assert any("Standard_NC40ads_H100_v5" in r["message"] and "westeurope" in r["message"] for r in unpriced)
 
 
@@ -377,7 +377,7 @@ def test_a_region_the_price_table_lacks_is_refused(tmp_path: Path) -> None:
         return
     code, report = _check(tmp_path)
     assert code == 1
-    unpriced = [r for r in report["results"] if r["policy_name"] == "cost-unpriced" and r["status"] == "violation"]
+    unpriced = [r for r in report["results"] if r["policyName"] == "cost-unpriced" and r["status"] == "violation"]
     assert any("newzealandnorth" in r["message"] for r in unpriced), [r["message"] for r in unpriced]
 
 
@@ -404,8 +404,8 @@ def test_a_budget_waiver_covers_up_to_its_amount(tmp_path: Path) -> None:
 
     code, report = _check(_project(tmp_path, edit))
     assert code == 1
-    budget = [r for r in report["results"] if r["policy_name"] == "monthly-budget"]
+    budget = [r for r in report["results"] if r["policyName"] == "monthly-budget"]
     assert [r["status"] for r in budget] == ["violation"], budget
-    assert budget[0]["enforcement_level"] == "mandatory" and "[amount: " in budget[0]["message"]
-    validity = [r["message"] for r in report["results"] if r["policy_name"] == "waiver-validity"]
+    assert budget[0]["enforcementLevel"] == "mandatory" and "[amount: " in budget[0]["message"]
+    validity = [r["message"] for r in report["results"] if r["policyName"] == "waiver-validity"]
     assert any("states no maxMonthlyUsd" in m for m in validity), validity

@@ -165,8 +165,8 @@ def test_variant_is_refused_and_visible(variant: str, tmp_path: Path, reference_
     violations = [
         result
         for result in json.loads(checked.output)["results"]
-        if result["status"] == "violation" and result["enforcement_level"] == "mandatory"
+        if result["status"] == "violation" and result["enforcementLevel"] == "mandatory"
     ]
     assert any(
-        v["policy_name"] == rule and resource in f"{v.get('resource_name')} {v['message']}" for v in violations
+        v["policyName"] == rule and resource in f"{v.get('resourceName')} {v['message']}" for v in violations
     ), violations

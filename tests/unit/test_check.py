@@ -78,7 +78,7 @@ def test_an_active_waiver_passes_and_stays_visible(stack_dir: Path, monkeypatch:
     code, out, _ = check(stack_dir, "--stack", "opt-out", "--format", "json")
     assert code == 0
     waived = [r for r in json.loads(out)["results"] if r["status"] == "waived"]
-    assert [(r["policy_name"], r["resource_name"]) for r in waived] == [
+    assert [(r["policyName"], r["resourceName"]) for r in waived] == [
         ("read-only-root-filesystem", "chat-deployment")
     ]
     assert waived[0]["waiver"]["reason"].startswith("the engine build under test")
@@ -98,7 +98,7 @@ def test_an_expired_waiver_is_a_violation(stack_dir: Path, monkeypatch: pytest.M
     write_stack(stack_dir, WAIVER.format(expires="2026-11-01"))
     code, out, _ = check(stack_dir, "--stack", "opt-out", "--format", "json")
     assert code == 1
-    violation = next(r for r in json.loads(out)["results"] if r["policy_name"] == "read-only-root-filesystem")
+    violation = next(r for r in json.loads(out)["results"] if r["policyName"] == "read-only-root-filesystem")
     assert violation["status"] == "violation"
     assert "expired on 2026-11-01" in violation["message"]
 
@@ -150,9 +150,9 @@ def _binding_violations(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         r
         for r in report["results"]
-        if r["policy_name"] == "environment-binding"
+        if r["policyName"] == "environment-binding"
         and r["status"] == "violation"
-        and r["enforcement_level"] == "mandatory"
+        and r["enforcementLevel"] == "mandatory"
     ]
 
 
@@ -169,7 +169,7 @@ def test_a_prod_stack_declaring_a_weaker_environment_is_refused(stack_dir: Path,
     assert code == 1 and report["level"] == "prod" and report["environment"] == environment
     assert report["configSource"].endswith("prod.json")  # prod's levels, not the declared environment's
     (violation,) = _binding_violations(report)
-    assert violation["stack"] == "prod" and violation["resource_name"] is None
+    assert violation["stack"] == "prod" and violation["resourceName"] is None
 
 
 def test_an_unbound_stack_name_is_judged_at_prod(stack_dir: Path) -> None:

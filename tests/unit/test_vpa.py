@@ -129,7 +129,7 @@ def _check(stack_dir: Path, environment: str, mode: str) -> tuple[int, list[dict
     (stack_dir / "stacks" / "Pulumi.gpu.yaml").write_text(GPU_STACK.format(environment=environment, mode=mode))
     result = CliRunner().invoke(app, ["check", "--root", str(stack_dir), "--stack", "gpu", "--format", "json"])
     report = json.loads(result.stdout)
-    mine = [r for r in report["results"] if r["policy_name"] == "vpa-gpu-recommendation-only"]
+    mine = [r for r in report["results"] if r["policyName"] == "vpa-gpu-recommendation-only"]
     return result.exit_code, mine
 
 
@@ -138,7 +138,7 @@ def test_a_gpu_server_vpa_that_evicts_fails_check_in_every_environment(stack_dir
     code, results = _check(stack_dir, environment, "Recreate")
     violations = [r for r in results if r["status"] == "violation"]
     assert code == 1
-    assert violations and all(r["enforcement_level"] == "mandatory" for r in violations), results
+    assert violations and all(r["enforcementLevel"] == "mandatory" for r in violations), results
     assert "requests GPUs (updateMode Recreate)" in violations[0]["message"]
 
 
