@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 
 from infra.components.chat_ui import PORT as CHAT_UI_PORT
 from infra.components.chat_ui import ChatUi, ChatUiArgs
+from infra.components.endpoint_picker import EndpointPicker, EndpointPickerArgs
 from infra.components.entry_point import (
     PROXY_HTTPS_CONTAINER_PORT,
     EntryPoint,
@@ -23,12 +24,15 @@ from infra.components.entry_point import (
     gateway_peer,
 )
 from infra.components.keda import Keda, KedaArgs
+from infra.components.labels import endpoint_picker_selector
 from infra.components.log_store import LogStore, LogStoreArgs
 from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
 from infra.config.chat_ui import CHAT_UI_RESOURCE, client_key
 from infra.config.cluster import AksCluster
 from infra.config.entry_point import ENTRY_POINT_RESOURCE
+from infra.config.inference_pool import picker_name, pool_name
+from infra.config.model import ModelConfig
 from infra.config.objects import CHAT_UI_NAME, CHAT_UI_TLS_SECRET, checks_api_keys
 from infra.config.stack import StackConfig
 from infra.engines import engine_for
@@ -86,6 +90,11 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
             ),
             opts=on_cluster,
         )
+    pickers = {
+        model.name: _endpoint_picker(config, model, engines[model.name], servers[model.name], on_cluster)
+        for model in config.models
+        if model.inference_pool.enabled
+    }
     if config.monitoring.mode != "none":
         _monitoring(config, engines, servers, secrets, on_cluster)
     if config.keda.install:
@@ -102,7 +111,8 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                         service=model.name,
                         port=engines[model.name].port,
                         api_base_path=engines[model.name].api_base_path,
-                        depends_on=(servers[model.name].namespace,),
+                        depends_on=(servers[model.name].namespace, *_present(pickers.get(model.name))),
+                        inference_pool=pool_name(model.name) if model.name in pickers else None,
                     )
                     for model in config.models
                     if entry.exposes(model.name)
@@ -116,6 +126,32 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
         )
     pulumi.export("models", {name: server.service.metadata.name for name, server in servers.items()})
     return servers
+
+
+def _present(picker: EndpointPicker | None) -> tuple[pulumi.Resource, ...]:
+    return (picker,) if picker is not None else ()
+
+
+def _endpoint_picker(
+    config: StackConfig, model: ModelConfig, engine: EngineSpec, server: ModelServer, opts: pulumi.ResourceOptions
+) -> EndpointPicker:
+    """The model's InferencePool and endpoint picker, in the model's namespace (validated: the model is routed)."""
+    return EndpointPicker(
+        picker_name(model.name),
+        EndpointPickerArgs(
+            model=model.name,
+            namespace=model.k8s_namespace,
+            settings=model.inference_pool,
+            pod_selector=server.labels.selector,
+            target_port=engine.port,
+            metrics_port=engine.metrics_port or engine.port,
+            gateway_peer=gateway_peer(config.entry_point),
+            monitoring_namespace=config.monitoring.namespace if config.monitoring.mode != "none" else None,
+            labels=config.labels,
+            depends_on=(server.namespace,),
+        ),
+        opts=opts,
+    )
 
 
 def _chat_ui(config: StackConfig, secrets: Mapping[str, pulumi.Output[str]], opts: pulumi.ResourceOptions) -> UiRoute:
@@ -184,6 +220,17 @@ def _monitoring(
         )
         for model in config.models
         if (engine := engines[model.name]).metrics_path is not None
+    ] + [
+        # The endpoint pickers' own metrics (pool readiness, scheduling latency and decisions).
+        ScrapeTarget(
+            model=picker_name(model.name),
+            namespace=servers[model.name].namespace.metadata.name,
+            selector=endpoint_picker_selector(model.name),
+            port_name="metrics",
+            path="/metrics",
+        )
+        for model in config.models
+        if model.inference_pool.enabled
     ]
     stack = MonitoringStack(
         "monitoring",

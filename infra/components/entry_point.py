@@ -57,6 +57,8 @@ class RouteTarget:
     api_base_path: str = "/v1"
     #: Resources the route must wait for (the model's Namespace, so the route's namespace exists).
     depends_on: Sequence[pulumi.Resource] = ()
+    #: The model's InferencePool (same namespace), when its endpoint picker chooses the pod instead of the Service.
+    inference_pool: str | None = None
 
 
 @dataclass(frozen=True)
@@ -495,9 +497,16 @@ def _route_spec(route: RouteTarget, hostname: str, gateway_namespace: str, timeo
                         },
                     }
                 ],
-                "backendRefs": [{"group": "", "kind": "Service", "name": route.service, "port": route.port}],
+                "backendRefs": [_backend(route)],
                 # Streamed completions take long: state the limit rather than inherit a proxy default.
                 "timeouts": {"request": timeout},
             }
         ],
     }
+
+
+def _backend(route: RouteTarget) -> dict[str, Any]:
+    """The model's Service, or its InferencePool (the pool's targetPorts say where; no port on the reference)."""
+    if route.inference_pool is not None:
+        return {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": route.inference_pool}
+    return {"group": "", "kind": "Service", "name": route.service, "port": route.port}

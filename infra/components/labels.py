@@ -39,3 +39,8 @@ class ModelLabels:
             "app.kubernetes.io/part-of": PART_OF,
             "app.kubernetes.io/managed-by": MANAGED_BY,
         }
+
+
+def endpoint_picker_selector(model: str) -> dict[str, str]:
+    """The labels that select a model's endpoint picker pods (its InferencePool's EPP, docs/inference-pool.md)."""
+    return {"app.kubernetes.io/name": "endpoint-picker", "app.kubernetes.io/instance": f"{model}-epp"}

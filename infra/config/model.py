@@ -11,6 +11,7 @@ from infra.config.autoscaling import Autoscaling, VerticalAutoscaling
 from infra.config.base import ConfigModel
 from infra.config.engines import LlamaCppSettings, OllamaSettings, OnnxSettings, VllmSettings
 from infra.config.images import ImageRef
+from infra.config.inference_pool import InferencePoolSettings
 from infra.config.k8s_names import DATA_KEY, OLLAMA_MODEL, SERVED_MODEL_NAME, VLLM_MODEL, NameRule, refuse
 from infra.config.names import ContainerText, DnsLabel, Labels
 from infra.config.resources import CacheVolume, Gpu, Resources
@@ -121,6 +122,11 @@ class ModelConfig(ConfigModel):
         None,
         description="Output tokens per second per replica (declared or from a bench file), for the cost per million "
         "tokens `slm-deploy cost` reports; nothing deployed changes (docs/cost.md).",
+    )
+    inference_pool: InferencePoolSettings = Field(
+        default_factory=InferencePoolSettings,
+        description="Cache- and queue-aware routing through an InferencePool and llm-d's endpoint picker (off: plain "
+        "Service routing; docs/inference-pool.md).",
     )
     hardening: Hardening = Field(
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."

@@ -243,6 +243,13 @@ class StackConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _inference_pools(self) -> StackConfig:
+        from infra.config.inference_pool import check_inference_pools
+
+        check_inference_pools(self)
+        return self
+
+    @model_validator(mode="after")
     def _ingress_peers(self) -> StackConfig:
         entry = self.entry_point
         own = {self.monitoring.namespace: "monitoring", self.chat_ui.namespace: "chat page"}

@@ -17,6 +17,8 @@ from infra.config.quantity import gibibytes, parse_quantity
 #: The label every object of a model carries: its name in the stack.
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 MODEL_SERVER_COMPONENT = "model-server"
+#: Pods priced by what they request: the model servers and the endpoint pickers of InferencePools (CPU only).
+PRICED_COMPONENTS = frozenset({MODEL_SERVER_COMPONENT, "endpoint-picker"})
 GPU_RESOURCE = "nvidia.com/gpu"
 _INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
 
@@ -168,7 +170,7 @@ def read_inventory(documents: Iterable[Mapping[str, Any]], pool_label: str = gpu
             found = _load_balancer(name, service, service.get("annotations") or {})
             if found is not None:
                 balancers.append(found)
-        elif kind == "Deployment" and _labels(document).get("app.kubernetes.io/component") == MODEL_SERVER_COMPONENT:
+        elif kind == "Deployment" and _labels(document).get("app.kubernetes.io/component") in PRICED_COMPONENTS:
             spec = document.get("spec") or {}
             template = spec.get("template") or {}
             cpu, memory, gpus = _containers_requests(template)

@@ -41,6 +41,8 @@ RULE_MODULES = (
     "default_deny_network_policy",
     "no_public_load_balancer",
     "egress_scope",
+    "endpoint_picker_secure_serving",
+    "inference_pool_members",
     "helm_no_public_services",
     "helm_no_privileged_workloads",
     "helm_grafana_authentication",

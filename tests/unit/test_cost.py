@@ -86,10 +86,14 @@ def test_prod_moved_to_another_region_is_priced_there(
 def test_existing_cluster_stacks_price_their_share(root: Path) -> None:
     staging = _cost(root, "staging")
     assert staging["mode"] == "existing" and staging["region"] == "westeurope"
-    # Two 1-GPU models on costBasis.gpuVmSize NC24ads_A100_v4 (1 GPU a node): one node each, plus the entry
-    # point's internal load balancer.
+    # phi4-mini on costBasis.gpuVmSize NC24ads_A100_v4 (1 GPU a node): one node; qwen3-4b's two replicas on its
+    # pool's NV36ads_A10_v5 (4.16 USD/h): two nodes; its endpoint picker's 250m CPU and 256Mi as a share of a
+    # D4ds_v5 (1/16 of 0.272 USD/h: its memory share is smaller); the entry point's internal load balancer.
     assert staging["models"]["phi4-mini"] == {"min": 3485.75, "max": 3485.75}
-    assert staging["total"] == {"min": round(2 * 3485.75 + 18.25, 2), "max": round(2 * 3485.75 + 18.25, 2)}
+    assert staging["models"]["qwen3-4b"] == {"min": 6073.6, "max": 6073.6}
+    assert staging["models"]["qwen3-4b-epp"] == {"min": 12.41, "max": 12.41}
+    total = round(3485.75 + 6073.6 + 12.41 + 18.25, 2)
+    assert staging["total"] == {"min": total, "max": total}
     dev = _cost(root, "dev")
     request = dev["requests"][0]
     assert request["model"] == "qwen3-micro" and request["cpu"] == {"min": 2.0, "max": 2.0}
@@ -252,9 +256,9 @@ def test_a_waiver_of_the_budget_applies(root: Path, tmp_path: Path, monkeypatch:
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    budget_results = [r for r in report["results"] if r["policyName"] == "monthly-budget"]
+    budget_results = [r for r in report["results"] if r["policy_name"] == "monthly-budget"]
     assert [r["status"] for r in budget_results] == ["waived"], budget_results
-    assert budget_results[0]["resourceName"] == "aks-cluster-cluster" and report["summary"]["waived"] == 1
+    assert budget_results[0]["resource_name"] == "aks-cluster-cluster" and report["summary"]["waived"] == 1
 
 
 def test_reference_levels_set_budgets_that_the_reference_stacks_meet(root: Path) -> None:

@@ -54,6 +54,20 @@ def expected(
     return flows
 
 
+def endpoint_picker(model: str, metrics_port: int = 8000) -> set[tuple[str, str, str, str]]:
+    """The flows of a model's InferencePool picker: the gateway and Prometheus in; DNS, the model's metrics and the
+    API server (the private ranges by default) out; the model's pods admit the picker on their metrics port."""
+    picker, pods = (
+        f"slm-{model}/app.kubernetes.io/instance={model}-epp",
+        f"slm-{model}/app.kubernetes.io/instance={model}",
+    )
+    flows = {("egress", picker, DNS, "UDP/53"), ("egress", picker, DNS, "TCP/53")}
+    flows |= {("ingress", ENVOY, picker, "TCP/9002"), ("ingress", PROMETHEUS, picker, "TCP/9090")}
+    flows |= {("egress", picker, pods, f"TCP/{metrics_port}"), ("ingress", picker, pods, f"TCP/{metrics_port}")}
+    ranges = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+    return flows | {("egress", picker, cidr, f"TCP/{port}") for cidr in ranges for port in (443, 6443)}
+
+
 #: Loki (the log store) admits only pods of the monitoring namespace: the collector, Grafana, Prometheus.
 LOKI = {("ingress", "monitoring/*", "monitoring/app.kubernetes.io/instance=loki", "any")}
 
@@ -62,6 +76,7 @@ EXPECTED = {
     "dev": expected("qwen3-micro", ("apps",), "cidr", port=11434, metrics=False, entry_point=False) | LOKI,
     "staging": expected("phi4-mini", ("apps", "evaluation"), "cidr")
     | expected("qwen3-4b", ("apps", "evaluation"), "cidr")
+    | endpoint_picker("qwen3-4b")
     | LOKI,
     "prod": expected("phi4-mini", ("apps",), "fqdn")
     | expected("qwen3-8b", ("apps",), "fqdn")

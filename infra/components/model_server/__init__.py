@@ -42,7 +42,7 @@ from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra import gpu
-from infra.components.labels import ModelLabels
+from infra.components.labels import ModelLabels, endpoint_picker_selector
 from infra.components.model_server.api_keys import ApiKeyWiring, ModelApiKeys, ModelApiKeysArgs
 from infra.components.model_server.autoscaler import ModelAutoscaler, ModelAutoscalerArgs
 from infra.components.model_server.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
@@ -298,6 +298,9 @@ class ModelServer(pulumi.ComponentResource):
                 network=args.network,
                 monitoring_namespace=args.monitoring_namespace,
                 gateway_peer=args.gateway_peer,
+                endpoint_picker=(ns_name, endpoint_picker_selector(model.name))
+                if model.inference_pool.enabled
+                else None,
             ),
             opts=in_ns,
         )

@@ -49,6 +49,9 @@ class ModelNetworkPolicyArgs:
     monitoring_namespace: str
     #: The entry point's proxies (namespace, pod labels), when the stack has one.
     gateway_peer: tuple[str, dict[str, str]] | None = None
+    #: The model's endpoint picker (namespace, pod labels), when it is routed through an InferencePool: the picker
+    #: reads the servers' metrics to choose a pod.
+    endpoint_picker: tuple[str, dict[str, str]] | None = None
     #: Private CIDRs never reachable by the download rule even when the configured block covers them.
     download_except: list[str] = field(default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
 
@@ -102,6 +105,14 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
                 pods,
                 [(gateway_namespace, proxy_labels, f"{gateway_namespace}/envoy")],
                 args.serving_port,
+            )
+        if args.endpoint_picker is not None:
+            picker_namespace, picker_labels = args.endpoint_picker
+            self._allow_ingress(
+                "allow-endpoint-picker-ingress",
+                pods,
+                [(picker_namespace, picker_labels, f"{picker_namespace}/endpoint-picker")],
+                args.metrics_port or args.serving_port,
             )
         if args.metrics_port is not None:
             monitoring = args.monitoring_namespace

@@ -2,7 +2,7 @@
 
 kubernetes-validate knows only the built-in kinds; the custom resources this project creates
 (Gateway API, Envoy Gateway, cert-manager, Secrets Store CSI, Cilium, Prometheus Operator, KEDA, the
-Vertical Pod Autoscaler) are checked here against
+Vertical Pod Autoscaler, the Gateway API Inference Extension's InferencePool) are checked here against
 schemas written from each API's documented fields. Every object level a schema defines refuses
 unknown keys, so a misspelled field fails as it does for built-in kinds in strict mode.
 
@@ -32,6 +32,7 @@ BUNDLED: frozenset[tuple[str, str]] = frozenset(
         ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
         ("keda.sh/v1alpha1", "ScaledObject"),
         ("autoscaling.k8s.io/v1", "VerticalPodAutoscaler"),
+        ("inference.networking.k8s.io/v1", "InferencePool"),
     }
 )
 

@@ -2,10 +2,10 @@
 
 A registry host is not a trust boundary: anyone can push ``docker.io/vllm-0penai/vllm-openai``. The pack
 lists the repositories slm-deploy runs (``docker.io/vllm/vllm-openai``, ``ghcr.io/ggml-org/llama.cpp``,
-``docker.io/ollama/ollama``, ``ghcr.io/open-webui/open-webui``); a level adds its own (the ONNX server image
-it builds, a mirror) in ``allowedRepositories`` of ``policies/config/<level>.json``: an exact repository path,
-or a path ending in ``/*`` for everything below an organisation's own namespace (``myacr.azurecr.io/slm/*``).
-A bare image name is on Docker Hub (``busybox`` is ``docker.io/library/busybox``).
+``docker.io/ollama/ollama``, ``ghcr.io/open-webui/open-webui``, llm-d's endpoint picker); a level adds its own
+(the ONNX server image it builds, a mirror) in ``allowedRepositories`` of ``policies/config/<level>.json``: an
+exact repository path, or a path ending in ``/*`` for everything below an organisation's own namespace
+(``myacr.azurecr.io/slm/*``). A bare image name is on Docker Hub (``busybox`` is ``docker.io/library/busybox``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ DEFAULT_REPOSITORIES = [
     "docker.io/ollama/ollama",
     "ghcr.io/ggml-org/llama.cpp",
     "ghcr.io/open-webui/open-webui",
+    # llm-d's router endpoint picker, for models routed through an InferencePool (docs/inference-pool.md).
+    "ghcr.io/llm-d/llm-d-router-endpoint-picker",
 ]
 
 
