@@ -256,9 +256,9 @@ def test_a_waiver_of_the_budget_applies(root: Path, tmp_path: Path, monkeypatch:
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    budget_results = [r for r in report["results"] if r["policy_name"] == "monthly-budget"]
+    budget_results = [r for r in report["results"] if r["policyName"] == "monthly-budget"]
     assert [r["status"] for r in budget_results] == ["waived"], budget_results
-    assert budget_results[0]["resource_name"] == "aks-cluster-cluster" and report["summary"]["waived"] == 1
+    assert budget_results[0]["resourceName"] == "aks-cluster-cluster" and report["summary"]["waived"] == 1
 
 
 def test_reference_levels_set_budgets_that_the_reference_stacks_meet(root: Path) -> None:
