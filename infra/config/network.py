@@ -39,21 +39,16 @@ class NetworkConfig(ConfigModel):
         description="Host names (or `*.` patterns) of the model hub, for `modelDownload: allow` with Cilium.",
     )
 
-    @field_validator("ingress_from_namespaces")
-    @classmethod
-    def _not_system(cls, value: list[str]) -> list[str]:
-        for namespace in value:
-            if namespace in SYSTEM_NAMESPACES:
-                raise ValueError(
-                    f"'{namespace}' is a system namespace: its pods would reach the model servers without the "
-                    "entry point's key check; name the namespace of the calling application instead"
-                )
-        return value
-
     def check_ingress_peers(self, own: dict[str, str]) -> None:
         """Refuse the stack's own platform namespaces (gateway, monitoring …: ``own`` maps each to its key) as
         direct callers: they have their own, narrower way in."""
         for index, namespace in enumerate(self.ingress_from_namespaces):
+            if namespace in SYSTEM_NAMESPACES:
+                raise KeyPathError(
+                    ("network", "ingressFromNamespaces", index),
+                    f"'{namespace}' is a system namespace: its pods would reach the model servers without the "
+                    "entry point's key check; name the namespace of the calling application instead",
+                )
             if namespace in own:
                 raise KeyPathError(
                     ("network", "ingressFromNamespaces", index),

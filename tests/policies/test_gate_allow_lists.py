@@ -111,7 +111,7 @@ VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
     ),
     "system-namespaces-in-front-of-vllm": (
         _set("network.ingressFromNamespaces", ["default", "kube-system"]),
-        ("validate", "slm-deploy:network.ingressFromNamespaces"),
+        ("validate", "slm-deploy:network.ingressFromNamespaces[0]"),
     ),
     "monitoring-namespace-in-front-of-vllm": (
         _set("network.ingressFromNamespaces", ["apps", "monitoring"]),
@@ -409,3 +409,22 @@ def test_a_budget_waiver_covers_up_to_its_amount(tmp_path: Path) -> None:
     assert budget[0]["enforcementLevel"] == "mandatory" and "[amount: " in budget[0]["message"]
     validity = [r["message"] for r in report["results"] if r["policyName"] == "waiver-validity"]
     assert any("states no maxMonthlyUsd" in m for m in validity), validity
+
+
+def test_a_waiver_whose_subjects_cover_nothing_is_stale(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        config["slm-deploy:waivers"] = [
+            {
+                "policy": "engine-argument-allow-list",
+                "resource": "phi4-mini-deployment",
+                "subjects": ["--enable-sleep-mode"],
+                "reason": "kept from an earlier change",
+                "owner": "platform-team",
+                "expires": "2026-12-31",
+            }
+        ]
+
+    code, report = _check(_project(tmp_path, edit))
+    assert code == 1
+    messages = [r["message"] for r in report["results"] if r["policyName"] == "waiver-validity"]
+    assert any("covers no finding of this run: it is stale" in m for m in messages), messages

@@ -62,6 +62,7 @@ def _hosts(args: ResourceValidationArgs) -> list[tuple[str, str]]:
 def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[str]:
     allowed = [n for n in (parse(str(c)) for c in config.get("allowedPublicCidrs") or []) if n is not None]
     networks: list[Network] = []
+    judged = 0
     for cidr in _cidrs(args):
         network = parse(cidr)
         if network is None:
@@ -69,15 +70,19 @@ def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[s
         networks.append(network)
         public = public_addresses(network)
         if network.prefixlen == 0:
+            judged += 1
             yield Finding(f"egress to {cidr}: every address on the internet", subject=cidr)
         elif public and not within(network, allowed):
+            judged += 1
             yield Finding(
                 f"egress to {cidr} reaches {public:,} public addresses outside the level's allowedPublicCidrs",
                 subject=cidr,
             )
     share = public_share(networks)
     limit = float(config.get("maxPublicShare", DEFAULT_MAX_PUBLIC_SHARE))
-    if len(networks) > 1 and share > limit:
+    # Also over allowed ranges: a level's list cannot admit more than its share (one finding per CIDR suffices
+    # when a single CIDR is already refused).
+    if share > limit and (len(networks) > 1 or not judged):
         listed = ", ".join(str(n) for n in networks)
         yield Finding(
             f"egress CIDRs {listed} together cover {share:.2%} of the public address space (at most {limit:.4%} here)",
