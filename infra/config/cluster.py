@@ -174,6 +174,11 @@ class SystemPool(_AutoscaledPool):
     )
     os_sku: Literal["AzureLinux", "Ubuntu"] = Field("AzureLinux", description="Node OS image.")
 
+    @field_validator("vm_size")
+    @classmethod
+    def _known_size(cls, value: str) -> str:
+        return _known_vm_size(value)
+
 
 class UserPool(_AutoscaledPool):
     """A CPU node pool for everything that is neither a system add-on nor a GPU model server."""
@@ -184,6 +189,20 @@ class UserPool(_AutoscaledPool):
     max_count: int = Field(3, ge=1, description="Most nodes the autoscaler may add.")
     zones: list[Zone] = Field(default_factory=_all_zones, description="Availability zones.")
     os_sku: Literal["AzureLinux", "Ubuntu"] = Field("AzureLinux", description="Node OS image.")
+
+    @field_validator("vm_size")
+    @classmethod
+    def _known_size(cls, value: str) -> str:
+        return _known_vm_size(value)
+
+
+def _known_vm_size(value: str) -> str:
+    from infra.config.azure_names import unknown_vm_size
+
+    problem = unknown_vm_size(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 def _pool_name(value: str) -> str:
@@ -320,7 +339,7 @@ class AksCluster(ConfigModel):
     @field_validator("location")
     @classmethod
     def _location(cls, value: str) -> str:
-        from infra.config.azure_regions import unknown_region
+        from infra.config.azure_names import unknown_region
 
         problem = unknown_region(value)
         if problem:

@@ -20,8 +20,13 @@ _REGION = re.compile(r"[a-z][a-z0-9]{1,40}")
 
 
 def _vm_size(value: str | None, key: str) -> str | None:
+    from infra.config.azure_names import unknown_vm_size
+
     if value is not None and not _VM_SIZE.fullmatch(value):
         raise ValueError(f"{key} '{value}' is not an Azure VM size name (e.g. Standard_D4ds_v5)")
+    problem = unknown_vm_size(value, "gpu" if key == "gpuVmSize" else "cpu") if value is not None else None
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -48,8 +53,13 @@ class CostBasis(ConfigModel):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
+        from infra.config.azure_names import unknown_region
+
         if not _REGION.fullmatch(value):
             raise ValueError(f"'{value}' is not an Azure region name (lowercase, e.g. westeurope)")
+        problem = unknown_region(value)  # a public region; whether prices.yaml has it is `cost`'s business
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("cpu_vm_size")

@@ -186,3 +186,52 @@ def test_render_json_uses_camel_case_keys(root: Path, tmp_path: Path) -> None:
                                       "--format", "json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert _snake_keys(json.loads(result.stdout)) == set()
+
+
+@pytest.mark.parametrize(
+    ("stack", "change", "key", "message"),
+    [
+        ("dev", lambda c: c["cluster"]["costBasis"].update(cpuVmSize="Standard_D4ds_v6"), "cluster.costBasis.cpuVmSize",
+         "unknown CPU VM size 'Standard_D4ds_v6' (did you mean 'Standard_D4ds_v5'"),
+        ("dev", lambda c: c["cluster"]["costBasis"].update(region="westeurop"), "cluster.costBasis.region",
+         "unknown Azure region 'westeurop' (did you mean 'westeurope'"),
+        ("staging", lambda c: c["cluster"]["costBasis"].update(gpuVmSize="Standard_D4ds_v5"),
+         "cluster.costBasis.gpuVmSize", "unknown GPU VM size 'Standard_D4ds_v5'"),
+        ("prod", lambda c: c["cluster"]["systemPool"].update(vmSize="Standard_D4s_v9"), "cluster.systemPool.vmSize",
+         "unknown VM size 'Standard_D4s_v9'"),
+    ],
+    ids=["cpuVmSize", "costBasis.region", "gpuVmSize", "systemPool.vmSize"],
+)  # fmt: skip
+def test_unknown_vm_sizes_and_regions_are_refused_at_their_key(
+    root: Path, stack: str, change: object, key: str, message: str
+) -> None:
+    config = yaml.safe_load((root / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+    values = {name.removeprefix("slm-deploy:"): value for name, value in config.items()}
+    if values["cluster"]["mode"] == "aks":
+        values["cluster"].setdefault("systemPool", {})
+    change(values)  # type: ignore[operator]
+    with pytest.raises(StackConfigError) as caught:
+        validate_stack_config(values, f"stacks/Pulumi.{stack}.yaml")
+    assert str(caught.value).startswith(f"stacks/Pulumi.{stack}.yaml: slm-deploy:{key}: "), str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_a_mistyped_waiver_gets_did_you_mean(root: Path, tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    text = (root / "stacks" / "Pulumi.dev.yaml").read_text()
+    text += """  slm-deploy:waivers:
+    - policy: read-only-rootfilesystem
+      resource: qwen3-micro-deploymnet
+      reason: trying the engine's cache on the root filesystem
+      owner: ml-platform@example.com
+      expires: "2026-12-31"
+"""
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(text)
+    result = CliRunner().invoke(app, ["check", "--stack", "dev", "--root", str(tmp_path), "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads(result.stdout)
+    messages = " ".join(r["message"] or "" for r in report["results"] if r["status"] == "violation")
+    assert "names policy 'read-only-rootfilesystem', which is not a waivable policy of this pack (did you mean " \
+        "'read-only-root-filesystem'?)" in messages
+    assert "names resource 'qwen3-micro-deploymnet', which this stack does not declare (did you mean " \
+        "'qwen3-micro-deployment'?)" in messages

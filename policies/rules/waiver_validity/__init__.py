@@ -51,7 +51,8 @@ def make_check(
                 yield (
                     None,
                     f"waiver #{w.index + 1} names policy '{w.policy}', which is not a waivable policy of this "
-                    f"pack; it is not applied (resource {w.resource}, owner {w.owner})",
+                    f"pack{_did_you_mean(w.policy, [n for r in rules for n in (r.name, r.id)])}; it is not applied "
+                    f"(resource {w.resource}, owner {w.owner})",
                 )
             if (w.expires - today).days > longest:
                 yield (
@@ -64,10 +65,19 @@ def make_check(
                 yield (
                     None,
                     f"waiver #{w.index + 1} ({w.policy}) names resource '{w.resource}', which this stack does not "
-                    f"declare: it is stale (owner {w.owner}); remove it",
+                    f"declare{_did_you_mean(w.resource, [r.name for r in args.resources])}: it is stale (owner "
+                    f"{w.owner}); remove it",
                 )
 
     return check
+
+
+def _did_you_mean(given: str, known: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for a mistyped policy or resource name, or nothing when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(given, sorted(set(known)), n=2, cutoff=0.75)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def _subject_problems(w: waivers.Waiver, rule: Rule, used: set[int]) -> Iterator[tuple[str | None, str]]:

@@ -1,5 +1,6 @@
-"""The Azure public regions, as ARM spells them (``westeurope``): a stack's region is one of these or refused at
-its key, with the close names. Whether a region has prices in ``infra/cost/prices.yaml`` is a separate question
+"""Azure names a stack may use: the public regions, as ARM spells them (``westeurope``), and the VM sizes of the
+project's inventory (``infra/sizing/vm_sizes.py``). Anything else is refused at its key, with the close names.
+A region is one of these Whether a region has prices in ``infra/cost/prices.yaml`` is a separate question
 (`slm-deploy cost` says "not priced"); validity does not depend on it.
 
 Sources (2026): the region list of the Azure "Fabric region availability" page (learn.microsoft.com/fabric/admin/
@@ -43,3 +44,17 @@ def unknown_region(value: str) -> str | None:
     close = difflib.get_close_matches(value.lower(), sorted(AZURE_PUBLIC_REGIONS), n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "e.g. westeurope, eastus2, swedencentral"
     return f"unknown Azure region '{value}' ({hint})"
+
+
+def unknown_vm_size(value: str, kind: str = "any") -> str | None:
+    """Why ``value`` is not a VM size of the inventory (``kind``: ``cpu``, ``gpu`` or ``any``), or None."""
+    from infra.sizing.vm_sizes import CPU_VM_SIZES, VM_SIZES
+
+    cpu, gpu = [size.name for size in CPU_VM_SIZES], [size.name for size in VM_SIZES]
+    names = {"cpu": cpu, "gpu": gpu, "any": cpu + gpu}[kind]
+    if value.lower() in {name.lower() for name in names}:
+        return None
+    close = difflib.get_close_matches(value, names, n=3, cutoff=0.6)
+    what = {"cpu": "CPU VM size", "gpu": "GPU VM size", "any": "VM size"}[kind]
+    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(names)}"
+    return f"unknown {what} '{value}' ({hint}; the inventory is infra/sizing/vm_sizes.py)"
