@@ -33,6 +33,8 @@ class MonitoredModel:
     gpu_memory_reserved: float | None = None
     #: USD an hour for the nodes one replica occupies (price table; ``None``: not priced): the cost recording rules.
     replica_cost_per_hour: float | None = None
+    #: The failure mode of the model's endpoint picker when it is routed through an InferencePool, else ``None``.
+    endpoint_picker: str | None = None
 
     def __post_init__(self) -> None:
         for field_name in ("name", "namespace"):
@@ -62,6 +64,7 @@ class MonitoredModel:
             gpu_count=model.gpu.count,
             gpu_memory_reserved=reserved,
             replica_cost_per_hour=replica_cost_per_hour,
+            endpoint_picker=model.inference_pool.failure_mode if model.inference_pool.enabled else None,
         )
 
     @property

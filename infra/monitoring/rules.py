@@ -18,6 +18,7 @@ from infra.monitoring.cost_rules import cost_rule_group
 from infra.monitoring.logs import ERROR_COUNTER
 from infra.monitoring.metrics import LOG_SERIES, all_series, series_for
 from infra.monitoring.model import MonitoredModel, quote
+from infra.monitoring.picker_rules import picker_rule_group
 from infra.monitoring.promql import metric_names
 from infra.templating import render_template
 from infra.yamlio import load_yaml
@@ -171,6 +172,8 @@ def render_rules(
         groups.append({"name": group_name(model), "rules": [rule for rule in rules if applies(rule, model, logs)]})
     # The cost recording rules after every alert group: one group per priced model whose engine counts tokens.
     groups += [group for model in models if (group := cost_rule_group(model)) is not None]
+    # The endpoint pickers of models routed through an InferencePool (docs/inference-pool.md).
+    groups += [g for model in models if (g := picker_rule_group(model, options.runbook_base_url)) is not None]
     return {"groups": groups}
 
 
