@@ -9,13 +9,13 @@ connections at random) stays what it was. See ``docs/inference-pool.md``.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.images import ImageRef
+from infra.config.network import cidr_block
 from infra.config.resources import ResourceList, Resources
 
 if TYPE_CHECKING:
@@ -89,11 +89,7 @@ class InferencePoolSettings(ConfigModel):
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
-            try:
-                network = ipaddress.ip_network(cidr)
-            except ValueError as error:
-                raise ValueError(f"'{cidr}' is not a CIDR block") from error
-            if network.prefixlen == 0:
+            if cidr_block(cidr).prefixlen == 0:
                 raise ValueError(f"'{cidr}' is every address: name the API server's address blocks")
         return value
 

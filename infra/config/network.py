@@ -17,6 +17,14 @@ _HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
 
 
+def cidr_block(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """``value`` as an address block, or a ValueError saying it is not one (the stack keys that list CIDRs)."""
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError as error:
+        raise ValueError(f"'{value}' is not a CIDR block") from error
+
+
 class NetworkConfig(ConfigModel):
     """Who may talk to the model servers, and where they may connect."""
 
@@ -60,10 +68,7 @@ class NetworkConfig(ConfigModel):
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
-            try:
-                ipaddress.ip_network(cidr)
-            except ValueError as error:
-                raise ValueError(f"'{cidr}' is not a CIDR block") from error
+            cidr_block(cidr)
         return value
 
     @field_validator("download_hosts")
