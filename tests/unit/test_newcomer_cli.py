@@ -235,3 +235,16 @@ def test_a_mistyped_waiver_gets_did_you_mean(root: Path, tmp_path: Path) -> None
         "'read-only-root-filesystem'?)" in messages
     assert "names resource 'qwen3-micro-deploymnet', which this stack does not declare (did you mean " \
         "'qwen3-micro-deployment'?)" in messages
+
+
+def test_bench_names_the_stacks_cluster_and_a_server_that_is_down(project: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    done = _run("bench", "--url", url, "--stack", "lab", "--root", str(project), "--requests", "1")
+    assert done.returncode == 2
+    assert f"bench: {url} of stack 'lab', whose cluster is kubeconfig context kind-lab" in done.stderr
+    assert f"error: cannot reach 127.0.0.1:{port}: connection refused" in done.stderr
