@@ -3,9 +3,13 @@
 A pool of a VM size the table lacks, or any pool in a region the table lacks, used to count as zero: a 40-node
 H100 pool read "±0" and the budget passed. ``slm-deploy check`` hands the pack the estimate with the items it
 could not price (``costEstimate.unpricedItems``, from :meth:`infra.cost.estimate.Estimate.unpriced_items`); this
-rule reports each one, naming the item and the region, in the categories the level lists (``categories``:
-the price table has no Azure Files premium figures yet, so prod fails closed on nodes, the cluster and the
-network first). Mandatory in prod, advisory where the level says so. A waiver names the item as its subject.
+rule reports each one, naming the item and the region, in the categories the level lists (``categories``).
+prod fails closed on what an AKS stack creates (``nodes``, ``cluster``, ``network``: a pool of a size or in a
+region the table lacks); ``storage`` (no Azure Files premium figures in the table yet) and ``share`` (an
+existing cluster's share, unpriced while ``cluster.costBasis`` names no VM size) are left to the level to add;
+a stack that names no region at all (an existing cluster without ``cluster.costBasis``) is judged only where
+the level lists ``share``.
+Mandatory in prod, advisory where the level says so. A waiver names the item as its subject.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tupl
     if not is_map(estimate):
         args.not_applicable("no cost estimate (the Pulumi CLI does not price the plan)")
     judged = {str(c) for c in config.get("categories") or CATEGORIES}
+    if not estimate.get("region") and "share" not in judged:
+        args.not_applicable("the stack names no region (an existing cluster without cluster.costBasis)")
     region = estimate.get("region") or "?"
     where = f"region {region}" + ("" if estimate.get("regionInTable", True) else ", which the price table lacks")
     for entry in items(estimate.get("unpricedItems")):
