@@ -109,8 +109,14 @@ class CatalogueModel(_Data):
         return self
 
     def gated_repositories(self) -> frozenset[str]:
-        """The Hugging Face repositories of this model that need a token with access (the original weights)."""
-        return frozenset({self.engines.vllm}) if self.gated else frozenset()
+        """The Hugging Face repositories of this model that need a token with access: the original weights, and the
+        builds its own publisher ships beside them (Google's GGUF of Gemma 3 asks for the same licence); builds by
+        other publishers (a quantiser's GGUF) are not gated."""
+        if not self.gated:
+            return frozenset()
+        publisher = self.engines.vllm.split("/", 1)[0] + "/"
+        builds = [self.engines.onnx, self.engines.llamacpp.repo if self.engines.llamacpp else None]
+        return frozenset({self.engines.vllm, *(repo for repo in builds if repo and repo.startswith(publisher))})
 
     def architecture(self) -> ModelArchitecture:
         return ModelArchitecture(

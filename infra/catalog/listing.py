@@ -31,6 +31,7 @@ def catalogue_rows(config: StackConfig | None = None) -> list[dict[str, Any]]:
             "family": entry.family,
             "licence": entry.licence,
             "gated": entry.gated,
+            "gatedRepositories": sorted(entry.gated_repositories()),
             "engines": _engines(entry),
             "paramsBillion": entry.params_billion,
             "tier": entry.tier,
@@ -76,7 +77,7 @@ def render_text(rows: list[dict[str, Any]], with_stack: bool) -> str:
     table = [
         "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
     ]
-    ids = ["", "Engine ids (gated: downloading the vllm id needs hfTokenSecret):"]
+    ids = ["", "Engine ids (gated: downloading the model's own repositories needs hfTokenSecret):"]
     for row in rows:
         engines = row["engines"]
         gguf = engines["llamacpp"]

@@ -204,7 +204,7 @@ class ModelConfig(ConfigModel):
 
     def gated_download(self, model_download: str) -> str | None:
         """The gated Hugging Face repository this model downloads at start-up (vLLM, or an ONNX preparation from
-        it), when the catalogue marks it gated and downloads are allowed; None otherwise."""
+        it, or a llamacpp GGUF from its publisher), when the catalogue marks it gated and downloads are allowed."""
         if self.catalog is None or model_download != "allow":
             return None
         from infra.catalog import UnknownModelError, get_model
@@ -214,7 +214,8 @@ class ModelConfig(ConfigModel):
         except UnknownModelError:
             return None  # reported at `catalog`
         prepare = self.onnx.prepare if self.engine == "onnx" and self.onnx is not None else None
-        loaded = {self.model_id} if self.engine == "vllm" else {prepare.source} if prepare is not None else set()
+        gguf = self.llamacpp.gguf.repo if self.engine == "llamacpp" and self.llamacpp is not None else None
+        loaded = {self.model_id} if self.engine == "vllm" else {prepare.source} if prepare is not None else {gguf}
         found = sorted(str(repository) for repository in loaded & gated)
         return found[0] if found else None
 

@@ -138,6 +138,18 @@ def test_a_gated_model_that_downloads_needs_a_token(tmp_path: Path) -> None:
     validate_stack_config(ungated, "x")
 
 
+@pytest.mark.parametrize(("catalog", "gated"), [("gemma-3-1b-it", True), ("llama-3.2-1b-instruct", False)])
+def test_a_gguf_from_a_gated_models_publisher_needs_a_token_too(catalog: str, gated: bool) -> None:
+    # Google's own GGUF of Gemma 3 asks for the licence; bartowski's GGUF of Llama 3.2 does not.
+    values = _gated(engine="llamacpp", catalog=catalog, gpu={"count": 0},
+                    resources={"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}})
+    if gated:
+        with pytest.raises(StackConfigError, match=r"models\[0\]\.hfTokenSecret: .*google/gemma-3-1b-it-qat-q4_0-gguf"):
+            validate_stack_config(values, "x")
+    else:
+        validate_stack_config(values, "x")
+
+
 def test_unknown_regions_are_refused_at_their_key(root: Path) -> None:
     config = yaml.safe_load((root / "stacks" / "Pulumi.prod.yaml").read_text())["config"]
     values = {key.removeprefix("slm-deploy:"): value for key, value in config.items()}
