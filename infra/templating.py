@@ -1,6 +1,8 @@
-"""Jinja2 templates from infra/templates/ (Modelfiles, CI pipelines, dashboards …), rendered strictly.
+"""Jinja2 templates from the top-level templates/ folder (CI pipelines, dashboards, alert rules, Modelfiles,
+Dockerfiles), rendered strictly.
 
-They are package data: an installed slm-deploy carries them.
+A checkout reads templates/ itself; the wheel carries the same folder as ``infra/templates`` (package data, copied
+there at build time by setup.py), so an installed slm-deploy reads it from there.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+_CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+#: Where the templates are: the checkout's templates/, else the installed package's copy.
+TEMPLATES = _CHECKOUT_TEMPLATES if _CHECKOUT_TEMPLATES.is_dir() else Path(__file__).resolve().parent / "templates"
 
 
 @cache
@@ -30,5 +34,5 @@ def _environment() -> Any:
 
 
 def render_template(name: str, **values: Any) -> str:
-    """Render ``infra/templates/<name>`` with ``values``."""
+    """Render ``templates/<name>`` with ``values``."""
     return str(_environment().get_template(name).render(**values))

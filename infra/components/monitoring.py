@@ -61,7 +61,7 @@ class ScrapeTarget:
 class MonitoringStackArgs:
     config: MonitoringConfig
     targets: Sequence[ScrapeTarget]
-    #: PrometheusRule ``spec`` (groups), rendered from infra/templates/monitoring.
+    #: PrometheusRule ``spec`` (groups), rendered from templates/monitoring.
     rules: dict[str, Any]
     #: Dashboard file name → JSON text.
     dashboards: Mapping[str, str]

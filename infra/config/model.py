@@ -266,7 +266,7 @@ class ModelConfig(ConfigModel):
             self._fits_its_memory(self.llamacpp)
         if self.engine == "onnx" and self.image is None:
             raise ValueError(
-                "engine 'onnx' runs the server image built from servers/onnx/Dockerfile.j2: set image "
+                "engine 'onnx' runs the server image built from templates/docker/onnx-server.Dockerfile.j2: set image "
                 "(repository, tag) to where you pushed it"
             )
         settings = self.vllm or VllmSettings()

@@ -7,7 +7,7 @@ folder's own ``policies/config/`` level files when it has them, else the package
 project file a ``pulumi up`` needs, pointing at the package's program). Stacks on an existing cluster get their
 own kubeconfig secret each; AKS stacks sign in to Azure with OIDC federated credentials and install kubelogin.
 
-The templates live in ``infra/templates/ci/``. They are Jinja2 with ``[[ … ]]`` / ``[% … %]`` delimiters,
+The templates live in ``templates/ci/``. They are Jinja2 with ``[[ … ]]`` / ``[% … %]`` delimiters,
 because both GitHub Actions (``${{ … }}``) and Azure Pipelines (``${{ … }}``, ``$( … )``) use the
 usual ``{{ … }}`` for their own expressions; a missing value is an error (``StrictUndefined``).
 """
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from infra.gitops.pr import COMMENT_MARKER, stack_names
+from infra.templating import TEMPLATES as TEMPLATE_ROOT
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "ci"
+TEMPLATES = TEMPLATE_ROOT / "ci"
 
 Provider = Literal["github", "azure"]
 

@@ -3,7 +3,7 @@
 A stack is *touched* when its own stack file (``stacks/Pulumi.<stack>.yaml``) changed, or when
 anything that can change what any stack deploys changed: every path except documentation
 (``docs/``, ``*.md``), tests (``tests/``), benchmarks (``bench/``) and the CI definitions
-themselves (``infra/templates/ci/``, ``.github/``, ``.azure-pipelines/``). Code, policies, templates,
+themselves (``templates/ci/``, ``.github/``, ``.azure-pipelines/``). Code, policies, templates,
 servers, ``pyproject.toml`` and ``Pulumi.yaml`` touch every stack. A stack file deleted by the
 change touches nothing (there is nothing left to render or deploy).
 
@@ -30,7 +30,7 @@ from infra.policy.reports import truncate_markdown
 #: The first line of the PR comment: the pipelines find the comment to update by it.
 COMMENT_MARKER = "<!-- slm-deploy:pr-summary -->"
 COMMENT_LIMIT = 65_000
-_IGNORED_PREFIXES = ("docs/", "tests/", "bench/", "infra/templates/ci/", ".github/", ".azure-pipelines/")
+_IGNORED_PREFIXES = ("docs/", "tests/", "bench/", "templates/ci/", ".github/", ".azure-pipelines/")
 _STACK_FILE = re.compile(r"^stacks/Pulumi\.([A-Za-z0-9_.-]+)\.ya?ml$")
 
 

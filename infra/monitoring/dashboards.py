@@ -1,4 +1,4 @@
-"""Grafana dashboards (JSON) for the model servers, from ``infra/templates/monitoring/dashboards/*.yaml.j2``.
+"""Grafana dashboards (JSON) for the model servers, from ``templates/monitoring/dashboards/*.yaml.j2``.
 
 A template renders a short YAML description of one dashboard (variables, rows of panels, PromQL
 targets); this module turns it into Grafana's dashboard JSON model (ids, grid positions, the

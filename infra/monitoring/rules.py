@@ -1,4 +1,4 @@
-"""PrometheusRule specs for the model servers, rendered from ``infra/templates/monitoring/rules/<Alert>.yaml.j2``.
+"""PrometheusRule specs for the model servers, rendered from ``templates/monitoring/rules/<Alert>.yaml.j2``.
 
 Each template renders one alerting rule. ``render_rules`` renders every template for every model and
 keeps a rule only when all series its expression names are exported for the model's engine (and GPU
@@ -23,7 +23,7 @@ from infra.monitoring.promql import metric_names
 from infra.templating import render_template
 from infra.yamlio import load_yaml
 
-#: Every alert, in the order rules appear in a group; each has infra/templates/monitoring/rules/<alert>.yaml.j2
+#: Every alert, in the order rules appear in a group; each has templates/monitoring/rules/<alert>.yaml.j2
 #: and a section in docs/runbooks.md.
 ALERTS: tuple[str, ...] = (
     "SlmTimeToFirstTokenHigh",

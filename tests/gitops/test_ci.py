@@ -214,8 +214,8 @@ def test_no_stacks_is_an_error(tmp_path: Path) -> None:
         (["stacks/Pulumi.dev.yaml", "docs/gitops.md", "README.md"], ["dev"]),
         (["infra/engines/vllm.py"], STACKS),
         (["policies/config/prod.json"], STACKS),
-        (["tests/unit/test_x.py", "bench/x.py", ".github/workflows/slm-deploy.yml", "infra/templates/ci/x.j2"], []),
-        (["infra/templates/ollama/Modelfile.j2"], STACKS),
+        (["tests/unit/test_x.py", "bench/x.py", ".github/workflows/slm-deploy.yml", "templates/ci/x.j2"], []),
+        (["templates/ollama/Modelfile.j2"], STACKS),
         (["stacks/Pulumi.gone.yaml"], []),
     ],
 )

@@ -149,9 +149,11 @@ def test_metric_token_buckets_follow_vllm() -> None:
 @pytest.mark.parametrize("build_tools", [False, True])
 def test_dockerfile_template_renders_a_hardened_image(build_tools: bool) -> None:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(SERVER_DIR)), undefined=jinja2.StrictUndefined, autoescape=False
+        loader=jinja2.FileSystemLoader(str(SERVER_DIR.parent.parent / "templates" / "docker")),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
     )
-    text = env.get_template("Dockerfile.j2").render(
+    text = env.get_template("onnx-server.Dockerfile.j2").render(
         base_image="python:3.11.14-slim-bookworm", uid=10001, port=8000, build_tools=build_tools
     )
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]

@@ -21,9 +21,9 @@ def test_the_wheel_validates_plans_and_checks_a_stack_directory_outside_the_chec
     # Build from a copy of what the package is made of, so nothing is written into the checkout.
     source = tmp_path / "source"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("infra", "policies"):
+    for folder in ("infra", "policies", "templates"):
         shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
-    for file in ("pyproject.toml", "README.md"):
+    for file in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy(ROOT / file, source / file)
     wheels = tmp_path / "wheels"
     built = _run(
@@ -31,6 +31,15 @@ def test_the_wheel_validates_plans_and_checks_a_stack_directory_outside_the_chec
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("slm_deploy-*.whl")
+    # The top-level templates/ folder, every file of it, inside the package.
+    import zipfile
+
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    templates = {f"infra/templates/{p.relative_to(ROOT / 'templates')}" for p in (ROOT / "templates").rglob("*.j2")}
+    assert templates and templates <= shipped, templates - shipped
+    for kind in ("ci/github-workflow.yml.j2", "monitoring/rules/", "monitoring/dashboards/", "ollama/Modelfile.j2",
+                 "docker/onnx-server.Dockerfile.j2"):  # fmt: skip
+        assert any(name.startswith(f"infra/templates/{kind}") for name in shipped), kind
 
     # A fresh environment with only the wheel; its dependencies come from the test's own environment.
     env_dir = tmp_path / "env"
@@ -71,3 +80,8 @@ def test_the_wheel_validates_plans_and_checks_a_stack_directory_outside_the_chec
     assert rendered.returncode == 0, rendered.stderr
     # The Ollama Modelfile template came from the package.
     assert any((tmp_path / "out").rglob("*.yaml"))
+    # The pipelines for this folder, from the package's CI templates, for the installed package.
+    written = _run([cli, "init-ci", "github", "--root", str(project)], work, env)
+    assert written.returncode == 0, written.stderr
+    workflow = (project / ".github" / "workflows" / "slm-deploy.yml").read_text()
+    assert 'pip install --quiet "slm-deploy==' in workflow and "-e ." not in workflow
