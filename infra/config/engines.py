@@ -57,7 +57,8 @@ class OnnxPrepare(ConfigModel):
         "answered as INT8 did and plain INT4 did not), on CPU; `int8` when memory allows and quality matters more.",
     )
     image: ImageRef = Field(
-        description="The preparation image (templates/docker/onnx-server.Dockerfile.j2 rendered with build_tools: true)."
+        description="The preparation image (templates/docker/onnx-server.Dockerfile.j2 rendered with "
+        "build_tools: true)."
     )
 
     @field_validator("source")
