@@ -31,6 +31,10 @@ ENGINE_LEVELS = {"warning": "advisory", "advisory": "advisory", "mandatory": "ma
 Finding = tuple[str, str, str]
 
 
+def _stack_level(urn: str) -> str:
+    return "" if "::pulumi:pulumi:Stack::" in urn else urn
+
+
 @dataclass
 class EngineRun:
     """One CLI run: its exit status, output and the events of its event log."""
@@ -48,8 +52,9 @@ class EngineRun:
         return [event[kind] for event in self.events if kind in event]
 
     def findings(self) -> set[Finding]:
+        """Violations; a stack policy's come on the Stack resource's URN, which check reports as no resource."""
         return {
-            (e["policyName"], e.get("resourceUrn", ""), ENGINE_LEVELS[e["enforcementLevel"]])
+            (e["policyName"], _stack_level(e.get("resourceUrn", "")), ENGINE_LEVELS[e["enforcementLevel"]])
             for e in self.of("policyEvent")
         }
 
@@ -67,7 +72,8 @@ class Pulumi:
 
     state: Path
     bin_dir: Path
-    kubeconfig: Path
+    #: None: no KUBECONFIG at all (the provider takes it as an input, which renderYamlToDirectory refuses).
+    kubeconfig: Path | None
 
     def run(
         self, *args: str, project: Path | None = None, event_log: Path | None = None, timeout: float = 900
@@ -76,13 +82,19 @@ class Pulumi:
             **os.environ,
             "SLM_PULUMI_STATE_DIR": str(self.state),
             "SLM_PULUMI_BIN_DIR": str(self.bin_dir),
-            "KUBECONFIG": str(self.kubeconfig),
             "PULUMI_CONFIG_PASSPHRASE": "slm-deploy-tests",
         }
         env.pop("PULUMI_BACKEND_URL", None)
+        env.pop("KUBECONFIG", None)
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
         if project is not None:
             env["SLM_PULUMI_PROJECT"] = str(project)
-        extra = ["--event-log", str(event_log)] if event_log is not None else []
+        extra = []
+        if event_log is not None:
+            # --event-log is one of the CLI's debug flags.
+            env["PULUMI_DEBUG_COMMANDS"] = "true"
+            extra = ["--event-log", str(event_log)]
         result = subprocess.run(
             ["bash", str(SCRIPT), *args, *extra, "--non-interactive"],
             env=env, capture_output=True, text=True, timeout=timeout, check=False,
