@@ -14,6 +14,7 @@ from infra.cli import app
 from infra.config.kubernetes_versions import kubernetes_version_warnings
 from infra.config.loader import load_stack_file, validate_stack_config
 from infra.config.stack import DEFAULT_KUBERNETES, SUPPORTED_KUBERNETES, StackConfig
+from tests.cli_output import stack_file_lines
 from tests.conftest import REFERENCE_STACKS, REFERENCE_TODAY, ROOT
 
 RELEASE_DAY = datetime.date.fromisoformat(REFERENCE_TODAY)
@@ -101,7 +102,7 @@ def test_a_version_out_of_support_is_a_warning_naming_the_key(stack_dir: Path) -
     result = CliRunner().invoke(app, ["validate", "--stack", "old", "--root", str(stack_dir)])
     assert result.exit_code == 0, result.output
     assert "valid (1 model(s), environment dev)" in result.stdout
-    lines = result.stderr.strip().splitlines()
+    lines = stack_file_lines(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0] == (
         f"warning: {stack_dir}/stacks/Pulumi.old.yaml: slm-deploy:kubernetesVersion: AKS standard support for "
@@ -116,7 +117,7 @@ def test_in_aks_mode_the_warning_names_the_cluster_version(stack_dir: Path) -> N
     (stack_dir / "stacks" / "Pulumi.old.yaml").write_text(stack_text("1.31", AKS_CLUSTER))
     result = CliRunner().invoke(app, ["validate", "--stack", "old", "--root", str(stack_dir)])
     assert result.exit_code == 0, result.output
-    (line,) = result.stderr.strip().splitlines()
+    (line,) = stack_file_lines(result.stderr)
     assert line.startswith(f"warning: {stack_dir}/stacks/Pulumi.old.yaml: slm-deploy:cluster.kubernetesVersion: ")
     assert "move to a minor in support (and kubernetesVersion with it): 1.34" in line
 
@@ -126,7 +127,7 @@ def test_a_version_not_yet_ga_is_a_warning(stack_dir: Path, monkeypatch: pytest.
     (stack_dir / "stacks" / "Pulumi.early.yaml").write_text(stack_text("1.37"))
     result = CliRunner().invoke(app, ["validate", "--stack", "early", "--root", str(stack_dir)])
     assert result.exit_code == 0, result.output
-    (line,) = result.stderr.strip().splitlines()
+    (line,) = stack_file_lines(result.stderr)
     assert "slm-deploy:kubernetesVersion: Kubernetes 1.37 is not generally available on AKS before 2026-10-01" in (line)
 
 
@@ -156,7 +157,7 @@ def test_versions_without_schemas_or_out_of_step_stay_errors(
     (stack_dir / "stacks" / "Pulumi.bad.yaml").write_text(stack_text(version, cluster))
     result = CliRunner().invoke(app, ["validate", "--stack", "bad", "--root", str(stack_dir)])
     assert result.exit_code == 2, result.output
-    (line,) = result.stderr.strip().splitlines()
+    (line,) = stack_file_lines(result.stderr)
     assert line.startswith(f"error: {stack_dir}/stacks/Pulumi.bad.yaml: {where}: ") and message in line
 
 
@@ -173,6 +174,6 @@ def test_plan_and_check_print_the_warning_and_keep_their_exit_status(tmp_path: P
         result = CliRunner().invoke(app, [*command, "--stack", "dev", "--root", str(tmp_path)])
         # The same exit status as the reference stack (0: dev's policies are advisory, the render is valid).
         assert result.exit_code == 0, (command, result.output)
-        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+        warnings = [line for line in stack_file_lines(result.stderr) if line.startswith("warning: ")]
         assert len(warnings) == 1, (command, result.stderr)
         assert expected in warnings[0]

@@ -17,6 +17,7 @@ from infra.config.stack_warnings import MODEL_CACHE_DOC
 from infra.engines.ollama import _OFFLINE_SCRIPT, _PREPARE_SCRIPT, prepare_script
 from infra.plan.engine import run_program
 from infra.platform import deploy
+from tests.cli_output import stack_file_lines
 from tests.conftest import ROOT
 from tests.helpers import one, pod_spec
 
@@ -152,7 +153,7 @@ ONNX_PREPARED = ONNX.replace("name: edge", "name: conv") + (
 def validate(stack_dir: Path, text: str) -> tuple[int, str, list[str]]:
     (stack_dir / "stacks" / "Pulumi.edge.yaml").write_text(text)
     result = CliRunner().invoke(app, ["validate", "--stack", "edge", "--root", str(stack_dir)])
-    return result.exit_code, result.stdout, result.stderr.strip().splitlines()
+    return result.exit_code, result.stdout, stack_file_lines(result.stderr)
 
 
 def test_validate_warns_that_the_cache_must_be_pre_filled(stack_dir: Path) -> None:
