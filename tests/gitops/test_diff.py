@@ -241,6 +241,7 @@ def test_git_ref_base_uses_the_base_revisions_own_code(tmp_path: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "infra", repo / "infra", ignore=ignore)
     shutil.copytree(ROOT / "policies", repo / "policies", ignore=ignore)
+    shutil.copytree(ROOT / "templates", repo / "templates", ignore=ignore)  # the Jinja2 templates the code reads
     shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
     _project(repo)
     labels = repo / "infra" / "components" / "labels.py"
