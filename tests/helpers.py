@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -81,15 +81,21 @@ def keyed_entry_point(keys: dict[str, str], **extra: Any) -> dict[str, Any]:
     }
 
 
-def assert_renders_strictly_valid_and_passes_the_pack(stack: dict[str, Any]) -> None:
+def assert_renders_strictly_valid_and_passes_the_pack(
+    stack: dict[str, Any], *, extra_repositories: Sequence[str] = ()
+) -> None:
     """Plan ``stack`` under the mock engine: every manifest valid under the strict schemas of the stack's
-    Kubernetes version, and no policy violation at the stack's environment level (no waivers)."""
+    Kubernetes version, and no policy violation at the stack's environment level (no waivers).
+
+    ``extra_repositories`` are image repositories the organisation adds to the level's allow-list (as a
+    reviewed change to ``policies/config/<level>.json`` would), e.g. where it pushed the ONNX server image."""
     from infra.config.loader import validate_stack_config
     from infra.plan.engine import run_program
     from infra.plan.render import manifests
     from infra.plan.schema import validate_manifests
     from infra.platform import deploy
     from infra.policy.analyzer import run_policy_pack
+    from policies.rules.allowed_image_registries import DEFAULT_REPOSITORIES
     from tests.conftest import ROOT
 
     config = validate_stack_config(stack, "test")
@@ -98,7 +104,12 @@ def assert_renders_strictly_valid_and_passes_the_pack(stack: dict[str, Any]) -> 
         r for r in validate_manifests(manifests(run.resources), config.kubernetes_version) if r.status != "valid"
     ]
     assert invalid == []
-    level = ROOT / "policies" / "config" / f"{config.environment}.json"
+    level = json.loads((ROOT / "policies" / "config" / f"{config.environment}.json").read_text())
+    if extra_repositories:
+        level["allowed-image-registries"] = {
+            "enforcementLevel": level["all"],
+            "allowedRepositories": [*DEFAULT_REPOSITORIES, *extra_repositories],
+        }
     report = run_policy_pack(run.resources, level, {"environment": config.environment, "waivers": []})
     assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from tests.helpers import assert_renders_strictly_valid_and_passes_the_pack, one
 
 SERVER = {"repository": "ghcr.io/example-org/slm-onnx-server", "tag": "0.1.0"}
 PREPARE = {"repository": "ghcr.io/example-org/slm-onnx-prepare", "tag": "0.1.0"}
+#: Where the organisation pushed the two images: in prod its level file must admit them (positive model).
+ORG_REPOSITORIES = (SERVER["repository"], PREPARE["repository"])
 
 
 def stack(environment: str = "dev", **onnx: Any) -> dict[str, Any]:
@@ -92,13 +95,14 @@ def test_autoscaled_server_still_waits_for_its_preparation_job(preview: bool) ->
 
 
 def test_render_validates_and_prod_passes_the_pack() -> None:
-    assert_renders_strictly_valid_and_passes_the_pack(stack("prod"))
+    assert_renders_strictly_valid_and_passes_the_pack(stack("prod"), extra_repositories=ORG_REPOSITORIES)
 
 
 def test_onnx_needs_its_image() -> None:
     config = stack()
     del config["models"][0]["image"]
-    with pytest.raises(StackConfigError, match="engine 'onnx' runs the server image built from servers/onnx"):
+    dockerfile = re.escape("templates/docker/onnx-server.Dockerfile.j2")
+    with pytest.raises(StackConfigError, match=f"engine 'onnx' runs the server image built from {dockerfile}"):
         validate_stack_config(config, "test")
 
 
@@ -155,7 +159,7 @@ def test_a_gguf_render_validates_and_prod_passes_the_pack() -> None:
     prepare = config["models"][0]["onnx"]["prepare"]
     del prepare["source"]
     prepare["gguf"] = {"file": GGUF_FILE, "repo": "example-org/SmolLM2-GGUF"}
-    assert_renders_strictly_valid_and_passes_the_pack(config)
+    assert_renders_strictly_valid_and_passes_the_pack(config, extra_repositories=ORG_REPOSITORIES)
 
 
 @pytest.mark.parametrize("both", [True, False], ids=["both", "neither"])
