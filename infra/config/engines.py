@@ -11,6 +11,7 @@ from infra.config.base import ConfigModel
 from infra.config.images import ImageRef
 from infra.config.k8s_names import HF_REPO_ID, refuse
 from infra.config.names import ContainerText
+from policies.lib.engine_flags import LLAMACPP_ENGINE_FLAGS
 
 
 class VllmSettings(ConfigModel):
@@ -306,26 +307,3 @@ class LlamaCppSettings(ConfigModel):
                     "and strips it, so the server would refuse its requests"
                 )
         return value
-
-
-#: The llama-server flags the llamacpp engine sets itself (short and long spellings, common/arg.cpp).
-LLAMACPP_ENGINE_FLAGS = frozenset(
-    {
-        "-m",
-        "--model",
-        "--host",
-        "--port",
-        "-c",
-        "--ctx-size",
-        "-np",
-        "--parallel",
-        "-t",
-        "--threads",
-        "--metrics",
-        "-a",
-        "--alias",
-        "-ngl",
-        "--gpu-layers",
-        "--n-gpu-layers",
-    }
-)

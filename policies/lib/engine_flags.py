@@ -104,10 +104,10 @@ VLLM_SHORT = {
     "-O": "--compilation-config",
 }
 
-#: llama-server flags slm-deploy sets or knows to be safe (common/arg.cpp), long and short spellings.
-LLAMACPP_FLAGS = frozenset(
+#: The llama-server flags the llamacpp engine sets itself (short and long spellings, common/arg.cpp); a stack's
+#: ``llamacpp.extraArgs`` may not repeat them (``infra/config/engines.py``).
+LLAMACPP_ENGINE_FLAGS = frozenset(
     {
-        # set by the engine module (infra/engines/llamacpp.py)
         "-m",
         "--model",
         "--host",
@@ -124,6 +124,13 @@ LLAMACPP_FLAGS = frozenset(
         "-ngl",
         "--gpu-layers",
         "--n-gpu-layers",
+    }
+)
+
+#: llama-server flags slm-deploy sets or knows to be safe (common/arg.cpp), long and short spellings.
+LLAMACPP_FLAGS = LLAMACPP_ENGINE_FLAGS | frozenset(
+    {
+        # set by the engine module when the stack's API keys are mounted
         "--api-key-file",
         # batching, memory, caches
         "-b",
