@@ -28,6 +28,7 @@ from infra.components.labels import endpoint_picker_selector
 from infra.components.log_store import LogStore, LogStoreArgs
 from infra.components.model_server import ModelServer, ModelServerArgs
 from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
+from infra.components.priority_classes import PriorityClasses
 from infra.config.chat_ui import CHAT_UI_RESOURCE, client_key
 from infra.config.cluster import AksCluster
 from infra.config.entry_point import ENTRY_POINT_RESOURCE
@@ -62,7 +63,9 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
             # Server-side apply: field ownership is tracked by the API server, as kubectl and GitOps tools do.
             enable_server_side_apply=True,
         )
-    on_cluster = pulumi.ResourceOptions(provider=provider)
+    # Every pod template names one of the stack's PriorityClasses: they exist before any workload.
+    priority_classes = PriorityClasses("priority", opts=pulumi.ResourceOptions(provider=provider))
+    on_cluster = pulumi.ResourceOptions(provider=provider, depends_on=[priority_classes])
     # Offline, a secret known only by its ciphertext is a placeholder; either way a Pulumi secret.
     secrets = {name: pulumi.Output.secret(value.plaintext_or_placeholder) for name, value in config.secrets.items()}
     engines = {model.name: engine_for(model, config) for model in config.models}

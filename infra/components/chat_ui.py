@@ -48,6 +48,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 
 from infra.components.labels import KUBE_DNS_LABELS, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF
 from infra.components.pod_security import container_security_context, pod_security_context, restricted_namespace
+from infra.config import priority
 from infra.config.chat_ui import ChatUiConfig
 from infra.config.objects import CHAT_UI_DATA, CHAT_UI_NAME, CHAT_UI_SECRET
 
@@ -302,6 +303,8 @@ def _pod_spec(config: ChatUiConfig, args: ChatUiArgs, selector: dict[str, str]) 
         volume_mounts=mounts,
     )
     return PodSpecArgs(
+        # Serves people, as the model servers do: their tier (infra/config/priority.py).
+        priority_class_name=priority.SERVING.name,
         service_account_name=CHAT_UI_NAME,
         automount_service_account_token=hardening.automount_service_account_token,
         enable_service_links=False,

@@ -63,6 +63,7 @@ from infra.components.labels import (
     endpoint_picker_selector,
 )
 from infra.components.pod_security import container_security_context, pod_security_context
+from infra.config import priority
 from infra.config.inference_pool import INFERENCE_POOL_API, InferencePoolSettings, picker_name, pool_name
 from infra.hardening import Hardening
 
@@ -311,6 +312,8 @@ def _pod_spec(args: EndpointPickerArgs, picker: str) -> PodSpecArgs:
         security_context=pod_security_context(hardening),
         # In-flight ext-proc streams end with their requests; a model request may stream for minutes.
         termination_grace_period_seconds=130,
+        # Every request to the pool passes through the picker: above the model servers it picks among.
+        priority_class_name=priority.SYSTEM.name,
         containers=[container],
         volumes=[
             VolumeArgs(name="config", config_map=ConfigMapVolumeSourceArgs(name=picker)),

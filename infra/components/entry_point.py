@@ -18,6 +18,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF, PUBLIC_EXPOSURE
 from infra.components.pod_security import restricted_namespace
+from infra.config import priority
 from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, IssuerRef, keys_of_secret
 from infra.config.objects import ENTRY_POINT_API_KEY_SECRET
 
@@ -385,6 +386,8 @@ def _proxy_spec(config: EntryPointConfig, labels: Mapping[str, str]) -> dict[str
                     "replicas": config.replicas,
                     "pod": {
                         "labels": {"app.kubernetes.io/part-of": labels["app.kubernetes.io/part-of"]},
+                        # Every request passes through the proxies: above the model servers behind them.
+                        "priorityClassName": priority.SYSTEM.name,
                         "securityContext": {
                             "runAsNonRoot": True,
                             "runAsUser": PROXY_UID,

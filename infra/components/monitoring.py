@@ -18,6 +18,7 @@ from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.pod_security import restricted_namespace
+from infra.config import priority
 from infra.config.monitoring import AlertmanagerReceiver, MonitoringConfig
 from infra.config.objects import RECEIVER_SECRET
 from infra.monitoring.logs import LOKI_DATASOURCE_UID, loki_url
@@ -217,6 +218,8 @@ def chart_values(config: MonitoringConfig) -> dict[str, Any]:
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "ruleSelectorNilUsesHelmValues": False,
                 "probeSelectorNilUsesHelmValues": False,
+                # Alerts on the model servers must outlive them on a full node (infra/config/priority.py).
+                "priorityClassName": priority.SYSTEM.name,
                 "retention": config.retention,
                 "storageSpec": {
                     "volumeClaimTemplate": {
@@ -233,6 +236,7 @@ def chart_values(config: MonitoringConfig) -> dict[str, Any]:
                 # Our AlertmanagerConfig routes on its own matchers, not only on its namespace.
                 "alertmanagerConfigSelector": {"matchLabels": {SELECTOR_LABEL: "true"}},
                 "alertmanagerConfigMatcherStrategy": {"type": "None"},
+                "priorityClassName": priority.SYSTEM.name,
             }
         },
         "grafana": {

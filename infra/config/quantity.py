@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
 _SUFFIXES: dict[str, Decimal] = {
@@ -42,3 +44,20 @@ def parse_quantity(text: str) -> Decimal:
 def gibibytes(text: str) -> float:
     """A memory quantity in GiB."""
     return float(parse_quantity(text) / _SUFFIXES["Gi"])
+
+
+#: What a container writes to node disk besides its emptyDirs: its logs (the kubelet keeps at most
+#: ``containerLogMaxFiles`` 5 files of ``containerLogMaxSize`` 10 Mi per container by default, AKS included) and its
+#: writable layer (nearly nothing on a read-only root filesystem). docs/scheduling.md.
+EPHEMERAL_STORAGE_MARGIN = "512Mi"
+
+
+def ephemeral_storage(size_limits: Iterable[str], margin: str = EPHEMERAL_STORAGE_MARGIN) -> str:
+    """The ephemeral-storage a pod's disk-backed emptyDirs may fill, plus ``margin``, in whole MiB.
+
+    The kubelet evicts a pod whose emptyDirs and containers together write more than the sum of its containers'
+    ephemeral-storage limits, and the scheduler places it by the requests: both come from the emptyDirs'
+    ``sizeLimit``.
+    """
+    total = sum((parse_quantity(limit) for limit in size_limits), parse_quantity(margin))
+    return f"{math.ceil(total / _SUFFIXES['Mi'])}Mi"

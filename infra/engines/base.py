@@ -127,6 +127,14 @@ class EngineSpec:
     port_name: str = "http"
 
     @property
+    def disk_size_limits(self) -> list[str]:
+        """The ``sizeLimit`` of every disk-backed writable path (tmpfs counts against memory, not disk)."""
+        unbounded = [p.name for p in self.writable_paths if p.medium != "Memory" and p.size_limit is None]
+        if unbounded:
+            raise ValueError(f"engine {self.app_name}: writable paths {unbounded} need a size limit")
+        return [p.size_limit for p in self.writable_paths if p.medium != "Memory" and p.size_limit is not None]
+
+    @property
     def metrics_port_name(self) -> str | None:
         if self.metrics_port is None:
             return None

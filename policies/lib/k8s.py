@@ -51,6 +51,8 @@ CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PDB_TYPES = frozenset({"kubernetes:policy/v1:PodDisruptionBudget", "kubernetes:policy/v1beta1:PodDisruptionBudget"})
+#: ``app.kubernetes.io/component`` of a model server's pods (infra/components/labels.py).
+MODEL_SERVER_COMPONENT = "model-server"
 #: Extended resources that are GPUs.
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 
@@ -160,6 +162,11 @@ def selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
         if operator == "DoesNotExist" and key in labels:
             return False
     return True
+
+
+def is_model_server(pod: PodTemplate) -> bool:
+    """Whether a pod template is a model server's (labelled ``app.kubernetes.io/component: model-server``)."""
+    return labels_of(pod.metadata).get("app.kubernetes.io/component") == MODEL_SERVER_COMPONENT
 
 
 def is_windows(spec: Mapping[str, Any]) -> bool:

@@ -30,6 +30,8 @@ RULE_MODULES = (
     "read_only_root_filesystem",
     "resource_requests_limits",
     "gpu_limits_match_requests",
+    "model_server_ephemeral_storage",
+    "model_server_priority",
     "serving_probes",
     "no_pod_token_automount",
     "image_tag_pinned",

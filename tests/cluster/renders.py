@@ -42,3 +42,8 @@ def render(stack: str, out: Path, root: Path = ROOT) -> Rendered:
 
 def of_kind(documents: Rendered, kind: str) -> list[dict[str, Any]]:
     return [document for _, document in documents if document.get("kind") == kind]
+
+
+def priority_classes(documents: Rendered) -> list[dict[str, Any]]:
+    """The stack's PriorityClasses: a pod naming one is refused at creation (even a dry run) until it exists."""
+    return of_kind(documents, "PriorityClass")

@@ -17,7 +17,7 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.cluster.pod_security_cases import VIOLATIONS, Violation, hardened_pod, violating_pod
-from tests.cluster.renders import Rendered, of_kind
+from tests.cluster.renders import Rendered, of_kind, priority_classes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -44,7 +44,7 @@ def dev_pod(cluster: Cluster, rendered: Callable[[str], Rendered]) -> dict[str, 
         for a in of_kind(documents, "ServiceAccount")
         if a["metadata"]["name"] == account_name and a["metadata"].get("namespace") == namespace_name
     ]
-    cluster.apply([namespace, *accounts])
+    cluster.apply([*priority_classes(documents), namespace, *accounts])
     return hardened_pod(deployment, "psa-hardened")
 
 

@@ -44,7 +44,7 @@ from tests.cluster.pod_security_cases import (
     violating_deployment,
     violating_pod,
 )
-from tests.cluster.renders import Rendered, of_kind
+from tests.cluster.renders import Rendered, of_kind, priority_classes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
@@ -88,7 +88,7 @@ def dev(cluster: Cluster, rendered: Callable[[str], Rendered]) -> DevModel:
         for a in of_kind(documents, "ServiceAccount")
         if a["metadata"]["name"] == account and a["metadata"].get("namespace") == namespace_name
     ]
-    cluster.apply([namespace, *accounts])
+    cluster.apply([*priority_classes(documents), namespace, *accounts])
     return DevModel(namespace, deployment, hardened_pod(deployment, "psa-agreement"))
 
 

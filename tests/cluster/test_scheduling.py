@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 
+from infra.config import priority
+from infra.config.quantity import EPHEMERAL_STORAGE_MARGIN, parse_quantity
 from tests.cluster.conftest import CPU_NODE, GPU_NODE, Cluster
-from tests.cluster.renders import Rendered
+from tests.cluster.renders import Rendered, of_kind
 
 pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("cluster")]
 
 #: The kinds a model server's pods need to exist before they can be scheduled.
-NEEDED = ("Namespace", "ServiceAccount", "ConfigMap", "Secret", "PersistentVolumeClaim", "Deployment")
+NEEDED = ("PriorityClass", "Namespace", "ServiceAccount", "ConfigMap", "Secret", "PersistentVolumeClaim", "Deployment")
 
 
 def _deploy_model(cluster: Cluster, documents: Rendered, model: str) -> dict[str, Any]:
@@ -34,7 +36,13 @@ def _deploy_model(cluster: Cluster, documents: Rendered, model: str) -> dict[str
     objects = [
         d
         for _, d in documents
-        if d["kind"] in NEEDED and (d["metadata"].get("namespace") == namespace or d["metadata"]["name"] == namespace)
+        if d["kind"] in NEEDED
+        and (
+            d["metadata"].get("namespace") == namespace
+            or d["metadata"]["name"] == namespace
+            # Cluster-scoped: the classes the pod template names.
+            or d["kind"] == "PriorityClass"
+        )
     ]
     objects.sort(key=lambda d: NEEDED.index(d["kind"]))
     cluster.apply(objects)
@@ -70,3 +78,27 @@ def test_the_model_server_is_scheduled_on_its_pool(
     deployment = _deploy_model(cluster, rendered(stack), model)
     pods = _scheduled_pods(cluster, deployment)
     assert {pod["spec"]["nodeName"] for pod in pods} == {node}
+    # The Priority admission plugin resolved the serving class; the pods carry its value and preemption policy.
+    assert {(pod["spec"]["priority"], pod["spec"]["preemptionPolicy"]) for pod in pods} == {
+        (priority.SERVING.value, priority.SERVING.preemption_policy)
+    }
+    # The scheduler placed them by their disk too: the emptyDirs' size limits plus the margin.
+    for pod in pods:
+        server = pod["spec"]["containers"][0]["resources"]
+        assert server["requests"]["ephemeral-storage"] == server["limits"]["ephemeral-storage"]
+        assert parse_quantity(server["requests"]["ephemeral-storage"]) > parse_quantity(EPHEMERAL_STORAGE_MARGIN)
+
+
+def test_the_priority_classes_order_system_above_serving_above_batch(
+    cluster: Cluster, rendered: Callable[[str], Rendered]
+) -> None:
+    cluster.apply(of_kind(rendered("prod"), "PriorityClass"))
+    served = {
+        item["metadata"]["name"]: item
+        for item in json.loads(cluster.kubectl("get", "priorityclasses", "-o", "json").stdout)["items"]
+    }
+    tiers = [served[tier.name] for tier in priority.TIERS]
+    assert [t["value"] for t in tiers] == sorted((t["value"] for t in tiers), reverse=True)
+    assert all(t["value"] < served["system-cluster-critical"]["value"] for t in tiers)
+    assert [t["preemptionPolicy"] for t in tiers] == ["PreemptLowerPriority", "PreemptLowerPriority", "Never"]
+    assert not any(t.get("globalDefault") for t in tiers)

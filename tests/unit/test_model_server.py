@@ -9,9 +9,11 @@ import pulumi
 import pytest
 
 from infra.components.model_server import ModelServer, ModelServerArgs
+from infra.config import priority
 from infra.config.loader import validate_stack_config
 from infra.config.model import ModelConfig
 from infra.config.network import NetworkConfig
+from infra.config.quantity import EPHEMERAL_STORAGE_MARGIN, ephemeral_storage
 from infra.config.secret_store import SecretStoreConfig
 from infra.engines.base import EngineContext
 from infra.engines.ollama import ollama_engine
@@ -288,3 +290,28 @@ def test_a_single_node_cache_is_replaced_not_rolled(access_mode: str, strategy: 
     resources = _tiny_server({"cache": {"accessMode": access_mode}}, preview=False)
     deployment = one(resources, "Deployment", "tiny-deployment")
     assert deployment.inputs["spec"]["strategy"]["type"] == strategy
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_model_servers_reserve_their_disk_and_run_at_the_serving_priority(stack: str, plan_of: PlanOf) -> None:
+    """ephemeral-storage = the disk-backed emptyDirs' size limits + the margin; tmpfs is memory, not disk."""
+    plan = plan_of(stack, True)
+    for model in plan.config.models:
+        spec = pod_spec(one(plan.run.resources, "Deployment", f"{model.name}-deployment"))
+        disk = [
+            v["emptyDir"]["sizeLimit"]
+            for v in spec["volumes"]
+            if "emptyDir" in v and v["emptyDir"].get("medium") != "Memory"
+        ]
+        expected = ephemeral_storage(disk)
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            resources = container["resources"]
+            assert resources["requests"]["ephemeral-storage"] == expected, container["name"]
+            assert resources["limits"]["ephemeral-storage"] == expected, container["name"]
+        assert spec["priorityClassName"] == priority.SERVING.name
+
+
+def test_the_disk_budget_adds_the_margin_in_whole_mebibytes() -> None:
+    assert ephemeral_storage(["4Gi", "8Gi"]) == "12800Mi"
+    assert ephemeral_storage([]) == EPHEMERAL_STORAGE_MARGIN
+    assert ephemeral_storage(["1G"]) == "1466Mi"  # 953.67 MiB + 512 MiB, rounded up

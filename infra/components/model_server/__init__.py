@@ -55,13 +55,16 @@ from infra.components.pod_security import (
     restricted_namespace,
     step_container,
 )
+from infra.config import priority
 from infra.config.model import ModelConfig
 from infra.config.network import NetworkConfig
 from infra.config.objects import CACHE_SUFFIX, ENGINE_CONFIG_SUFFIX
+from infra.config.quantity import ephemeral_storage
 from infra.config.secret_store import SecretStoreConfig
 from infra.engines.base import EngineSpec
 
 CACHE_VOLUME = "model-cache"
+EPHEMERAL_STORAGE = "ephemeral-storage"
 ENGINE_CONFIG_VOLUME = "engine-config"
 
 
@@ -228,7 +231,7 @@ class ModelServer(pulumi.ComponentResource):
                     namespace=namespace_ref,
                     service_account=model.name,
                     claim_name=f"{model.name}{CACHE_SUFFIX}",
-                    resources=_resources(model, with_gpu=False),
+                    resources=_resources(model, ephemeral_storage([prepare.scratch_size_limit]), with_gpu=False),
                     wiring=job_wiring,
                     hardening=model.hardening,
                     labels={k: v for k, v in labels.all.items() if k != "app.kubernetes.io/name"},
@@ -364,9 +367,15 @@ def _service_ports(engine: EngineSpec) -> list[ServicePortArgs]:
     return ports
 
 
-def _resources(model: ModelConfig, with_gpu: bool = True) -> ResourceRequirementsArgs:
+def _resources(model: ModelConfig, disk: str, with_gpu: bool = True) -> ResourceRequirementsArgs:
+    """The model's CPU and memory, its GPUs, and ``disk`` (:func:`ephemeral_storage`) as ephemeral-storage.
+
+    Request and limit of ephemeral-storage are equal: the scheduler reserves all the disk the emptyDirs may fill,
+    so a node's disk is never overcommitted under a model server (the pod is evicted beyond it).
+    """
     resources = model.resources.as_kubernetes()
     requests, limits = resources["requests"], resources["limits"]
+    requests[EPHEMERAL_STORAGE] = limits[EPHEMERAL_STORAGE] = disk
     if model.gpu.count and with_gpu:
         # Extended resources cannot be overcommitted: request and limit are equal.
         requests[model.gpu.resource] = str(model.gpu.count)
@@ -433,6 +442,7 @@ def _pod_spec(
     if engine.metrics_port is not None and engine.metrics_port != engine.port:
         ports.append(ContainerPortArgs(name="metrics", container_port=engine.metrics_port, protocol="TCP"))
     probes = _probes(model, engine)
+    disk = ephemeral_storage(engine.disk_size_limits)
     # The API keys go to the server's container alone: preparation steps serve no request.
     server_args, server_env, server_mounts = list(engine.args), env, mounts
     if api_keys is not None:
@@ -448,16 +458,16 @@ def _pod_spec(
         args=server_args or None,
         env=server_env,
         ports=ports,
-        resources=_resources(model),
+        resources=_resources(model, disk),
         security_context=container_security_context(hardening),
         startup_probe=probes["startup"],
         readiness_probe=probes["readiness"],
         liveness_probe=probes["liveness"],
         volume_mounts=server_mounts,
     )
-    # Preparing needs no GPU: CPU and memory as the server, nothing more.
+    # Preparing needs no GPU: CPU, memory and disk as the server, nothing more.
     init_containers = [
-        step_container(step, engine.image.reference, env, _resources(model, with_gpu=False), hardening, mounts)
+        step_container(step, engine.image.reference, env, _resources(model, disk, with_gpu=False), hardening, mounts)
         for step in engine.prepare
     ]
     on_gpu = model.gpu.count > 0
@@ -487,4 +497,5 @@ def _pod_spec(
             for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
         ],
         termination_grace_period_seconds=120,
+        priority_class_name=priority.SERVING.name,
     )

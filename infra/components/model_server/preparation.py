@@ -27,6 +27,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.components.model_server.secrets import SecretWiring
 from infra.components.pod_security import pod_security_context, step_container
+from infra.config import priority
 from infra.config.objects import PREPARE_SUFFIX
 from infra.engines.base import Preparation, PrepareStep
 from infra.hardening import Hardening
@@ -44,7 +45,7 @@ class ModelPreparationArgs:
     namespace: pulumi.Input[str]
     service_account: str
     claim_name: str
-    #: Conversion holds the model in memory: the server's requests and limits.
+    #: Conversion holds the model in memory: the server's CPU and memory, ephemeral-storage for the scratch space.
     resources: ResourceRequirementsArgs
     #: How the pod receives secrets (the Hugging Face token for gated models).
     wiring: SecretWiring
@@ -82,6 +83,8 @@ class ModelPreparation(pulumi.ComponentResource):
                     metadata=ObjectMetaArgs(labels={**labels, **args.wiring.pod_labels}),
                     spec=PodSpecArgs(
                         restart_policy="Never",
+                        # Queued ahead of default-priority pods, never evicting any (infra/config/priority.py).
+                        priority_class_name=priority.BATCH.name,
                         service_account_name=args.service_account,
                         automount_service_account_token=args.hardening.automount_service_account_token,
                         enable_service_links=False,

@@ -15,11 +15,18 @@ from typing import Any
 
 from pulumi_policy import StackValidationArgs
 
-from ...lib.k8s import WORKLOAD_TYPES, get, labels_of, namespace_of, pod_template, selector_matches
+from ...lib.k8s import (
+    MODEL_SERVER_COMPONENT,
+    WORKLOAD_TYPES,
+    get,
+    labels_of,
+    namespace_of,
+    pod_template,
+    selector_matches,
+)
 from ...lib.rule import NSA, SLM, Rule
 
 POOL_TYPES = frozenset({"kubernetes:inference.networking.k8s.io/v1:InferencePool"})
-MODEL_SERVER = "model-server"
 
 
 def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tuple[str | None, str]]:
@@ -42,10 +49,14 @@ def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tupl
         if not selected:
             yield (pool.urn, f"{pool.name} selects no pod of a workload in namespace {namespace}")
             continue
-        others = [w.name for w, labels in selected if labels.get("app.kubernetes.io/component") != MODEL_SERVER]
+        others = [
+            w.name for w, labels in selected if labels.get("app.kubernetes.io/component") != MODEL_SERVER_COMPONENT
+        ]
         if others:
             yield (pool.urn, f"{pool.name} also selects pods that are not model servers: {', '.join(sorted(others))}")
-        servers = sorted(w.name for w, labels in selected if labels.get("app.kubernetes.io/component") == MODEL_SERVER)
+        servers = sorted(
+            w.name for w, labels in selected if labels.get("app.kubernetes.io/component") == MODEL_SERVER_COMPONENT
+        )
         if len(servers) > 1:
             yield (pool.urn, f"{pool.name} selects the pods of more than one model server: {', '.join(servers)}")
 
