@@ -26,7 +26,7 @@ from infra.components.entry_point import (
 from infra.components.keda import Keda, KedaArgs
 from infra.components.labels import endpoint_picker_selector
 from infra.components.log_store import LogStore, LogStoreArgs
-from infra.components.model_server import ModelServer, ModelServerArgs
+from infra.components.model_server import ModelServer, ModelServerArgs, ServedVersion
 from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
 from infra.components.priority_classes import PriorityClasses
 from infra.config.chat_ui import CHAT_UI_RESOURCE, client_key
@@ -36,6 +36,7 @@ from infra.config.inference_pool import picker_name, pool_name
 from infra.config.model import ModelConfig
 from infra.config.objects import CHAT_UI_NAME, CHAT_UI_TLS_SECRET, checks_api_keys
 from infra.config.stack import StackConfig
+from infra.config.versions import own_cache, version_model, workload_name
 from infra.engines import engine_for
 from infra.engines.base import EngineSpec
 
@@ -68,7 +69,12 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
     on_cluster = pulumi.ResourceOptions(provider=provider, depends_on=[priority_classes])
     # Offline, a secret known only by its ciphertext is a placeholder; either way a Pulumi secret.
     secrets = {name: pulumi.Output.secret(value.plaintext_or_placeholder) for name, value in config.secrets.items()}
-    engines = {model.name: engine_for(model, config) for model in config.models}
+    revisions = {model.name: _served_versions(config, model) for model in config.models}
+    # A versioned model's shared objects (namespace, secrets, policies) follow its stable revision's engine.
+    engines = {
+        model.name: revisions[model.name][0].engine if revisions[model.name] else engine_for(model, config)
+        for model in config.models
+    }
     entry = config.entry_point
     servers: dict[str, ModelServer] = {}
     for model in config.models:
@@ -90,6 +96,7 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                 # The server checks the gateway's keys too, from a Secret in its own namespace.
                 api_keys=secrets[entry.api_keys] if entry.api_keys and checks_api_keys(entry, model) else None,
                 existing_api_key_secret=entry.existing_api_key_secret if checks_api_keys(entry, model) else None,
+                versions=revisions[model.name],
             ),
             opts=on_cluster,
         )
@@ -114,8 +121,16 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                         service=model.name,
                         port=engines[model.name].port,
                         api_base_path=engines[model.name].api_base_path,
-                        depends_on=(servers[model.name].namespace, *_present(pickers.get(model.name))),
+                        depends_on=(
+                            servers[model.name].namespace,
+                            *_present(pickers.get(model.name)),
+                            # A revision receives requests once its Deployment is ready (Pulumi awaits it).
+                            *[version.deployment for version in servers[model.name].versions if revisions[model.name]],
+                        ),
                         inference_pool=pool_name(model.name) if model.name in pickers else None,
+                        weighted_services=[
+                            (workload_name(model.name, served.name), served.weight) for served in revisions[model.name]
+                        ],
                     )
                     for model in config.models
                     if entry.exposes(model.name)
@@ -129,6 +144,25 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
         )
     pulumi.export("models", {name: server.service.metadata.name for name, server in servers.items()})
     return servers
+
+
+def _served_versions(config: StackConfig, model: ModelConfig) -> list[ServedVersion]:
+    """The revisions of a canary rollout, stable first (none for a model without ``versions``)."""
+    if model.versions is None:
+        return []
+    canary_cache = own_cache(model)
+    return [
+        ServedVersion(
+            version.name,
+            track,
+            served,
+            engine_for(served, config),
+            version.weight,
+            own_cache=canary_cache and track == "canary",
+        )
+        for track, version in model.versions.by_track().items()
+        if (served := version_model(model, version))
+    ]
 
 
 def _present(picker: EndpointPicker | None) -> tuple[pulumi.Resource, ...]:
@@ -220,6 +254,7 @@ def _monitoring(
             port_name=engine.metrics_port_name or engine.port_name,
             path=engine.metrics_path,
             bearer_secret=keys.wiring.scrape_credentials if (keys := servers[model.name].api_keys) else None,
+            versioned=model.versions is not None,
         )
         for model in config.models
         if (engine := engines[model.name]).metrics_path is not None

@@ -60,6 +60,8 @@ class RouteTarget:
     depends_on: Sequence[pulumi.Resource] = ()
     #: The model's InferencePool (same namespace), when its endpoint picker chooses the pod instead of the Service.
     inference_pool: str | None = None
+    #: A canary rollout: each revision's Service and its percent of the requests (instead of ``service``).
+    weighted_services: Sequence[tuple[str, int]] = ()
 
 
 @dataclass(frozen=True)
@@ -500,12 +502,23 @@ def _route_spec(route: RouteTarget, hostname: str, gateway_namespace: str, timeo
                         },
                     }
                 ],
-                "backendRefs": [_backend(route)],
+                "backendRefs": _backends(route),
                 # Streamed completions take long: state the limit rather than inherit a proxy default.
                 "timeouts": {"request": timeout},
             }
         ],
     }
+
+
+def _backends(route: RouteTarget) -> list[dict[str, Any]]:
+    """One backend, or each revision's Service with its weight: Gateway API splits a rule's requests in proportion
+    to ``weight`` (https://gateway-api.sigs.k8s.io/guides/traffic-splitting; a weight of 0 gets none)."""
+    if route.weighted_services:
+        return [
+            {"group": "", "kind": "Service", "name": service, "port": route.port, "weight": weight}
+            for service, weight in route.weighted_services
+        ]
+    return [_backend(route)]
 
 
 def _backend(route: RouteTarget) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.config.versions import TRACK_LABEL, VERSION_LABEL
+
 PART_OF = "slm-deploy"
 COMPONENT = "model-server"
 MANAGED_BY = "pulumi"
@@ -23,17 +25,26 @@ class ModelLabels:
     instance: str
     version: str
     extra: tuple[tuple[str, str], ...] = ()
+    #: A revision of a canary rollout (``models[].versions``): its name, part of its selector, and its track.
+    revision: str | None = None
+    track: str | None = None
+
+    @property
+    def model_selector(self) -> dict[str, str]:
+        """Every pod of the model, whatever its revision (network policies, scrape targets)."""
+        return {"app.kubernetes.io/name": self.app_name, "app.kubernetes.io/instance": self.instance}
 
     @property
     def selector(self) -> dict[str, str]:
-        """The stable subset that selects the model's pods (never changes on upgrade)."""
-        return {"app.kubernetes.io/name": self.app_name, "app.kubernetes.io/instance": self.instance}
+        """The stable subset that selects the pods of one Deployment (never changes on upgrade)."""
+        return {**self.model_selector, **({VERSION_LABEL: self.revision} if self.revision is not None else {})}
 
     @property
     def all(self) -> dict[str, str]:
         return {
             **dict(self.extra),
             **self.selector,
+            **({TRACK_LABEL: self.track} if self.track is not None else {}),
             "app.kubernetes.io/version": self.version,
             "app.kubernetes.io/component": COMPONENT,
             "app.kubernetes.io/part-of": PART_OF,

@@ -8,6 +8,7 @@ and dashboard objects, for a Prometheus the cluster already runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from infra.components.pod_security import restricted_namespace
 from infra.config import priority
 from infra.config.monitoring import AlertmanagerReceiver, MonitoringConfig
 from infra.config.objects import RECEIVER_SECRET
+from infra.config.versions import METRIC_VERSION_LABEL, VERSION_LABEL
 from infra.monitoring.logs import LOKI_DATASOURCE_UID, loki_url
 
 CHART = "kube-prometheus-stack"
@@ -56,6 +58,9 @@ class ScrapeTarget:
     #: (Secret name, data key) in the target's namespace whose value Prometheus sends as a bearer token, when the
     #: metrics endpoint asks for an API key (llama-server with keys).
     bearer_secret: tuple[str, str] | None = None
+    #: The model runs revisions (a canary rollout): the scrape copies the version label of each revision's Service onto
+    #: its series as ``model_version``, which the comparison alert and panel group by (docs/canary.md).
+    versioned: bool = False
 
 
 @dataclass
@@ -295,4 +300,9 @@ def _endpoint(target: ScrapeTarget) -> dict[str, Any]:
         # The Secret must be in the ServiceMonitor's namespace: the model's, where the key is.
         name, key = target.bearer_secret
         endpoint["authorization"] = {"type": "Bearer", "credentials": {"name": name, "key": key}}
+    if target.versioned:
+        # Service discovery exposes the Service's labels as __meta_kubernetes_service_label_<name, non-alphanumerics
+        # as '_'> (Prometheus kubernetes_sd_config, role endpoints).
+        source = "__meta_kubernetes_service_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", VERSION_LABEL)
+        endpoint["relabelings"] = [{"sourceLabels": [source], "targetLabel": METRIC_VERSION_LABEL, "action": "replace"}]
     return endpoint

@@ -16,6 +16,7 @@ from infra.config.k8s_names import DATA_KEY, OLLAMA_MODEL, SERVED_MODEL_NAME, VL
 from infra.config.names import ContainerText, DnsLabel, Labels
 from infra.config.resources import CacheVolume, Gpu, Resources
 from infra.config.throughput import Throughput
+from infra.config.versions import ModelVersions
 from infra.hardening import Hardening
 
 EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
@@ -127,6 +128,11 @@ class ModelConfig(ConfigModel):
         default_factory=InferencePoolSettings,
         description="Cache- and queue-aware routing through an InferencePool and llm-d's endpoint picker (off: plain "
         "Service routing; docs/inference-pool.md).",
+    )
+    versions: ModelVersions | None = Field(
+        None,
+        description="A canary rollout: a stable and a canary revision served side by side, the model's requests split "
+        "between them by weight (docs/canary.md). Unset: one revision, the model's keys.",
     )
     hardening: Hardening = Field(
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."

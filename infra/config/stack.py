@@ -250,6 +250,13 @@ class StackConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _versions(self) -> StackConfig:
+        from infra.config.versions import check_versions
+
+        check_versions(self)
+        return self
+
+    @model_validator(mode="after")
     def _ingress_peers(self) -> StackConfig:
         entry = self.entry_point
         own = {self.monitoring.namespace: "monitoring", self.chat_ui.namespace: "chat page"}

@@ -33,7 +33,7 @@ def cost_rule_group(model: MonitoredModel) -> dict[str, Any] | None:
         tokens = "{namespace=%s,pod=~%s}" % (ns, quote(model.pod_regex))  # noqa: UP031
     else:
         tokens = "{namespace=%s,model_name=%s}" % (ns, quote(model.served_model_name))  # noqa: UP031
-    deployment = "{namespace=%s,deployment=%s}" % (ns, quote(model.deployment))  # noqa: UP031
+    deployment = "{namespace=%s,%s}" % (ns, model.deployment_matcher)  # noqa: UP031
     mine = "{namespace=%s,model=%s}" % (ns, quote(model.name))  # noqa: UP031
     labels = {"model": model.name}
     return {

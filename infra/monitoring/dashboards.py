@@ -52,12 +52,11 @@ def _legend(label: str) -> str:
 
 
 def _pods(models: Sequence[MonitoredModel]) -> str:
-    names = "|".join(sorted({model.name for model in models}))
-    return f"({names})-[a-z0-9]+-[a-z0-9]+"
+    return f"({_deployments(models)})-[a-z0-9]+-[a-z0-9]+"
 
 
 def _deployments(models: Sequence[MonitoredModel]) -> str:
-    return "|".join(sorted({model.deployment for model in models}))
+    return "|".join(sorted({deployment for model in models for deployment in model.deployments}))
 
 
 def _context(
@@ -74,6 +73,8 @@ def _context(
         "any_cost": any(
             model.replica_cost_per_hour is not None and OUTPUT_TOKEN_COUNTERS[model.engine] for model in models
         ),
+        # The stable-versus-canary row, for models in a canary rollout (series labelled model_version).
+        "any_canary": any(model.versions for model in models),
         "lbl": _legend,
         "gpu": {"namespace": options.dcgm_namespace_label, "pod": options.dcgm_pod_label},
         # Label selectors, braces included, for each source of series.

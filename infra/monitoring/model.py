@@ -35,6 +35,8 @@ class MonitoredModel:
     replica_cost_per_hour: float | None = None
     #: The failure mode of the model's endpoint picker when it is routed through an InferencePool, else ``None``.
     endpoint_picker: str | None = None
+    #: A canary rollout's revisions, stable then canary (``models[].versions``); empty without one.
+    versions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for field_name in ("name", "namespace"):
@@ -65,6 +67,7 @@ class MonitoredModel:
             gpu_memory_reserved=reserved,
             replica_cost_per_hour=replica_cost_per_hour,
             endpoint_picker=model.inference_pool.failure_mode if model.inference_pool.enabled else None,
+            versions=(model.versions.stable.name, model.versions.canary.name) if model.versions is not None else (),
         )
 
     @property
@@ -72,9 +75,23 @@ class MonitoredModel:
         return self.name
 
     @property
+    def deployments(self) -> tuple[str, ...]:
+        """The model's Deployments: one named after it, or one per revision (``<name>-<version>``)."""
+        return tuple(f"{self.name}-{version}" for version in self.versions) or (self.name,)
+
+    @property
+    def deployment_matcher(self) -> str:
+        """The PromQL matcher of the model's Deployments (``deployment="x"``, or a regex over the revisions')."""
+        if len(self.deployments) == 1:
+            return f"deployment={quote(self.deployment)}"
+        return f"deployment=~{quote('|'.join(self.deployments))}"
+
+    @property
     def pod_regex(self) -> str:
-        """Matches the Deployment's pods and nothing else (not ``<name>-large-…``)."""
-        return f"{self.name}-[a-z0-9]+-[a-z0-9]+"
+        """Matches the Deployments' pods and nothing else (not ``<name>-large-…``)."""
+        if not self.versions:
+            return f"{self.name}-[a-z0-9]+-[a-z0-9]+"
+        return f"({'|'.join(self.deployments)})-[a-z0-9]+-[a-z0-9]+"
 
 
 def quote(value: str) -> str:

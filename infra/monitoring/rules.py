@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from infra.config.monitoring import AlertThresholds, MonitoringOptions
+from infra.monitoring.canary_rules import canary_rule_group
 from infra.monitoring.cost_rules import cost_rule_group
 from infra.monitoring.logs import ERROR_COUNTER
 from infra.monitoring.metrics import LOG_SERIES, all_series, series_for
@@ -82,7 +83,7 @@ def _selectors(model: MonitoredModel, options: MonitoringOptions) -> dict[str, s
         "engine": "{%s}" % engine,  # noqa: UP031
         "engine_errors": "{%s,finished_reason=~%s}" % (engine, errors),  # noqa: UP031
         "pod": "{namespace=%s,pod=~%s}" % (ns, pods),  # noqa: UP031 - also llama.cpp's series (no model_name)
-        "deployment": "{namespace=%s,deployment=%s}" % (ns, quote(model.deployment)),  # noqa: UP031
+        "deployment": "{namespace=%s,%s}" % (ns, model.deployment_matcher),  # noqa: UP031
         "logs": "{namespace=%s,model=%s}" % (ns, quote(model.name)),  # noqa: UP031 - the collector's labels
         "gpu": "{%s=%s,%s=~%s}" % (options.dcgm_namespace_label, ns, options.dcgm_pod_label, pods),  # noqa: UP031
     }
@@ -174,6 +175,8 @@ def render_rules(
     groups += [group for model in models if (group := cost_rule_group(model)) is not None]
     # The endpoint pickers of models routed through an InferencePool (docs/inference-pool.md).
     groups += [g for model in models if (g := picker_rule_group(model, options.runbook_base_url)) is not None]
+    # The stable-versus-canary comparison of models in a canary rollout (docs/canary.md).
+    groups += [g for model in models if (g := canary_rule_group(model, options.runbook_base_url)) is not None]
     return {"groups": groups}
 
 

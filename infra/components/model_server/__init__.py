@@ -6,8 +6,9 @@ Job, network policies, autoscaler); nothing outside the package builds them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -61,11 +62,40 @@ from infra.config.network import NetworkConfig
 from infra.config.objects import CACHE_SUFFIX, ENGINE_CONFIG_SUFFIX
 from infra.config.quantity import ephemeral_storage
 from infra.config.secret_store import SecretStoreConfig
+from infra.config.versions import Track, workload_name
 from infra.engines.base import EngineSpec
 
 CACHE_VOLUME = "model-cache"
 EPHEMERAL_STORAGE = "ephemeral-storage"
 ENGINE_CONFIG_VOLUME = "engine-config"
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """One revision of a canary rollout as the server runs it (``models[].versions``)."""
+
+    #: The revision's name (``None``: the model without versions, whose objects are named after the model).
+    name: str | None
+    track: Track | None
+    #: The model with the revision's keys, and its engine.
+    model: ModelConfig
+    engine: EngineSpec
+    #: Percent of the model's requests.
+    weight: int
+    #: The revision loads other weights than the stable one: its own ``<model>-<version>-cache``.
+    own_cache: bool = False
+
+
+@dataclass(frozen=True)
+class VersionObjects:
+    """What one revision runs: its Deployment, Service and budget, its engine ConfigMap and the cache it mounts."""
+
+    served: ServedVersion
+    cache: k8s.core.v1.PersistentVolumeClaim
+    engine_config: k8s.core.v1.ConfigMap | None
+    deployment: k8s.apps.v1.Deployment
+    service: k8s.core.v1.Service
+    disruption_budget: k8s.policy.v1.PodDisruptionBudget
 
 
 @dataclass
@@ -97,6 +127,8 @@ class ModelServerArgs:
     api_keys: pulumi.Input[str] | None = None
     #: Instead of ``api_keys``: the name of a Secret in the model's namespace, managed outside the stack.
     existing_api_key_secret: str | None = None
+    #: The revisions of a canary rollout (stable first); empty: the model alone, its objects named after it.
+    versions: Sequence[ServedVersion] = ()
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -118,6 +150,9 @@ class ModelServer(pulumi.ComponentResource):
     autoscaler: ModelAutoscaler | None
     #: None unless `vpa.enabled`.
     vpa: ModelVpa | None
+    #: Each revision's objects (one, the model's own, without ``versions``); ``deployment``, ``service`` … are the
+    #: first's (the stable revision's).
+    versions: list[VersionObjects]
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm-deploy:serving:ModelServer", name, None, opts)
@@ -131,9 +166,6 @@ class ModelServer(pulumi.ComponentResource):
         self.labels = labels
         child = pulumi.ResourceOptions(parent=self)
         ns_name = model.k8s_namespace
-
-        def meta(object_name: str, extra: dict[str, str] | None = None) -> ObjectMetaArgs:
-            return ObjectMetaArgs(name=object_name, namespace=ns_name, labels={**labels.all, **(extra or {})})
 
         self.namespace = restricted_namespace(f"{name}-namespace", ns_name, labels.all, opts=child)
         # Everything below lives in the namespace: create it first.
@@ -186,19 +218,7 @@ class ModelServer(pulumi.ComponentResource):
             automount_service_account_token=model.hardening.automount_service_account_token,
             opts=in_ns,
         )
-        self.cache = k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-cache",
-            metadata=meta(f"{model.name}{CACHE_SUFFIX}"),
-            spec=PersistentVolumeClaimSpecArgs(
-                access_modes=[model.cache.access_mode],
-                storage_class_name=model.cache.storage_class,
-                resources=VolumeResourceRequirementsArgs(requests={"storage": model.cache.size}),
-            ),
-            # Weights take long to fetch: a prod stack never deletes its cache by accident.
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(protect=args.protect)),
-        )
-
-        env = [EnvVarArgs(name=key, value=value) for key, value in sorted(engine.env.items())] + wiring.env
+        self.cache = self._cache(f"{name}-cache", f"{model.name}{CACHE_SUFFIX}", model, labels.all, args.protect, in_ns)
         self.api_keys = None
         if engine.api_key_file is not None and (args.api_keys is not None or args.existing_api_key_secret):
             self.api_keys = ModelApiKeys(
@@ -211,14 +231,6 @@ class ModelServer(pulumi.ComponentResource):
                     existing_secret=None if args.api_keys is not None else args.existing_api_key_secret,
                     labels=labels.all,
                 ),
-                opts=in_ns,
-            )
-        self.engine_config = None
-        if engine.config_files:
-            self.engine_config = k8s.core.v1.ConfigMap(
-                f"{name}-engine-config",
-                metadata=meta(f"{model.name}{ENGINE_CONFIG_SUFFIX}"),
-                data=dict(engine.config_files),
                 opts=in_ns,
             )
         self.preparation = None
@@ -238,61 +250,18 @@ class ModelServer(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cache, self.service_account]),
             )
-        # One expression, so that no option (a dependency above all) can be dropped by a later branch.
-        deployment_opts = pulumi.ResourceOptions(
-            parent=self,
-            # The server starts on a prepared model: Pulumi waits for the Job to complete first.
-            depends_on=[self.namespace, *([self.preparation.job] if self.preparation is not None else [])],
-            # With an autoscaler, spec.replicas is only the starting count: the autoscaler owns it afterwards.
-            ignore_changes=["spec.replicas"] if model.autoscaling.enabled else None,
-        )
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=meta(model.name),
-            spec=DeploymentSpecArgs(
-                # With an autoscaler, this is only the starting count (spec.replicas is in ignore_changes).
-                replicas=model.autoscaling.min_replicas if model.autoscaling.enabled else model.replicas,
-                selector=LabelSelectorArgs(match_labels=labels.selector),
-                strategy=_strategy(model),
-                template=PodTemplateSpecArgs(
-                    metadata=ObjectMetaArgs(labels={**labels.all, **wiring.pod_labels}),
-                    spec=_pod_spec(
-                        model,
-                        engine,
-                        labels,
-                        env,
-                        wiring,
-                        args.gpu_node_label,
-                        self.api_keys.wiring if self.api_keys is not None else None,
-                    ),
-                ),
-            ),
-            opts=deployment_opts,
-        )
-        self.service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta(model.name),
-            spec=ServiceSpecArgs(
-                type="ClusterIP",
-                selector=labels.selector,
-                ports=_service_ports(engine),
-            ),
-            opts=in_ns,
-        )
-        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata=meta(model.name),
-            # maxUnavailable, not minAvailable: a single replica must not block node drains forever.
-            spec=PodDisruptionBudgetSpecArgs(
-                max_unavailable=1, selector=LabelSelectorArgs(match_labels=labels.selector)
-            ),
-            opts=in_ns,
-        )
+        self.versions = [
+            self._serve(name, served, args, labels, wiring, in_ns)
+            for served in (args.versions or [ServedVersion(None, None, model, engine, 100)])
+        ]
+        first = self.versions[0]
+        self.engine_config = first.engine_config
+        self.deployment, self.service, self.disruption_budget = first.deployment, first.service, first.disruption_budget
         self.network_policy = ModelNetworkPolicy(
             f"{name}-network",
             ModelNetworkPolicyArgs(
                 namespace=namespace_ref,
-                pod_selector=labels.selector,
+                pod_selector=labels.model_selector,
                 # Every pod of the model (the server and its preparation Job) may resolve names and download.
                 egress_selector={"app.kubernetes.io/instance": model.name},
                 labels=labels.all,
@@ -341,9 +310,113 @@ class ModelServer(pulumi.ComponentResource):
             {
                 "namespace": ns_name,
                 "service": self.service.metadata.name,
-                "url": f"http://{model.name}.{ns_name}.svc.cluster.local:{engine.port}{engine.api_base_path}",
+                "url": f"http://{workload_name(model.name, first.served.name)}.{ns_name}.svc.cluster.local:"
+                f"{engine.port}{engine.api_base_path}",
             }
         )
+
+    def _cache(
+        self,
+        resource: str,
+        claim: str,
+        model: ModelConfig,
+        labels: Mapping[str, str],
+        protect: bool,
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.core.v1.PersistentVolumeClaim:
+        return k8s.core.v1.PersistentVolumeClaim(
+            resource,
+            metadata=ObjectMetaArgs(name=claim, namespace=model.k8s_namespace, labels=dict(labels)),
+            spec=PersistentVolumeClaimSpecArgs(
+                access_modes=[model.cache.access_mode],
+                storage_class_name=model.cache.storage_class,
+                resources=VolumeResourceRequirementsArgs(requests={"storage": model.cache.size}),
+            ),
+            # Weights take long to fetch: a prod stack never deletes its cache by accident.
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect)),
+        )
+
+    def _serve(
+        self,
+        name: str,
+        served: ServedVersion,
+        args: ModelServerArgs,
+        base: ModelLabels,
+        wiring: SecretWiring,
+        in_ns: pulumi.ResourceOptions,
+    ) -> VersionObjects:
+        """One revision's Deployment, Service, budget, engine ConfigMap (and cache when it loads other weights)."""
+        model, engine = served.model, served.engine
+        labels = dataclasses.replace(base, version=engine.image.tag, revision=served.name, track=served.track)
+        workload = workload_name(model.name, served.name)
+        prefix = name if served.name is None else f"{name}-{served.name}"
+        ns_name = model.k8s_namespace
+
+        def meta(object_name: str) -> ObjectMetaArgs:
+            return ObjectMetaArgs(name=object_name, namespace=ns_name, labels=labels.all)
+
+        cache, claim = self.cache, f"{model.name}{CACHE_SUFFIX}"
+        if served.own_cache:
+            claim = f"{workload}{CACHE_SUFFIX}"
+            cache = self._cache(f"{prefix}-cache", claim, model, labels.all, args.protect, in_ns)
+        engine_config = None
+        if engine.config_files:
+            engine_config = k8s.core.v1.ConfigMap(
+                f"{prefix}-engine-config",
+                metadata=meta(f"{workload}{ENGINE_CONFIG_SUFFIX}"),
+                data=dict(engine.config_files),
+                opts=in_ns,
+            )
+        env = [EnvVarArgs(name=key, value=value) for key, value in sorted(engine.env.items())] + wiring.env
+        # One expression, so that no option (a dependency above all) can be dropped by a later branch.
+        deployment_opts = pulumi.ResourceOptions(
+            parent=self,
+            # The server starts on a prepared model: Pulumi waits for the Job to complete first.
+            depends_on=[self.namespace, *([self.preparation.job] if self.preparation is not None else [])],
+            # With an autoscaler, spec.replicas is only the starting count: the autoscaler owns it afterwards.
+            ignore_changes=["spec.replicas"] if model.autoscaling.enabled else None,
+        )
+        deployment = k8s.apps.v1.Deployment(
+            f"{prefix}-deployment",
+            metadata=meta(workload),
+            spec=DeploymentSpecArgs(
+                # With an autoscaler, this is only the starting count (spec.replicas is in ignore_changes).
+                replicas=model.autoscaling.min_replicas if model.autoscaling.enabled else model.replicas,
+                selector=LabelSelectorArgs(match_labels=labels.selector),
+                strategy=_strategy(model),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels={**labels.all, **wiring.pod_labels}),
+                    spec=_pod_spec(
+                        model,
+                        engine,
+                        labels,
+                        env,
+                        wiring,
+                        args.gpu_node_label,
+                        self.api_keys.wiring if self.api_keys is not None else None,
+                        claim=claim,
+                        engine_config=f"{workload}{ENGINE_CONFIG_SUFFIX}",
+                    ),
+                ),
+            ),
+            opts=deployment_opts,
+        )
+        service = k8s.core.v1.Service(
+            f"{prefix}-service",
+            metadata=meta(workload),
+            spec=ServiceSpecArgs(type="ClusterIP", selector=labels.selector, ports=_service_ports(engine)),
+            opts=in_ns,
+        )
+        budget = k8s.policy.v1.PodDisruptionBudget(
+            f"{prefix}-pdb",
+            metadata=meta(workload),
+            # maxUnavailable, not minAvailable: a single replica must not block node drains forever.
+            spec=PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=LabelSelectorArgs(match_labels=labels.selector)
+            ),
+            opts=in_ns,
+        )
+        return VersionObjects(served, cache, engine_config, deployment, service, budget)
 
 
 def _strategy(model: ModelConfig) -> DeploymentStrategyArgs:
@@ -411,12 +484,17 @@ def _pod_spec(
     wiring: SecretWiring,
     gpu_node_label: str = gpu.POOL_LABEL,
     api_keys: ApiKeyWiring | None = None,
+    claim: str = "",
+    engine_config: str = "",
 ) -> PodSpecArgs:
+    """The server's pod; ``claim`` and ``engine_config`` name its cache and engine ConfigMap (the model's if unset)."""
     hardening = model.hardening
     volumes = [
         VolumeArgs(
             name=CACHE_VOLUME,
-            persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=f"{model.name}{CACHE_SUFFIX}"),
+            persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(
+                claim_name=claim or f"{model.name}{CACHE_SUFFIX}"
+            ),
         )
     ]
     mounts = [VolumeMountArgs(name=CACHE_VOLUME, mount_path=engine.cache_mount_path)]
@@ -434,7 +512,9 @@ def _pod_spec(
         volumes.append(
             VolumeArgs(
                 name=ENGINE_CONFIG_VOLUME,
-                config_map=ConfigMapVolumeSourceArgs(name=f"{model.name}{ENGINE_CONFIG_SUFFIX}", default_mode=0o444),
+                config_map=ConfigMapVolumeSourceArgs(
+                    name=engine_config or f"{model.name}{ENGINE_CONFIG_SUFFIX}", default_mode=0o444
+                ),
             )
         )
         mounts.append(VolumeMountArgs(name=ENGINE_CONFIG_VOLUME, mount_path=engine.config_mount_path, read_only=True))
