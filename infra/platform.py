@@ -124,8 +124,9 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                         depends_on=(
                             servers[model.name].namespace,
                             *_present(pickers.get(model.name)),
-                            # A revision receives requests once its Deployment is ready (Pulumi awaits it).
-                            *[version.deployment for version in servers[model.name].versions if revisions[model.name]],
+                            # Requests go to a Deployment once it is ready (Pulumi awaits it): a revision added, or
+                            # the model's own objects back after a rollout (docs/canary.md).
+                            *[version.deployment for version in servers[model.name].versions],
                         ),
                         inference_pool=pool_name(model.name) if model.name in pickers else None,
                         weighted_services=[

@@ -44,6 +44,7 @@ from infra.config.k8s_names import (
 from infra.config.model import MODEL_NAMESPACE_PREFIX, ModelConfig
 from infra.config.monitoring import MonitoringConfig
 from infra.config.secret_store import SecretStoreConfig
+from infra.config.versions import own_cache, version_model, workload_name
 
 # Names the components give their objects, defined here once: the components import them (config imports no
 # component), so the names checked are the names created.
@@ -274,26 +275,11 @@ def _model_objects(stack: _StackLike, index: int, model: ModelConfig) -> Iterato
         (DNS_LABEL,),
         hint="" if model.namespace else f"shorten the name to at most {room} characters, or set namespace",
     )
-    # One object per kind named after the model; its Service must also be a DNS-1035 label.
-    for kind in ("Deployment", "ServiceAccount", "PodDisruptionBudget"):
-        yield DerivedObject(kind, ns, name, name_key, f"the {kind} {of}", (DNS_SUBDOMAIN, DNS_LABEL))
-    yield DerivedObject(
-        "Service",
-        ns,
-        name,
-        name_key,
-        f"the Service {of}",
-        (DNS_1035_LABEL,),
-        hint="the model's name is its Service's name: start it with a letter",
-    )
+    yield DerivedObject("ServiceAccount", ns, name, name_key, f"the ServiceAccount {of}", (DNS_SUBDOMAIN, DNS_LABEL))
     yield DerivedObject(
         "PersistentVolumeClaim", ns, f"{name}{CACHE_SUFFIX}", name_key, f"the model cache {of}", (DNS_SUBDOMAIN,)
     )
-    settings = model.ollama
-    if model.engine == "ollama" and settings is not None and settings.modelfile is not None:
-        yield DerivedObject(
-            "ConfigMap", ns, f"{name}{ENGINE_CONFIG_SUFFIX}", name_key, f"the engine ConfigMap {of}", (DNS_SUBDOMAIN,)
-        )
+    yield from _workload_objects(model, name_key)
     prepare = model.engine == "onnx" and model.onnx is not None and model.onnx.prepare is not None
     if prepare:
         room = MAX_LABEL - len(PREPARE_SUFFIX)
@@ -330,6 +316,56 @@ def _model_objects(stack: _StackLike, index: int, model: ModelConfig) -> Iterato
             (DNS_SUBDOMAIN,),
             creates=existing is None,
         )
+
+
+def _workload_objects(model: ModelConfig, name_key: KeyPath) -> Iterator[DerivedObject]:
+    """The Deployment, Service, budget and engine ConfigMap of the model, or of each revision of a canary rollout
+    (``<model>-<version>``, and its own cache when the canary loads other weights)."""
+    ns, of = model.k8s_namespace, f"of model '{model.name}'"
+    served: list[tuple[str, ModelConfig, KeyPath, str]] = [(model.name, model, name_key, of)]
+    if model.versions is not None:
+        index = name_key[1]
+        served = [
+            (
+                workload_name(model.name, version.name),
+                version_model(model, version),
+                ("models", index, "versions", track, "name"),
+                f"of the {track} revision '{version.name}' of model '{model.name}'",
+            )
+            for track, version in model.versions.by_track().items()
+        ]
+    for workload, config, key, what in served:
+        # One object per kind named after the workload; its Service must also be a DNS-1035 label.
+        for kind in ("Deployment", "PodDisruptionBudget"):
+            yield DerivedObject(kind, ns, workload, key, f"the {kind} {what}", (DNS_SUBDOMAIN, DNS_LABEL))
+        yield DerivedObject(
+            "Service",
+            ns,
+            workload,
+            key,
+            f"the Service {what}",
+            (DNS_1035_LABEL,),
+            hint="the model's name is its Service's name: start it with a letter",
+        )
+        if workload != model.name and config is not model and own_cache(model) and key[3] == "canary":
+            yield DerivedObject(
+                "PersistentVolumeClaim",
+                ns,
+                f"{workload}{CACHE_SUFFIX}",
+                key,
+                f"the model cache {what}",
+                (DNS_SUBDOMAIN,),
+            )
+        settings = config.ollama
+        if config.engine == "ollama" and settings is not None and settings.modelfile is not None:
+            yield DerivedObject(
+                "ConfigMap",
+                ns,
+                f"{workload}{ENGINE_CONFIG_SUFFIX}",
+                key,
+                f"the engine ConfigMap {what}",
+                (DNS_SUBDOMAIN,),
+            )
 
 
 def _model_secrets(stack: _StackLike, index: int, model: ModelConfig, token: str) -> Iterator[DerivedObject]:
@@ -394,6 +430,16 @@ def derived_labels(stack: _StackLike) -> list[DerivedLabel]:
                 "app.kubernetes.io/instance", model.name, ("models", index, "name"), f"the instance label of {of}"
             )
         )
+        for track, version in (model.versions.by_track() if model.versions is not None else {}).items():
+            if version.image is not None:
+                labels.append(
+                    DerivedLabel(
+                        "app.kubernetes.io/version",
+                        version.image.tag,
+                        ("models", index, "versions", track, "image", "tag"),
+                        f"the version label of the {track} revision of {of} (its image tag)",
+                    )
+                )
         if model.image is not None:
             labels.append(
                 DerivedLabel(

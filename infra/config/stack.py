@@ -144,6 +144,14 @@ class StackConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _versions(self) -> StackConfig:
+        # Before the derived names: they are read from each revision's validated keys.
+        from infra.config.versions import check_versions
+
+        check_versions(self)
+        return self
+
+    @model_validator(mode="after")
     def _derived_names(self) -> StackConfig:
         # Every object name the program derives, as the API server will check it; namespaces and collisions.
         check_derived_names(self)
@@ -247,13 +255,6 @@ class StackConfig(ConfigModel):
         from infra.config.inference_pool import check_inference_pools
 
         check_inference_pools(self)
-        return self
-
-    @model_validator(mode="after")
-    def _versions(self) -> StackConfig:
-        from infra.config.versions import check_versions
-
-        check_versions(self)
         return self
 
     @model_validator(mode="after")

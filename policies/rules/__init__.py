@@ -45,6 +45,7 @@ RULE_MODULES = (
     "egress_scope",
     "endpoint_picker_secure_serving",
     "inference_pool_members",
+    "canary_hardening_parity",
     "helm_no_public_services",
     "helm_no_privileged_workloads",
     "helm_grafana_authentication",

@@ -71,7 +71,8 @@ def test_the_project_crds_are_served(cluster: Cluster, crds: list[str]) -> None:
     assert set(crds) <= established
 
 
-@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+# The canary example stack (docs/canary.md) too: two revisions' objects and the weighted HTTPRoute.
+@pytest.mark.parametrize("stack", [*REFERENCE_STACKS, "canary"])
 def test_the_api_server_accepts_every_rendered_object(
     cluster: Cluster, crds: list[str], rendered: Callable[[str], Rendered], stack: str
 ) -> None:
