@@ -19,6 +19,12 @@ GPU_TAINT_VALUE = "gpu"
 GPU_TAINT_EFFECT = "NoSchedule"
 #: Extended resource the NVIDIA device plugin advertises (and taints with, on some platforms).
 NVIDIA_GPU = "nvidia.com/gpu"
+#: Node label that picks a node's entry in the device plugin's ConfigMap (the plugin's config-manager watches it:
+#: github.com/NVIDIA/k8s-device-plugin v0.17.4, ``cmd/config-manager/main.go``, DefaultConfigLabel).
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+#: The ConfigMap holding one device plugin config per shared GPU pool (key: the pool's name) and ``default``.
+DEVICE_PLUGIN_CONFIG_MAP = "nvidia-device-plugin-configs"
+DEVICE_PLUGIN_DEFAULT_CONFIG = "default"
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                 prometheus_url=prometheus_query_url(config.monitoring),
                 oidc_issuer=oidc_issuer,
                 gpu_node_label=config.gpu_node_label,
+                gpu_resource=config.gpu_resource(model),
                 # The server checks the gateway's keys too, from a Secret in its own namespace.
                 api_keys=secrets[entry.api_keys] if entry.api_keys and checks_api_keys(entry, model) else None,
                 existing_api_key_secret=entry.existing_api_key_secret if checks_api_keys(entry, model) else None,

@@ -18,7 +18,9 @@ from pydantic import Field, field_validator, model_validator
 from infra import gpu
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.cost_basis import CostBasis
+from infra.config.gpu_sharing import GpuSharing, Mig, NoSharing
 from infra.config.k8s_names import LABEL_KEY, refuse
+from infra.sizing.slices import NoMigError
 from infra.sizing.vm_sizes import GpuVmSize, UnknownVmSizeError, get_vm_size
 
 #: AKS agent pool names: lowercase letters and digits, starting with a letter, at most 12 for Linux pools.
@@ -240,6 +242,12 @@ class GpuPool(ConfigModel):
         "Ubuntu", description="Node OS image; Ubuntu has the widest NVIDIA driver and GPU Operator support."
     )
     os_disk_size_gb: int = Field(256, ge=64, description="OS disk size; images of GPU engines are large.")
+    sharing: GpuSharing = Field(
+        default_factory=NoSharing,
+        description="How replicas share the pool's GPUs: `{mode: none}` (whole GPUs), `{mode: timeSlicing, "
+        "replicasPerGpu: N}` or `{mode: mig, profile: MIG3g}` (A100/H100). A replica on a shared pool takes one "
+        "slice (`gpu.count: 1`); sizing checks the model fits the slice. See docs/shared-gpus.md.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -271,8 +279,31 @@ class GpuPool(ConfigModel):
 
     @property
     def node_labels(self) -> dict[str, str]:
-        """The labels model servers select on."""
-        return gpu.pool_node_labels(self.name)
+        """The labels model servers select on, and on a shared pool the device plugin config its nodes take."""
+        labels = gpu.pool_node_labels(self.name)
+        if self.shared:
+            labels[gpu.DEVICE_PLUGIN_CONFIG_LABEL] = self.name
+        return labels
+
+    @property
+    def shared(self) -> bool:
+        """Replicas share GPUs (time slices or MIG slices)."""
+        return not isinstance(self.sharing, NoSharing)
+
+    @property
+    def slices_per_node(self) -> int:
+        """Replicas of one GPU each (or of one slice each, on a shared pool) a node holds."""
+        return self.size.gpu_count * self.sharing.slices_per_gpu(self.size)
+
+    @property
+    def replica_shape(self) -> GpuVmSize:
+        """What one GPU of a replica is: a GPU of the VM size, or one slice of it."""
+        return self.sharing.shape(self.size)
+
+    @property
+    def gpu_resource(self) -> str:
+        """The extended resource a model server on this pool requests."""
+        return self.sharing.resource(self.size)
 
 
 class AksCluster(ConfigModel):
@@ -458,6 +489,7 @@ def check_cluster(
             "apiServer.authorizedIpRanges to your admin and CI networks",
         )
     for index, pool in enumerate(cluster.gpu_pools):
+        _check_sharing(pool, ("cluster", "gpuPools", index, "sharing"))
         if prod and pool.spot:
             raise KeyPathError(
                 ("cluster", "gpuPools", index, "spot"),
@@ -476,6 +508,22 @@ def check_cluster(
             "the user pool may scale to zero, which prod refuses (monitoring and gateways run there)",
         )
     check_models_fit_pools(cluster, models)
+
+
+def _check_sharing(pool: GpuPool, at: tuple[str | int, ...]) -> None:
+    sharing = pool.sharing
+    if pool.shared and pool.gpu_driver == "none":
+        raise KeyPathError(
+            (*at, "mode"),
+            f"GPU pool '{pool.name}' shares its GPUs, which needs gpuDriver: install: slm-deploy configures the device "
+            "plugin it installs (the GPU Operator's device plugin and MIG manager are configured elsewhere)",
+        )
+    if not isinstance(sharing, Mig):
+        return
+    try:
+        sharing.slices_per_gpu(pool.size)
+    except NoMigError as error:
+        raise KeyPathError((*at, "mode"), f"GPU pool '{pool.name}': {error}") from None
 
 
 def check_models_fit_vm_sizes(models: Sequence[ModelLike]) -> None:
@@ -515,6 +563,13 @@ def check_models_fit_pools(cluster: AksCluster, models: Sequence[ModelLike]) -> 
                 f"(known: {known})",
             )
         size = pool.size
+        if pool.shared and model.gpu.count != 1:
+            raise KeyPathError(
+                ("models", index, "gpu", "count"),
+                f"model '{model.name}' asks for {model.gpu.count} GPUs per replica, but pool '{pool.name}' shares its "
+                f"GPUs ({pool.sharing.mode}): a replica takes one slice (gpu.count: 1); slices cannot be joined for "
+                "tensor parallelism",
+            )
         if model.gpu.count > size.gpu_count:
             raise KeyPathError(
                 ("models", index, "gpu", "count"),
@@ -526,14 +581,15 @@ def check_models_fit_pools(cluster: AksCluster, models: Sequence[ModelLike]) -> 
     for pool_name, wanted in demand.items():
         pool = cluster.pool(pool_name)
         assert pool is not None
-        capacity = pool.max_count * pool.size.gpu_count
+        capacity = pool.max_count * pool.slices_per_node
         total = sum(gpus for _, gpus in wanted)
         if total > capacity:
             index = wanted[-1][0]
             names = ", ".join(f"'{models[i].name}'" for i, _ in wanted)
+            unit = "slices" if pool.shared else "GPUs"
             raise KeyPathError(
                 ("models", index, "gpu", "count"),
-                f"models {names} need up to {total} GPUs at their maximum replicas, but pool '{pool.name}' holds at "
-                f"most {capacity} ({pool.max_count} nodes x {pool.size.gpu_count} GPUs of {pool.size.name}): raise "
-                "the pool's maxCount or lower the replicas",
+                f"models {names} need up to {total} {unit} at their maximum replicas, but pool '{pool.name}' holds at "
+                f"most {capacity} ({pool.max_count} nodes x {pool.slices_per_node} {unit} of {pool.size.name}): "
+                "raise the pool's maxCount or lower the replicas",
             )

@@ -15,7 +15,7 @@ from infra.config.autoscaling import AutoscalerInstall
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.chat_ui import ChatUiConfig, check_chat_ui
 from infra.config.clock import today
-from infra.config.cluster import AksCluster, ClusterConfig, ExistingCluster, check_cluster
+from infra.config.cluster import AksCluster, ClusterConfig, ExistingCluster, GpuPool, check_cluster
 from infra.config.conflicts import check_model_conflicts
 from infra.config.entry_point import (
     ENTRY_POINT_RESOURCE,
@@ -39,6 +39,7 @@ from infra.config.stack_warnings import (
 )
 from infra.config.waivers import WaiverConfig
 from infra.sizing.served import size_for
+from infra.sizing.vm_sizes import GpuVmSize
 from policies.lib import waivers as waiver_matcher
 
 Environment = Literal["dev", "staging", "prod"]
@@ -94,6 +95,22 @@ class StackConfig(ConfigModel):
             return model.gpu.vm_size
         pool = self.cluster.pool(model.gpu.pool)
         return pool.vm_size if pool is not None else None
+
+    def gpu_pool(self, model: ModelConfig) -> GpuPool | None:
+        """The AKS GPU pool a GPU model runs on (``None`` on an existing cluster or for a CPU model)."""
+        if not model.gpu.count or not isinstance(self.cluster, AksCluster):
+            return None
+        return self.cluster.pool(model.gpu.pool)
+
+    def gpu_slice(self, model: ModelConfig) -> GpuVmSize | None:
+        """One slice of a shared GPU, when the model's pool shares its GPUs (what sizing checks the model against)."""
+        pool = self.gpu_pool(model)
+        return pool.replica_shape if pool is not None and pool.shared else None
+
+    def gpu_resource(self, model: ModelConfig) -> str:
+        """The extended resource the model's pods request: its pool's (a GPU, a time slice, a MIG slice)."""
+        pool = self.gpu_pool(model)
+        return pool.gpu_resource if pool is not None else model.gpu.resource
 
     def warnings(self) -> list[ConfigWarning]:
         """What deploys but deserves a word (a version out of support, a cache nothing fills), on today's date.
@@ -211,11 +228,15 @@ class StackConfig(ConfigModel):
                 )
             vm_size = self.gpu_vm_size(model)
             from_pool = model.gpu.vm_size is None and vm_size is not None
-            # What is left is the fit: on the VM size the stack fixes (its own or its pool's), or on any.
+            # What is left is the fit: on the VM size the stack fixes (its own or its pool's; one slice of a shared
+            # pool's GPU), or on any.
             where = (*at, "gpu", "pool") if from_pool else (*at, "gpu", "vmSize") if vm_size else (*at, "sizing")
             prefix = f"pool '{model.gpu.pool}': " if from_pool else ""
+            piece = self.gpu_slice(model)
+            if piece is not None:
+                prefix = f"pool '{model.gpu.pool}' (one slice: {piece.gpu}): "
             try:
-                result = size_for(model, vm_size)
+                result = size_for(model, piece or vm_size)
             except ValueError as error:
                 raise KeyPathError(where, f"{prefix}{error}") from None
             choice = result.choice

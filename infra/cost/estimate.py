@@ -2,8 +2,9 @@
 
 AKS stacks pay for what they create: every node pool at its bounds (spot pools at the spot figure), the
 control-plane tier, load balancers, public IPs and cache volumes. A model's own figure is the part of that it
-causes: the GPU nodes its replicas fill (whole nodes: GPU pools are tainted for GPU pods) or, for CPU pods, their
-share of a node by requests; the rest (system and user pools, tier, egress load balancer) is shared. On an
+causes: the GPU nodes its replicas fill (whole nodes: GPU pools are tainted for GPU pods; on a pool that shares
+its GPUs, its slices' share of a node: ``replicas x slices / (GPUs per node x slices per GPU)``) or, for CPU pods,
+their share of a node by requests; the rest (system and user pools, tier, egress load balancer) is shared. On an
 existing cluster the stack pays only for its share of nodes someone else runs, priced when the stack's
 ``cluster.costBasis`` says which VM sizes they are.
 
@@ -278,11 +279,18 @@ def _gpus_per_node(vm_size: str) -> int:
         return 0
 
 
-def _node_share(workload: Workload, vm_size: str, table: PriceTable, replicas: int) -> float | None:
-    """Nodes a workload occupies: whole GPU nodes for GPU pods, the requested fraction of a CPU node otherwise."""
+def _node_share(
+    workload: Workload, vm_size: str, table: PriceTable, replicas: int, slices_per_gpu: int = 1
+) -> float | None:
+    """Nodes a workload occupies: whole GPU nodes for GPU pods, its slices' share of the nodes on a pool that
+    shares its GPUs (other models fill the rest), the requested fraction of a CPU node otherwise."""
     if workload.gpus:
         per_node = _gpus_per_node(vm_size)
-        return math.ceil(replicas * workload.gpus / per_node) if per_node else None
+        if not per_node:
+            return None
+        if slices_per_gpu > 1:
+            return replicas * workload.gpus / (per_node * slices_per_gpu)
+        return math.ceil(replicas * workload.gpus / per_node)
     shape = table.cpu_shape(vm_size)
     if shape is None:
         return None
@@ -300,13 +308,15 @@ def _requests(workload: Workload) -> ModelRequests:
     )
 
 
-def _hourly_for(workload: Workload, vm_size: str | None, spot: bool, pricer: _Pricer) -> Callable[[int], float | None]:
+def _hourly_for(
+    workload: Workload, vm_size: str | None, spot: bool, pricer: _Pricer, slices_per_gpu: int = 1
+) -> Callable[[int], float | None]:
     """USD an hour for the nodes ``n`` replicas of ``workload`` occupy (``None``: not priced)."""
 
     def hourly(replicas: int) -> float | None:
         if vm_size is None:
             return None
-        nodes = _node_share(workload, vm_size, pricer.table, replicas)
+        nodes = _node_share(workload, vm_size, pricer.table, replicas, slices_per_gpu)
         price = pricer.vm_hourly(vm_size, spot)
         return None if nodes is None or price is None else nodes * price
 
@@ -345,11 +355,12 @@ def estimate(
                 vm_size = existing.cpu_vm_size
             pool_name = workload.pool
         spot = bool(pool and pool.spot)
+        slices = pool.slices_per_gpu if pool else 1
         if throughputs and workload.model in throughputs:
             token_costs.append(
                 token_cost(
                     throughputs[workload.model],
-                    _hourly_for(workload, vm_size, spot, pricer),
+                    _hourly_for(workload, vm_size, spot, pricer, slices),
                     (workload.min_replicas, workload.max_replicas),
                 )
             )
@@ -368,8 +379,8 @@ def estimate(
                 )
             )
             continue
-        low = _node_share(workload, vm_size, table, workload.min_replicas)
-        high = _node_share(workload, vm_size, table, workload.max_replicas)
+        low = _node_share(workload, vm_size, table, workload.min_replicas, slices)
+        high = _node_share(workload, vm_size, table, workload.max_replicas, slices)
         unit, source, origin = pricer.vm(vm_size, spot)
         if low is None or high is None:
             unit, source = None, f"{vm_size}: shape unknown (not a catalogued GPU or CPU size)"

@@ -11,15 +11,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from infra import gpu
 from infra.config.quantity import gibibytes, parse_quantity
+from infra.sizing.slices import mig_slice
+from infra.sizing.vm_sizes import get_vm_size
+from policies.lib.k8s import is_gpu_resource
 
 #: The label every object of a model carries: its name in the stack.
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 MODEL_SERVER_COMPONENT = "model-server"
 #: Pods priced by what they request: the model servers and the endpoint pickers of InferencePools (CPU only).
 PRICED_COMPONENTS = frozenset({MODEL_SERVER_COMPONENT, "endpoint-picker"})
-GPU_RESOURCE = "nvidia.com/gpu"
 _INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
 
 
@@ -32,6 +36,9 @@ class Pool:
     mode: str
     #: A spot pool (``scaleSetPriority: Spot``): priced at the spot figure when the table has one.
     spot: bool = False
+    #: Replicas one GPU holds: 1, the MIG slices of its ``gpuInstanceProfile``, or the time slices of its device
+    #: plugin config (the ConfigMap entry its nodes' ``nvidia.com/device-plugin.config`` label names).
+    slices_per_gpu: int = 1
 
 
 @dataclass(frozen=True)
@@ -86,14 +93,42 @@ def _quantity(value: Any) -> float:
     return float(parse_quantity(str(value)))
 
 
-def _pool(entry: Mapping[str, Any], name: str, mode: str) -> Pool:
+def _mig_slices(vm_size: str, profile: Any) -> int:
+    try:
+        return mig_slice(get_vm_size(vm_size), str(profile)).per_gpu
+    except (LookupError, KeyError):
+        return 1
+
+
+def _pool(entry: Mapping[str, Any], name: str, mode: str, time_slices: Mapping[str, int]) -> Pool:
     count = _int(entry.get("count"), 1)
     if entry.get("enableAutoScaling"):
         low, high = _int(entry.get("minCount"), count), _int(entry.get("maxCount"), count)
     else:
         low = high = count
     spot = str(entry.get("scaleSetPriority") or "").lower() == "spot"
-    return Pool(name=name, vm_size=str(entry.get("vmSize", "")), min_count=low, max_count=high, mode=mode, spot=spot)
+    vm_size = str(entry.get("vmSize", ""))
+    slices = 1
+    if entry.get("gpuInstanceProfile"):
+        slices = _mig_slices(vm_size, entry["gpuInstanceProfile"])
+    config = (entry.get("nodeLabels") or {}).get(gpu.DEVICE_PLUGIN_CONFIG_LABEL)
+    if config is not None:
+        slices *= time_slices.get(str(config), 1)
+    return Pool(name=name, vm_size=vm_size, min_count=low, max_count=high, mode=mode, spot=spot, slices_per_gpu=slices)
+
+
+def _time_slices(document: Mapping[str, Any]) -> dict[str, int]:
+    """Replicas per GPU of each entry of the device plugin's ConfigMap (``sharing.timeSlicing``; 1 when unset)."""
+    found: dict[str, int] = {}
+    for key, text in (document.get("data") or {}).items():
+        try:
+            config = yaml.safe_load(str(text)) or {}
+        except yaml.YAMLError:
+            continue
+        resources = ((config.get("sharing") or {}).get("timeSlicing") or {}).get("resources") or []
+        replicas = [_int(r.get("replicas"), 1) for r in resources if r.get("name") == gpu.NVIDIA_GPU]
+        found[str(key)] = max(replicas, default=1)
+    return found
 
 
 def _labels(document: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -108,8 +143,11 @@ def _containers_requests(template: Mapping[str, Any]) -> tuple[float, float, int
         limits = (container.get("resources") or {}).get("limits") or {}
         cpu += _quantity(requests.get("cpu"))
         memory += gibibytes(str(requests["memory"])) if requests.get("memory") is not None else 0.0
-        # Kubernetes takes an extended resource's request from its limit when only the limit is set.
-        gpus += _int(requests.get(GPU_RESOURCE, limits.get(GPU_RESOURCE)))
+        # Kubernetes takes an extended resource's request from its limit when only the limit is set. A GPU is a
+        # whole one or a slice of a shared one (the pool says how many slices a GPU holds).
+        for name in {*requests, *limits}:
+            if is_gpu_resource(str(name)):
+                gpus += _int(requests.get(name, limits.get(name)))
     return cpu, memory, gpus
 
 
@@ -122,7 +160,8 @@ def _load_balancer(name: str, spec: Mapping[str, Any], annotations: Mapping[str,
 def read_inventory(documents: Iterable[Mapping[str, Any]], pool_label: str = gpu.POOL_LABEL) -> Inventory:
     """Everything billed that ``documents`` declare (objects of other kinds are ignored)."""
     region = tier = None
-    pools: list[Pool] = []
+    pool_entries: list[tuple[Mapping[str, Any], str, str]] = []
+    time_slices: dict[str, int] = {}
     volumes: list[Volume] = []
     balancers: list[LoadBalancer] = []
     deployments: dict[tuple[str, str], Workload] = {}
@@ -139,14 +178,16 @@ def read_inventory(documents: Iterable[Mapping[str, Any]], pool_label: str = gpu
             region = str(inputs.get("location") or "") or None
             tier = str((inputs.get("sku") or {}).get("tier") or "Free")
             for profile in inputs.get("agentPoolProfiles") or []:
-                pools.append(_pool(profile, str(profile.get("name", "")), str(profile.get("mode", "System"))))
+                pool_entries.append((profile, str(profile.get("name", "")), str(profile.get("mode", "System"))))
             outbound = (inputs.get("networkProfile") or {}).get("outboundType", "loadBalancer")
             if outbound == "loadBalancer":
                 # AKS's own egress: a Standard load balancer with a public IP, whatever the workloads.
                 balancers.append(LoadBalancer(name="aks-outbound", public=True))
         elif document.get("type") == "azure-native:containerservice:AgentPool":
             inputs = document.get("inputs") or {}
-            pools.append(_pool(inputs, str(inputs.get("agentPoolName", name)), str(inputs.get("mode", "User"))))
+            pool_entries.append((inputs, str(inputs.get("agentPoolName", name)), str(inputs.get("mode", "User"))))
+        elif kind == "ConfigMap" and name == gpu.DEVICE_PLUGIN_CONFIG_MAP:
+            time_slices = _time_slices(document)
         elif kind == "PersistentVolumeClaim":
             spec = document.get("spec") or {}
             size = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
@@ -198,7 +239,7 @@ def read_inventory(documents: Iterable[Mapping[str, Any]], pool_label: str = gpu
     return Inventory(
         region=region,
         aks_tier=tier,
-        pools=tuple(pools),
+        pools=tuple(_pool(entry, name, mode, time_slices) for entry, name, mode in pool_entries),
         volumes=tuple(volumes),
         load_balancers=tuple(balancers),
         workloads=tuple(sorted(workloads, key=lambda w: w.model)),

@@ -37,5 +37,7 @@ def engine_for(model: ModelConfig, stack: StackConfig) -> EngineSpec:
 def context_of(model: ModelConfig, stack: StackConfig) -> EngineContext:
     """The few stack settings an engine reads."""
     return EngineContext(
-        gpu_vm_size=stack.gpu_vm_size(model), downloads_allowed=stack.network.model_download == "allow"
+        gpu_vm_size=stack.gpu_vm_size(model),
+        gpu_slice=stack.gpu_slice(model),
+        downloads_allowed=stack.network.model_download == "allow",
     )

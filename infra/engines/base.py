@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from infra.config.images import ImageRef
+from infra.sizing.vm_sizes import GpuVmSize
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,8 @@ class EngineContext:
 
     #: The Azure VM size the model's GPUs come from (its own ``gpu.vmSize`` or its AKS pool's), if known.
     gpu_vm_size: str | None = None
+    #: One slice of a shared GPU when the model's pool shares its GPUs (sizing fits the model to it).
+    gpu_slice: GpuVmSize | None = None
     #: Whether the network lets the server download weights at start-up (``network.modelDownload``).
     downloads_allowed: bool = False
 

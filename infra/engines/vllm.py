@@ -7,6 +7,7 @@ from infra.config.images import ImageRef
 from infra.config.model import ModelConfig
 from infra.engines.base import EngineContext, EngineSpec, WritablePath
 from infra.sizing.served import size_for
+from infra.sizing.vm_sizes import GpuVmSize
 
 #: The pinned release. v0.12 removed ``vllm:gpu_cache_usage_perc``; dashboards and alerts use
 #: ``vllm:kv_cache_usage_perc``, which this release exports.
@@ -16,9 +17,9 @@ HOME = "/home/vllm"
 CACHE = "/models"
 
 
-def effective_settings(model: ModelConfig, gpu_vm_size: str | None) -> VllmSettings:
-    """The vLLM flags: from sizing (on the model's VM size) when the model has it, each overridden by what the
-    stack sets explicitly."""
+def effective_settings(model: ModelConfig, gpu_vm_size: str | GpuVmSize | None) -> VllmSettings:
+    """The vLLM flags: from sizing (on the model's VM size, or one slice of its shared GPU) when the model has it,
+    each overridden by what the stack sets explicitly."""
     explicit = model.vllm or VllmSettings()
     if model.sizing is None:
         return explicit
@@ -28,7 +29,7 @@ def effective_settings(model: ModelConfig, gpu_vm_size: str | None) -> VllmSetti
 
 
 def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
-    settings = effective_settings(model, context.gpu_vm_size)
+    settings = effective_settings(model, context.gpu_slice or context.gpu_vm_size)
     args = [
         model.model_id,
         "--host=0.0.0.0",

@@ -154,7 +154,7 @@ def _needed_per_gpu(weights: float, kv: float, tp: int) -> float:
 
 
 def _fit(vm: GpuVmSize, arch: ModelArchitecture, weights: float, kv: float, utilization: float) -> VmFit:
-    available = vm.gpu_memory_gb * GB * utilization
+    available = vm.gpu_memory_gb * GB * utilization * vm.memory_share
     sizes = _tp_sizes(arch, vm.gpu_count)
     chosen = next((tp for tp in sizes if _needed_per_gpu(weights, kv, tp) <= available), sizes[-1])
     needed = _needed_per_gpu(weights, kv, chosen)
@@ -210,16 +210,22 @@ def _check_inputs(
 
 
 def _flags(
-    context: int, concurrency: int, utilization: float, precision: Precision, kv_dtype: KvCacheDtype, fit: VmFit
+    context: int,
+    concurrency: int,
+    utilization: float,
+    precision: Precision,
+    kv_dtype: KvCacheDtype,
+    fit: VmFit,
+    vm: GpuVmSize,
 ) -> tuple[list[str], dict[str, int | float | str], list[str]]:
     settings: dict[str, int | float | str] = {
         "max_model_len": context,
-        "gpu_memory_utilization": utilization,
+        # A time-sliced GPU: vLLM sees the whole card and may fill only its pod's share of it.
+        "gpu_memory_utilization": round(utilization * vm.memory_share, 3),
         "max_num_seqs": concurrency,
         "tensor_parallel_size": fit.tensor_parallel_size,
     }
     notes = []
-    vm = get_vm_size(fit.vm_size)
     if precision == "fp16" or (precision == "bf16" and not vm.bf16):
         settings["dtype"] = "float16"
         if precision == "bf16":
@@ -240,7 +246,7 @@ def size_model(
     context: int | None = None,
     concurrency: int = 1,
     gpu_memory_utilization: float = 0.9,
-    vm_size: str | None = None,
+    vm_size: str | GpuVmSize | None = None,
     *,
     kv_cache_dtype: KvCacheDtype = "auto",
     sliding_window_aware: bool = False,
@@ -248,22 +254,28 @@ def size_model(
 ) -> SizingResult:
     """Size ``arch`` for vLLM; choose the smallest VM size that fits, or check the one given.
 
+    ``vm_size`` may be a shape rather than a name: one slice of a shared GPU (:mod:`infra.sizing.slices`).
+
     ``context`` defaults to the model's native context capped at 8192 tokens; ``concurrency`` is the number of
     sequences held at full context at once (``--max-num-seqs``). Raises :class:`ModelDoesNotFitError` when the
     model does not fit ``vm_size`` (or, without one, any VM size); the error carries the full result.
     """
     context = _check_inputs(arch, precision, context, concurrency, gpu_memory_utilization, kv_cache_dtype)
-    fixed = get_vm_size(vm_size) if vm_size is not None else None
+    fixed = get_vm_size(vm_size) if isinstance(vm_size, str) else vm_size
     weights = weights_bytes(arch, precision)
     kv = float(kv_cache_bytes(arch, context, concurrency, kv_cache_dtype, sliding_window_aware))
     fits_on = [_fit(vm, arch, weights, kv, gpu_memory_utilization) for vm in VM_SIZES]
     if fixed is not None:
-        target = next(fit for fit in fits_on if fit.vm_size == fixed.name)
+        target_vm = fixed
+        target = _fit(fixed, arch, weights, kv, gpu_memory_utilization)
         choice = target if target.fits else None
     else:
         choice = next((fit for fit in fits_on if fit.fits), None)
         target = choice or fits_on[-1]
-    flags, settings, notes = _flags(context, concurrency, gpu_memory_utilization, precision, kv_cache_dtype, target)
+        target_vm = get_vm_size(target.vm_size)
+    flags, settings, notes = _flags(
+        context, concurrency, gpu_memory_utilization, precision, kv_cache_dtype, target, target_vm
+    )
     if precision in ("fp8", "int8", "int4"):
         notes.append(f"{precision} assumes a pre-quantized checkpoint; vLLM reads the method from its config")
     if arch.sliding_window is not None and not sliding_window_aware:
@@ -298,10 +310,12 @@ def _does_not_fit(result: SizingResult, fit: VmFit, any_size: bool) -> str:
     gpus = "1 GPU" if tp == 1 else f"{tp} GPUs (tensor parallelism {tp})"
     sequences = "1 sequence" if result.concurrency == 1 else f"{result.concurrency} sequences"
     where = f"the largest GPU VM size, {fit.vm_size}," if any_size else fit.vm_size
+    share = fit.available_per_gpu_gb / (fit.gpu_memory_gb * result.gpu_memory_utilization)
+    shared = f" x its share {share:.3g}" if share < 0.999 else ""
     return (
         f"{result.model} ({result.precision}, context {result.context}, {sequences}) needs "
         f"{fit.needed_per_gpu_gb:.1f} GB per GPU (weights {parts.weights_gb:.1f} + KV cache {parts.kv_cache_gb:.1f} "
         f"+ overhead {parts.overhead_gb:.1f} = {parts.total_gb:.1f} GB on {gpus}), but {where} offers "
         f"{fit.available_per_gpu_gb:.1f} GB per GPU ({fit.gpu} {fit.gpu_memory_gb:g} GB x gpu-memory-utilization "
-        f"{result.gpu_memory_utilization:g}): short by {-fit.headroom_gb:.1f} GB"
+        f"{result.gpu_memory_utilization:g}{shared}): short by {-fit.headroom_gb:.1f} GB"
     )

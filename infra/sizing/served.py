@@ -8,10 +8,12 @@ from infra.catalog import resolve_architecture
 from infra.catalog.architecture import ModelArchitecture
 from infra.config.model import ModelConfig
 from infra.sizing.core import ModelDoesNotFitError, Precision, SizingInputError, SizingResult, size_model
+from infra.sizing.vm_sizes import GpuVmSize
 
 
-def size_for(model: ModelConfig, vm_size: str | None = None) -> SizingResult:
-    """The sizing result of a model with ``sizing`` on ``vm_size`` (default: the model's own ``gpu.vmSize``).
+def size_for(model: ModelConfig, vm_size: str | GpuVmSize | None = None) -> SizingResult:
+    """The sizing result of a model with ``sizing`` on ``vm_size`` (default: the model's own ``gpu.vmSize``), a VM
+    size's name or the shape of one slice of a shared GPU (:mod:`infra.sizing.slices`).
 
     Cached: validation and the engine both ask.
     """
@@ -35,7 +37,7 @@ def _sized(
     context: int | None,
     concurrency: int,
     utilization: float,
-    vm_size: str | None,
+    vm_size: str | GpuVmSize | None,
     name: str,
 ) -> SizingResult:
     try:

@@ -30,6 +30,9 @@ class GpuVmSize:
     memory_gb: int
     #: bfloat16 needs compute capability 8.0; the T4 (7.5) serves 16-bit models in float16 instead.
     bf16: bool = True
+    #: Share of each GPU's memory one pod may fill: 1 for a whole GPU or a MIG slice (the engine sees the slice as
+    #: its whole device), ``1/replicas`` for a time-sliced GPU (every pod sees the whole card: infra.sizing.slices).
+    memory_share: float = 1.0
 
     @property
     def total_gpu_memory_gb(self) -> float:

@@ -53,8 +53,28 @@ NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PDB_TYPES = frozenset({"kubernetes:policy/v1:PodDisruptionBudget", "kubernetes:policy/v1beta1:PodDisruptionBudget"})
 #: ``app.kubernetes.io/component`` of a model server's pods (infra/components/labels.py).
 MODEL_SERVER_COMPONENT = "model-server"
-#: Extended resources that are GPUs.
+#: Extended resources that are whole GPUs.
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
+#: A time-sliced NVIDIA GPU (the device plugin's ``sharing.timeSlicing`` with ``renameByDefault``).
+TIME_SLICED_GPU = "nvidia.com/gpu.shared"
+#: MIG slices (device plugin MIG strategy ``mixed``): ``nvidia.com/mig-<g>g.<memory>gb``.
+MIG_PREFIX = "nvidia.com/mig-"
+
+
+def is_gpu_resource(name: str) -> bool:
+    """A GPU extended resource: a whole GPU, a time slice or a MIG slice of one."""
+    return name in GPU_RESOURCES or name == TIME_SLICED_GPU or name.startswith(MIG_PREFIX)
+
+
+def gpu_resources(container: Mapping[str, Any]) -> list[str]:
+    """The GPU resources a container requests or limits, in order of first appearance."""
+    names: list[str] = []
+    for section in ("requests", "limits"):
+        found = get(container, "resources", section)
+        for name in found if isinstance(found, Mapping) else ():
+            if is_gpu_resource(str(name)) and name not in names:
+                names.append(str(name))
+    return names
 
 
 def is_map(value: Any) -> bool:

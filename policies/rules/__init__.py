@@ -58,6 +58,7 @@ RULE_MODULES = (
     "min_replicas",
     "pod_disruption_budget",
     "vpa_gpu_recommendation_only",
+    "gpu_time_slicing",
     "zone_topology_spread",
     "protect_stateful_resources",
     "aks_entra_id",

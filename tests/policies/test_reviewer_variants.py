@@ -117,8 +117,22 @@ VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
         ("validate", "slm-deploy:models[0].servedModelName"),
     ),
     "gpu-pool-grows": (
-        _set("cluster.gpuPools[2].maxCount", 12),
-        ("diff", "_azure-native/containerservice.AgentPool--aks-pool-t4-agent-pool.yaml"),
+        _set("cluster.gpuPools[1].maxCount", 12),
+        ("diff", "_azure-native/containerservice.AgentPool--aks-pool-a100-agent-pool.yaml"),
+    ),
+    # Shared GPUs (docs/shared-gpus.md): time slices share memory unisolated (the pack refuses them in prod), a model
+    # must fit its MIG slice, and MIG needs an A100 or H100.
+    "time-sliced-gpus": (
+        _set("cluster.gpuPools[1].sharing", {"mode": "timeSlicing", "replicasPerGpu": 2}),
+        ("check", "gpu-time-slicing", "qwen3-small"),
+    ),
+    "model-larger-than-its-mig-slice": (
+        _set("cluster.gpuPools[1].sharing", {"mode": "mig", "profile": "MIG2g"}),
+        ("validate", "slm-deploy:models[1].gpu.pool"),
+    ),
+    "mig-on-an-a10-pool": (
+        _set("cluster.gpuPools[0].sharing", {"mode": "mig", "profile": "MIG1g"}),
+        ("validate", "slm-deploy:cluster.gpuPools[0].sharing.mode"),
     ),
 }
 

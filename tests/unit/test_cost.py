@@ -35,25 +35,27 @@ def test_prod_figures_and_the_a100_pool_by_hand(root: Path) -> None:
     table = price_table()
     hourly = table.region("westeurope").vm("Standard_NC24ads_A100_v4").amount  # type: ignore[union-attr]
     # By hand: 4.775 USD/h (Karpenter's 2023-12-18 westeurope figure) x 730 h = 3,485.75 a node; pool a100 runs 2
-    # to 3 nodes.
+    # to 4 nodes.
     assert hourly == 4.775 and table.hours_per_month == 730
-    assert data["pools"]["a100"] == {"min": 6971.5, "max": 10457.25}
-    # Its model fills both nodes at its 2 replicas (1 GPU each, 1 GPU a node).
-    assert data["models"]["qwen3-8b"] == {"min": 6971.5, "max": 6971.5}
-    # Every pool: a10 (4.16), a100, t4 (0.94), user and system (D4ds_v5 0.272), at their bounds; then the AKS
-    # Standard tier (0.10 x 730 = 73), two Standard load balancers (0.025 x 730 = 18.25 each: AKS's outbound one
-    # and the entry point's internal one) and the outbound one's public IP (0.005 x 730 = 3.65).
+    assert data["pools"]["a100"] == {"min": 6971.5, "max": 13943.0}
+    # The pool is cut into MIG 3g.40gb slices, 2 a node (1 A100 each): a model pays its slices' share of the nodes.
+    # qwen3-8b: 2 replicas x 1 slice / 2 slices a node = 1 node; qwen3-small: 2 to 6 replicas = 1 to 3 nodes.
+    assert data["models"]["qwen3-8b"] == {"min": 3485.75, "max": 3485.75}
+    assert data["models"]["qwen3-small"] == {"min": 3485.75, "max": 10457.25}
+    # Every pool: a10 (4.16), a100, user and system (D4ds_v5 0.272), at their bounds; then the AKS Standard tier
+    # (0.10 x 730 = 73), two Standard load balancers (0.025 x 730 = 18.25 each: AKS's outbound one and the entry
+    # point's internal one) and the outbound one's public IP (0.005 x 730 = 3.65).
     pools = {
         "a10": (2, 4, 4.16),
-        "a100": (2, 3, 4.775),
-        "t4": (2, 6, 0.94),
+        "a100": (2, 4, 4.775),
         "user": (1, 3, 0.272),
         "system": (2, 3, 0.272),
     }
     shared = 73 + 2 * 18.25 + 3.65
     low = sum(n * price * 730 for n, _, price in pools.values()) + shared
     high = sum(n * price * 730 for _, n, price in pools.values()) + shared
-    assert data["total"] == {"min": round(low, 2), "max": round(high, 2)} == {"min": 15126.33, "max": 28026.16}
+    # Within prod's budget (policies/config/prod.json: monthly-budget 30,000).
+    assert data["total"] == {"min": round(low, 2), "max": round(high, 2)} == {"min": 13753.93, "max": 27394.71}
     assert data["region"] == "westeurope" and data["currency"] == "USD" and data["priceDate"] == "2026-12-07"
     # Only the caches are not priced (no source has a per-GiB Azure Files premium figure): nodes, load balancers,
     # the public IP and the tier all are; the totals say they are a lower bound.
@@ -70,7 +72,7 @@ def test_reference_stacks_price_every_node_balancer_ip_and_tier(root: Path) -> N
         assert data["regionInTable"] is True
 
 
-@pytest.mark.parametrize(("region", "total_max"), [("eastus", 21784.66), ("swedencentral", 27255.28)])
+@pytest.mark.parametrize(("region", "total_max"), [("eastus", 21172.19), ("swedencentral", 27254.55)])
 def test_prod_moved_to_another_region_is_priced_there(
     root: Path, tmp_path: Path, region: str, total_max: float
 ) -> None:
@@ -155,11 +157,11 @@ def test_json_shape(root: Path) -> None:
 def test_text_and_markdown_name_date_region_and_exclusions(root: Path) -> None:
     text = CliRunner().invoke(app, ["cost", "--stack", "prod", "--root", str(root)]).stdout
     assert "region westeurope, prices of 2026-12-07 in USD" in text and "not included:" in text
-    assert "monthly total: at least USD 15,126.33 at min scale, at least USD 28,026.16 at max scale" in text
+    assert "monthly total: at least USD 13,753.93 at min scale, at least USD 27,394.71 at max scale" in text
     assert "not priced (no figure in the table; left out of the totals, which are a lower bound):" in text
     assert "karpenter-2023-12-18: Karpenter provider for Azure" in text and "@ 0499866a0874" in text
     markdown = CliRunner().invoke(app, ["cost", "--stack", "prod", "--root", str(root), "-f", "markdown"]).stdout
-    assert "| **Total (at least)** | at least USD 15,126.33 | at least USD 28,026.16 |" in markdown
+    assert "| **Total (at least)** | at least USD 13,753.93 | at least USD 27,394.71 |" in markdown
     assert "- `phi4-mini-cache (azurefile-csi-premium), 40 GiB asked, 100 GiB provisioned`: storage class" in markdown
 
 
@@ -177,7 +179,7 @@ def test_png_is_an_image(root: Path, tmp_path: Path) -> None:
     from tests.conftest import planned
 
     title = chart_title(estimate_plan(planned("prod", False)))
-    assert title.startswith("prod: monthly cost at least USD 15,126 (min) - at least 28,026 (max)")
+    assert title.startswith("prod: monthly cost at least USD 13,754 (min) - at least 27,395 (max)")
     assert title.endswith("not priced, left out of the totals: phi4-mini-cache, qwen3-8b-cache, qwen3-small-cache")
     assert "at least" in result.stdout
 
@@ -188,17 +190,17 @@ def test_diff_shows_the_cost_of_a_changed_pool(root: Path, tmp_path: Path) -> No
     assert CliRunner().invoke(app, ["render", "-s", "prod", "--root", str(project), "-o", str(base)]).exit_code == 0
     stack = project / "stacks" / "Pulumi.prod.yaml"
     text = stack.read_text()
-    old = "{name: a100, vmSize: Standard_NC24ads_A100_v4, minCount: 2, maxCount: 3,"
+    old = "vmSize: Standard_NC24ads_A100_v4\n        minCount: 2\n        maxCount: 4\n"
     assert old in text
-    stack.write_text(text.replace(old, old.replace("maxCount: 3", "maxCount: 4")))
+    stack.write_text(text.replace(old, old.replace("maxCount: 4", "maxCount: 5")))
     args = ["diff", "-s", "prod", "--root", str(project), "--base", str(base)]
     markdown = CliRunner().invoke(app, [*args, "-f", "markdown"])
     assert markdown.exit_code == 1, markdown.output
     assert "### Monthly cost" in markdown.stdout
-    assert "| `pool a100` | USD 6,971.50 / USD 10,457.25 | USD 6,971.50 / USD 13,943.00 | ±0 / +USD 3,485.75 |" in (
+    assert "| `pool a100` | USD 6,971.50 / USD 13,943.00 | USD 6,971.50 / USD 17,428.75 | ±0 / +USD 3,485.75 |" in (
         markdown.stdout
     )
-    assert "| **total** | at least USD 15,126.33 / at least USD 28,026.16 |" in markdown.stdout
+    assert "| **total** | at least USD 13,753.93 / at least USD 27,394.71 |" in markdown.stdout
     data = json.loads(CliRunner().invoke(app, [*args, "-f", "json"]).stdout)
     total = next(row for row in data["cost"]["rows"] if row["item"] == "total")
     assert total["delta"] == {"min": 0.0, "max": 3485.75} and data["cost"]["changed"] is True

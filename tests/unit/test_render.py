@@ -111,6 +111,11 @@ def test_review_records_of_helm_releases_and_azure_resources(plan_of: PlanOf) ->
     assert release["chart"]["name"] == "kube-prometheus-stack" and release["chart"]["version"]
     assert release["values"]["nodeExporter"] == {"enabled": False}
     assert release["values"]["grafana"]["admin"]["existingSecret"] == "grafana-admin"
-    pool = records["_azure-native/containerservice.AgentPool--aks-pool-t4-agent-pool.yaml"]
-    assert pool["inputs"]["maxCount"] == 6 and pool["type"] == "azure-native:containerservice:AgentPool"
+    pool = records["_azure-native/containerservice.AgentPool--aks-pool-a100-agent-pool.yaml"]
+    assert pool["inputs"]["maxCount"] == 4 and pool["type"] == "azure-native:containerservice:AgentPool"
+    # A MIG pool: AKS cuts its GPUs with the profile; its nodes name their device plugin config (the pool's entry).
+    assert pool["inputs"]["gpuInstanceProfile"] == "MIG3g"
+    assert pool["inputs"]["nodeLabels"]["nvidia.com/device-plugin.config"] == "a100"
+    plugin = records["_helm/kube-system/nvidia-device-plugin.yaml"]
+    assert plugin["values"]["config"] == {"name": "nvidia-device-plugin-configs", "default": "default"}
     assert not [path for path in records if "providers" in path]

@@ -43,13 +43,13 @@ def test_cost_per_million_tokens_at_full_and_expected_load_by_hand(root: Path, t
     project = _project(root, tmp_path, {"tokensPerSecond": TOKENS_PER_SECOND, "expectedTokensPerSecond": EXPECTED})
     data = _cost(project)
     (small,) = [cost for cost in data["tokenCosts"] if cost["model"] == "qwen3-small"]
-    # One replica fills one NC8as_T4_v3 (1 GPU) at westeurope's 0.94 USD/h.
-    assert small["replicaHourly"] == 0.94 and small["tokensPerSecondPerReplica"] == TOKENS_PER_SECOND
-    # Full load: 6 replicas x 0.94 USD/h over 6 x 400 tokens/s x 3600 s, per million tokens.
-    assert small["fullLoad"] == {"usdPerMillionOutputTokens": round(0.94 / (400 * 3600) * 1e6, 4), "replicas": 6}
-    # Expected load: 1000 tokens/s needs ceil(1000 / 400) = 3 replicas: 3 x 0.94 USD/h over 1000 x 3600 tokens.
+    # One replica takes one MIG 3g.40gb slice of an NC24ads_A100_v4 (2 slices a node) at westeurope's 4.775 USD/h.
+    assert small["replicaHourly"] == 4.775 / 2 and small["tokensPerSecondPerReplica"] == TOKENS_PER_SECOND
+    # Full load: 6 replicas x 2.3875 USD/h over 6 x 400 tokens/s x 3600 s, per million tokens.
+    assert small["fullLoad"] == {"usdPerMillionOutputTokens": round(2.3875 / (400 * 3600) * 1e6, 4), "replicas": 6}
+    # Expected load: 1000 tokens/s needs ceil(1000 / 400) = 3 replicas: 3 x 2.3875 USD/h over 1000 x 3600 tokens.
     assert small["expectedLoad"] == {
-        "usdPerMillionOutputTokens": round(3 * 0.94 / (1000 * 3600) * 1e6, 4),
+        "usdPerMillionOutputTokens": round(3 * 2.3875 / (1000 * 3600) * 1e6, 4),
         "tokensPerSecond": EXPECTED,
         "replicas": 3,
     }
@@ -58,11 +58,11 @@ def test_cost_per_million_tokens_at_full_and_expected_load_by_hand(root: Path, t
     assert others[0]["note"] == "models[0].throughput is unset: no tokens/s to divide by"
     text = CliRunner().invoke(app, ["cost", "-s", "prod", "--root", str(project)]).stdout
     assert (
-        "  qwen3-small: USD 0.6528 per 1M output tokens at full load (6 replicas x 400 tokens/s), "
-        "USD 0.7833 per 1M output tokens at the expected 1000 tokens/s (3 replicas)"
+        "  qwen3-small: USD 1.658 per 1M output tokens at full load (6 replicas x 400 tokens/s), "
+        "USD 1.99 per 1M output tokens at the expected 1000 tokens/s (3 replicas)"
     ) in text
     markdown = CliRunner().invoke(app, ["cost", "-s", "prod", "--root", str(project), "-f", "markdown"]).stdout
-    assert "| `qwen3-small` | USD 0.6528 per 1M output tokens | USD 0.7833 per 1M output tokens |" in markdown
+    assert "| `qwen3-small` | USD 1.658 per 1M output tokens | USD 1.99 per 1M output tokens |" in markdown
 
 
 def test_a_bench_results_file_gives_the_figure(root: Path, tmp_path: Path) -> None:
@@ -129,21 +129,25 @@ def test_pr_comment_of_a_pool_change_shows_the_delta_and_the_token_figure(root: 
     assert CliRunner().invoke(app, ["render", "-s", "prod", "--root", str(project), "-o", str(base)]).exit_code == 0
     stack = project / "stacks" / "Pulumi.prod.yaml"
     text = stack.read_text()
-    assert "vmSize: Standard_NC8as_T4_v3" in text
-    stack.write_text(text.replace("vmSize: Standard_NC8as_T4_v3", "vmSize: Standard_NC16as_T4_v3"))
+    # The A100 pool gives up MIG: each replica takes a whole GPU, so the pool must grow to 8 nodes for the 2 + 6.
+    data = yaml.safe_load(text)
+    (pool,) = [p for p in data["config"]["slm-deploy:cluster"]["gpuPools"] if p["name"] == "a100"]
+    assert pool["sharing"] == {"mode": "mig", "profile": "MIG3g"} and pool["maxCount"] == 4
+    pool.update(sharing={"mode": "none"}, maxCount=8)
+    stack.write_text(yaml.safe_dump(data, sort_keys=False))
     args = ["diff", "-s", "prod", "--root", str(project), "--base", str(base)]
     markdown = CliRunner().invoke(app, [*args, "-f", "markdown"]).stdout
     assert "### Monthly cost" in markdown
-    # The t4 pool: 2 to 6 nodes at 0.94 USD/h before, 1.505 after (westeurope).
+    # The a100 pool: 2 to 4 nodes at 4.775 USD/h (3,485.75 a month) before, 2 to 8 after (westeurope).
     assert (
-        "| `pool t4` | USD 1,372.40 / USD 4,117.20 | USD 2,197.30 / USD 6,591.90 | +USD 824.90 / +USD 2,474.70 |"
+        "| `pool a100` | USD 6,971.50 / USD 13,943.00 | USD 6,971.50 / USD 27,886.00 | ±0 / +USD 13,943.00 |"
         in (markdown)
     )
     assert "| Per 1M output tokens | Before (full / expected load) | After (full / expected load) |" in markdown
     assert (
-        "| `qwen3-small` | USD 0.6528 per 1M output tokens / USD 0.7833 per 1M output tokens "
-        "| USD 1.045 per 1M output tokens / USD 1.254 per 1M output tokens |"
+        "| `qwen3-small` | USD 1.658 per 1M output tokens / USD 1.99 per 1M output tokens "
+        "| USD 3.316 per 1M output tokens / USD 3.979 per 1M output tokens |"
     ) in markdown
     data = json.loads(CliRunner().invoke(app, [*args, "-f", "json"]).stdout)
     (row,) = [row for row in data["cost"]["tokenCosts"] if row["model"] == "qwen3-small"]
-    assert row["after"] == {"fullLoad": round(1.505 / (400 * 3600) * 1e6, 4), "expectedLoad": round(3 * 1.505 / 3.6, 4)}
+    assert row["after"] == {"fullLoad": round(4.775 / (400 * 3600) * 1e6, 4), "expectedLoad": round(3 * 4.775 / 3.6, 4)}

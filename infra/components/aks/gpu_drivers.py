@@ -4,6 +4,13 @@
   ``nvidia.com/gpu``) and the DCGM exporter (GPU metrics for Prometheus).
 - Pools that skip the AKS driver (``gpuDriver: none``) get the NVIDIA GPU Operator, which installs the driver,
   container toolkit, device plugin and its own DCGM exporter.
+- When a pool shares its GPUs (``sharing``: time-slicing or MIG), the stack renders the device plugin's configs as
+  one ConfigMap (``infra.gpu.DEVICE_PLUGIN_CONFIG_MAP``: a ``default`` entry, and one per shared pool under the
+  pool's name) and points the plugin at it (chart value ``config.name``). Shared pools need ``gpuDriver: install``
+  (the stack's own device plugin; the config refuses sharing with the GPU Operator).
+  The plugin's config-manager picks each node's entry by the node label ``nvidia.com/device-plugin.config``, which
+  the shared pools' nodes carry (``GpuPool.node_labels``). Config format: github.com/NVIDIA/k8s-device-plugin
+  v0.17.4, ``api/config/v1`` (``config.go``, ``sharing.go``, ``replicas.go``, ``flags.go``).
 
 Every DaemonSet tolerates the GPU pool taint (``infra.gpu.tolerations()``) and is pinned by node affinity to
 the pool label of the GPU pools (``infra.gpu.node_selector()``), so nothing lands on CPU nodes.
@@ -19,6 +26,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from infra import gpu
 from infra.config.cluster import GpuPool
@@ -85,12 +93,26 @@ def gpu_pool_affinity(pools: Sequence[GpuPool]) -> dict[str, Any]:
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
 
 
+def device_plugin_configs(pools: Sequence[GpuPool]) -> dict[str, str]:
+    """The device plugin ConfigMap's data: ``default`` (whole GPUs, no MIG) and one config per shared pool."""
+    configs: dict[str, dict[str, Any]] = {
+        gpu.DEVICE_PLUGIN_DEFAULT_CONFIG: {"version": "v1", "flags": {"migStrategy": "none"}}
+    }
+    for pool in pools:
+        config = pool.sharing.device_plugin_config()
+        if config is not None:
+            configs[pool.name] = config
+    return {key: yaml.safe_dump(value, sort_keys=False) for key, value in configs.items()}
+
+
 class GpuDrivers(pulumi.ComponentResource):
     """Device plugin and DCGM exporter (AKS-installed drivers), or the GPU Operator (driver install skipped)."""
 
     device_plugin: k8s.helm.v3.Release | None
     dcgm_exporter: k8s.helm.v3.Release | None
     gpu_operator: k8s.helm.v3.Release | None
+    #: The device plugin's configs, when a pool shares its GPUs.
+    plugin_config: k8s.core.v1.ConfigMap | None
 
     def __init__(self, name: str, args: GpuDriversArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("slm-deploy:aks:GpuDrivers", name, None, opts)
@@ -100,6 +122,22 @@ class GpuDrivers(pulumi.ComponentResource):
         self.dcgm_exporter = None
         self.gpu_operator = None
 
+        self.plugin_config = None
+        plugin_values: dict[str, Any] = {}
+        if any(pool.shared for pool in args.pools):
+            self.plugin_config = k8s.core.v1.ConfigMap(
+                f"{name}-device-plugin-config",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=gpu.DEVICE_PLUGIN_CONFIG_MAP,
+                    namespace=DRIVER_NAMESPACE,
+                    labels={"app.kubernetes.io/managed-by": "slm-deploy", "app.kubernetes.io/component": "gpu-sharing"},
+                ),
+                data=device_plugin_configs(args.pools),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            plugin_values = {
+                "config": {"name": gpu.DEVICE_PLUGIN_CONFIG_MAP, "default": gpu.DEVICE_PLUGIN_DEFAULT_CONFIG}
+            }
         if aks_driver:
             placement = {"tolerations": gpu_tolerations(aks_driver), "affinity": gpu_pool_affinity(aks_driver)}
             self.device_plugin = self._release(
@@ -112,7 +150,9 @@ class GpuDrivers(pulumi.ComponentResource):
                     # GPU feature discovery needs NFD; the pool label already says which nodes have GPUs.
                     "gfd": {"enabled": False},
                     "priorityClassName": "system-node-critical",
+                    **plugin_values,
                 },
+                depends_on=self.plugin_config,
             )
             self.dcgm_exporter = self._release(
                 f"{name}-dcgm-exporter",
@@ -151,6 +191,7 @@ class GpuDrivers(pulumi.ComponentResource):
         namespace: str,
         values: dict[str, Any],
         create_namespace: bool = False,
+        depends_on: pulumi.Resource | None = None,
     ) -> k8s.helm.v3.Release:
         return k8s.helm.v3.Release(
             resource_name,
@@ -167,5 +208,5 @@ class GpuDrivers(pulumi.ComponentResource):
                 timeout=600,
                 values=values,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[depends_on] if depends_on is not None else None),
         )

@@ -10,6 +10,7 @@ import pulumi
 from pulumi_azure_native import containerservice
 
 from infra.config.cluster import GpuPool, UserPool
+from infra.config.gpu_sharing import Mig
 
 #: Spot VMs may be evicted whatever they cost (up to the on-demand price): -1 means "never evict for price".
 SPOT_MAX_PRICE = -1.0
@@ -75,7 +76,8 @@ class GpuNodePool(pulumi.ComponentResource):
             args,
             self,
             os_disk_size_gb=pool.os_disk_size_gb,
-            # The same taint and labels the model servers tolerate and select (infra.gpu).
+            # The same taint and labels the model servers tolerate and select (infra.gpu); a shared pool's nodes
+            # also name their device plugin config.
             node_taints=[pool.taint],
             node_labels=pool.node_labels,
             gpu_profile=containerservice.GPUProfileArgs(
@@ -83,6 +85,8 @@ class GpuNodePool(pulumi.ComponentResource):
                 if pool.gpu_driver == "install"
                 else containerservice.GPUDriver.NONE
             ),
+            # MIG: AKS partitions every GPU of the pool into slices of this profile (docs/shared-gpus.md).
+            gpu_instance_profile=pool.sharing.profile if isinstance(pool.sharing, Mig) else None,
             # Spot: evicted VMs are deleted (not kept deallocated), and price never triggers an eviction.
             scale_set_priority=containerservice.ScaleSetPriority.SPOT
             if pool.spot

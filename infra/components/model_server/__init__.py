@@ -122,6 +122,9 @@ class ModelServerArgs:
     oidc_issuer: pulumi.Input[str] | None = None
     #: The node label key a GPU server selects its pool by (``cluster.gpuNodeLabel``; the AKS pools' label).
     gpu_node_label: str = gpu.POOL_LABEL
+    #: The extended resource a replica requests: a whole GPU, or a slice of a shared pool's GPU
+    #: (``StackConfig.gpu_resource``: ``nvidia.com/gpu.shared``, ``nvidia.com/mig-3g.40gb`` …).
+    gpu_resource: str = gpu.NVIDIA_GPU
     #: The stack's API keys (the secret's value) when the server must check them too; ignored when the engine
     #: cannot check keys.
     api_keys: pulumi.Input[str] | None = None
@@ -396,6 +399,7 @@ class ModelServer(pulumi.ComponentResource):
                         self.api_keys.wiring if self.api_keys is not None else None,
                         claim=claim,
                         engine_config=f"{workload}{ENGINE_CONFIG_SUFFIX}",
+                        gpu_resource=args.gpu_resource,
                     ),
                 ),
             ),
@@ -440,8 +444,11 @@ def _service_ports(engine: EngineSpec) -> list[ServicePortArgs]:
     return ports
 
 
-def _resources(model: ModelConfig, disk: str, with_gpu: bool = True) -> ResourceRequirementsArgs:
-    """The model's CPU and memory, its GPUs, and ``disk`` (:func:`ephemeral_storage`) as ephemeral-storage.
+def _resources(
+    model: ModelConfig, disk: str, with_gpu: bool = True, gpu_resource: str = gpu.NVIDIA_GPU
+) -> ResourceRequirementsArgs:
+    """The model's CPU and memory, its GPUs (``gpu.count`` of ``gpu_resource``: whole GPUs or slices of a shared
+    pool's), and ``disk`` (:func:`ephemeral_storage`) as ephemeral-storage.
 
     Request and limit of ephemeral-storage are equal: the scheduler reserves all the disk the emptyDirs may fill,
     so a node's disk is never overcommitted under a model server (the pod is evicted beyond it).
@@ -451,8 +458,8 @@ def _resources(model: ModelConfig, disk: str, with_gpu: bool = True) -> Resource
     requests[EPHEMERAL_STORAGE] = limits[EPHEMERAL_STORAGE] = disk
     if model.gpu.count and with_gpu:
         # Extended resources cannot be overcommitted: request and limit are equal.
-        requests[model.gpu.resource] = str(model.gpu.count)
-        limits[model.gpu.resource] = str(model.gpu.count)
+        requests[gpu_resource] = str(model.gpu.count)
+        limits[gpu_resource] = str(model.gpu.count)
     return ResourceRequirementsArgs(requests=requests, limits=limits)
 
 
@@ -486,6 +493,7 @@ def _pod_spec(
     api_keys: ApiKeyWiring | None = None,
     claim: str = "",
     engine_config: str = "",
+    gpu_resource: str = gpu.NVIDIA_GPU,
 ) -> PodSpecArgs:
     """The server's pod; ``claim`` and ``engine_config`` name its cache and engine ConfigMap (the model's if unset)."""
     hardening = model.hardening
@@ -538,7 +546,7 @@ def _pod_spec(
         args=server_args or None,
         env=server_env,
         ports=ports,
-        resources=_resources(model, disk),
+        resources=_resources(model, disk, gpu_resource=gpu_resource),
         security_context=container_security_context(hardening),
         startup_probe=probes["startup"],
         readiness_probe=probes["readiness"],

@@ -7,7 +7,7 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from ...lib.k8s import GPU_RESOURCES, WORKLOAD_TYPES, containers, get, pod_template
+from ...lib.k8s import WORKLOAD_TYPES, containers, get, gpu_resources, pod_template
 from ...lib.rule import SLM, Rule
 
 LISTS = ("initContainers", "containers")
@@ -25,10 +25,10 @@ def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[s
     if pod is None:
         return
     for c in containers(pod.spec, LISTS):
-        for gpu in GPU_RESOURCES:
+        for gpu in gpu_resources(c.body):
             requested = get(c.body, "resources", "requests", gpu)
             if requested is None:
-                continue
+                continue  # Kubernetes takes a request from the limit: only the limit is set
             limit = get(c.body, "resources", "limits", gpu)
             if limit is None:
                 yield f"{c.label}: requests {gpu}={requested} without a limit"
@@ -44,7 +44,8 @@ RULE = Rule(
     rationale=(
         "Extended resources cannot be overcommitted: the API server rejects a GPU request without an equal limit."
     ),
-    remediation="Set resources.limits for nvidia.com/gpu or amd.com/gpu to the same value as the request.",
+    remediation="Set resources.limits for the GPU resource (nvidia.com/gpu, a MIG or time slice, amd.com/gpu) to the "
+    "same value as the request.",
     controls={SLM: ("GPU scheduling",)},
     resource_types=WORKLOAD_TYPES,
     check=check,

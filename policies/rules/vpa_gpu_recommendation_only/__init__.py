@@ -17,7 +17,7 @@ from typing import Any
 
 from pulumi_policy import StackValidationArgs
 
-from ...lib.k8s import GPU_RESOURCES, REPLICATED_TYPES, containers, get, namespace_of, pod_template
+from ...lib.k8s import REPLICATED_TYPES, containers, get, gpu_resources, namespace_of, pod_template
 from ...lib.rule import SLM, Rule
 
 VPA_TYPES = frozenset({"kubernetes:autoscaling.k8s.io/v1:VerticalPodAutoscaler"})
@@ -28,12 +28,7 @@ def _uses_gpus(resource_type: str, props: Mapping[str, Any]) -> bool:
     pod = pod_template(resource_type, props)
     if pod is None:
         return False
-    return any(
-        get(c.body, "resources", section, gpu) is not None
-        for c in containers(pod.spec)
-        for section in ("requests", "limits")
-        for gpu in GPU_RESOURCES
-    )
+    return any(gpu_resources(c.body) for c in containers(pod.spec))
 
 
 def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tuple[str | None, str]]:
