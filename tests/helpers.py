@@ -106,9 +106,10 @@ def assert_renders_strictly_valid_and_passes_the_pack(
     assert invalid == []
     level = json.loads((ROOT / "policies" / "config" / f"{config.environment}.json").read_text())
     if extra_repositories:
+        listed = level.get("allowed-image-registries", {})
         level["allowed-image-registries"] = {
-            "enforcementLevel": level["all"],
-            "allowedRepositories": [*DEFAULT_REPOSITORIES, *extra_repositories],
+            "enforcementLevel": listed.get("enforcementLevel", level["all"]),
+            "allowedRepositories": [*listed.get("allowedRepositories", DEFAULT_REPOSITORIES), *extra_repositories],
         }
     report = run_policy_pack(run.resources, level, {"environment": config.environment, "waivers": []})
     assert [(r.policy_name, r.resource_name) for r in report.results if r.status == "violation"] == []

@@ -46,7 +46,10 @@ def vllm_engine_flags(model: ModelConfig, index: int) -> dict[str, tuple[KeyPath
         return (*at, "sizing", sized) if sized else (*at, "sizing")
 
     flags: dict[str, tuple[KeyPath, str]] = {
-        "--model": ((*at, "modelId"), "the model the engine serves"),
+        "--model": (
+            (*at, "weights", "image") if model.weights.image_volume else (*at, "modelId"),
+            "the model the engine serves",
+        ),
         "--host": ((*at, "engine"), "the engine listens on 0.0.0.0"),
         "--port": ((*at, "engine"), "the Service, probes and network policies use the engine's port"),
         "--served-model-name": (

@@ -17,6 +17,7 @@ from infra.config.names import ContainerText, DnsLabel, Labels
 from infra.config.resources import CacheVolume, Gpu, Resources
 from infra.config.throughput import Throughput
 from infra.config.versions import ModelVersions
+from infra.config.weights import Weights
 from infra.hardening import Hardening
 
 EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
@@ -99,6 +100,11 @@ class ModelConfig(ConfigModel):
     gpu: Gpu = Field(default_factory=Gpu, description="GPUs per replica and the pool they come from.")
     image: ImageRef | None = Field(None, description="Overrides the engine's pinned image.")
     cache: CacheVolume = Field(default_factory=CacheVolume, description="The model cache volume.")
+    weights: Weights = Field(
+        default_factory=Weights,
+        description="Where the server reads the weights: the cache volume (default) or an image volume "
+        "(docs/image-volume-weights.md).",
+    )
     hf_token_secret: str | None = Field(
         None,
         description="Key under `secrets` holding a Hugging Face token, for gated models (letters, digits, '-', '_' "
@@ -211,7 +217,7 @@ class ModelConfig(ConfigModel):
     def gated_download(self, model_download: str) -> str | None:
         """The gated Hugging Face repository this model downloads at start-up (vLLM, or an ONNX preparation from
         it, or a llamacpp GGUF from its publisher), when the catalogue marks it gated and downloads are allowed."""
-        if self.catalog is None or model_download != "allow":
+        if self.catalog is None or model_download != "allow" or self.weights.image_volume:
             return None
         from infra.catalog import UnknownModelError, get_model
 
@@ -224,6 +230,28 @@ class ModelConfig(ConfigModel):
         loaded = {self.model_id} if self.engine == "vllm" else {prepare.source} if prepare is not None else {gguf}
         found = sorted(str(repository) for repository in loaded & gated)
         return found[0] if found else None
+
+    def _reads_an_image_volume(self) -> None:
+        if self.engine != "vllm":
+            raise ValueError(
+                f"weights.source imageVolume is served by engine 'vllm' (it loads the mounted folder), but the engine "
+                f"is '{self.engine}': use weights.source cache"
+            )
+        if "cache" in self.model_fields_set:
+            raise ValueError(
+                "cache is set, but weights.source is imageVolume: the model has no cache volume (remove cache)"
+            )
+        for track, version in self.versions.by_track().items() if self.versions is not None else ():
+            if version.model_id is not None:
+                raise ValueError(
+                    f"versions.{track}.modelId would be ignored: with weights.source imageVolume both revisions load "
+                    "the weights image (/weights); remove modelId there"
+                )
+
+    @property
+    def has_cache_volume(self) -> bool:
+        """Whether the model has its cache claim (``<model>-cache``): not when the weights come in an image."""
+        return not self.weights.image_volume
 
     @property
     def max_replicas(self) -> int:
@@ -254,7 +282,9 @@ class ModelConfig(ConfigModel):
                 f"gpu.count is {self.gpu.count}, but engine 'onnx' on device 'cpu' is CPU-only "
                 "(set onnx.device: cuda, or gpu.count: 0)"
             )
-        if self.max_replicas > 1 and self.cache.access_mode != "ReadWriteMany":
+        if self.weights.image_volume:
+            self._reads_an_image_volume()
+        elif self.max_replicas > 1 and self.cache.access_mode != "ReadWriteMany":
             raise ValueError(
                 f"cache.accessMode {self.cache.access_mode} cannot be shared by {self.max_replicas} replicas on "
                 "different nodes: use ReadWriteMany (e.g. storageClass azurefile-csi-premium on AKS)"

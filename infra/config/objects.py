@@ -276,9 +276,10 @@ def _model_objects(stack: _StackLike, index: int, model: ModelConfig) -> Iterato
         hint="" if model.namespace else f"shorten the name to at most {room} characters, or set namespace",
     )
     yield DerivedObject("ServiceAccount", ns, name, name_key, f"the ServiceAccount {of}", (DNS_SUBDOMAIN, DNS_LABEL))
-    yield DerivedObject(
-        "PersistentVolumeClaim", ns, f"{name}{CACHE_SUFFIX}", name_key, f"the model cache {of}", (DNS_SUBDOMAIN,)
-    )
+    if model.has_cache_volume:
+        yield DerivedObject(
+            "PersistentVolumeClaim", ns, f"{name}{CACHE_SUFFIX}", name_key, f"the model cache {of}", (DNS_SUBDOMAIN,)
+        )
     yield from _workload_objects(model, name_key)
     prepare = model.engine == "onnx" and model.onnx is not None and model.onnx.prepare is not None
     if prepare:

@@ -52,6 +52,8 @@ def model_cache_warnings(network: NetworkConfig, models: Sequence[ModelConfig]) 
     at: KeyPath = ("network", "modelDownload")
     prefill = f"the cache must be pre-filled: see {MODEL_CACHE_DOC}"
     for model in models:
+        if model.weights.image_volume:
+            continue  # its weights come in an image volume: nothing to download
         subject = f"is deny, and model '{model.name}' ({model.engine})"
         if model.engine == "ollama":
             why = f"is not pulled: its init step fails unless '{model.model_id}' is already in the cache volume"

@@ -33,6 +33,18 @@ class WritablePath:
 
 
 @dataclass(frozen=True)
+class ImageVolume:
+    """An OCI image the server's pod mounts read-only (a Kubernetes image volume): the model's weights."""
+
+    name: str
+    #: The image, as a container's ``image`` (``repository:tag@sha256:…``).
+    reference: str
+    #: ``IfNotPresent`` or ``Always`` (``models[].weights.pullPolicy``).
+    pull_policy: str
+    mount_path: str
+
+
+@dataclass(frozen=True)
 class PrepareStep:
     """An init container that readies the model (pull, convert) before the server takes traffic.
 
@@ -107,6 +119,8 @@ class EngineSpec:
     #: Where the model-cache volume is mounted.
     cache_mount_path: str
     writable_paths: list[WritablePath] = field(default_factory=list)
+    #: Images mounted read-only into the server (weights in an image volume).
+    image_volumes: tuple[ImageVolume, ...] = ()
     #: Variable that receives the Hugging Face token's value (kubernetes secret backend).
     hf_token_env: str | None = None
     #: Variable that receives the path of the mounted token file (file-only backends).

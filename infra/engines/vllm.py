@@ -5,7 +5,8 @@ from __future__ import annotations
 from infra.config.engines import VllmSettings
 from infra.config.images import ImageRef
 from infra.config.model import ModelConfig
-from infra.engines.base import EngineContext, EngineSpec, WritablePath
+from infra.config.weights import WEIGHTS_MOUNT_PATH
+from infra.engines.base import EngineContext, EngineSpec, ImageVolume, WritablePath
 from infra.sizing.served import size_for
 from infra.sizing.vm_sizes import GpuVmSize
 
@@ -30,8 +31,10 @@ def effective_settings(model: ModelConfig, gpu_vm_size: str | GpuVmSize | None) 
 
 def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
     settings = effective_settings(model, context.gpu_slice or context.gpu_vm_size)
+    weights = _weights_volume(model)
     args = [
-        model.model_id,
+        # vLLM loads a local folder as it loads a repository (config, tokenizer, safetensors).
+        weights.mount_path if weights is not None else model.model_id,
         "--host=0.0.0.0",
         f"--port={PORT}",
         f"--served-model-name={model.api_model_name}",
@@ -63,8 +66,8 @@ def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
     }
-    if not context.downloads_allowed:
-        # Weights must already be in the cache; fail fast instead of timing out on blocked egress.
+    if not context.downloads_allowed or weights is not None:
+        # Weights must already be in the cache (or the image); fail fast instead of timing out on blocked egress.
         env["HF_HUB_OFFLINE"] = "1"
     return EngineSpec(
         app_name="vllm",
@@ -78,6 +81,7 @@ def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         metrics_path="/metrics",
         metrics_port=PORT,
         cache_mount_path=CACHE,
+        image_volumes=(weights,) if weights is not None else (),
         writable_paths=[
             WritablePath("tmp", "/tmp", size_limit="4Gi"),
             WritablePath("home", HOME, size_limit="8Gi"),
@@ -91,6 +95,14 @@ def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         # VLLM_API_KEY), none from a file; keys on argv are readable in the pod's process list, and their number
         # is known only inside the secret. The network policy guards a routed vLLM's port instead.
     )
+
+
+def _weights_volume(model: ModelConfig) -> ImageVolume | None:
+    """The weights image, mounted at /weights, when the model reads its weights from an image volume."""
+    image = model.weights.image
+    if not model.weights.image_volume or image is None:
+        return None
+    return ImageVolume("weights", image.reference, model.weights.pull_policy, WEIGHTS_MOUNT_PATH)
 
 
 def _shm_size(model: ModelConfig) -> str:

@@ -67,7 +67,9 @@ def load_expectation(path: Path) -> Expectation:
 
 
 def _model_files(model: ModelConfig) -> list[str]:
-    """Where each engine keeps the weights below its cache mount."""
+    """Where each engine keeps the weights below its cache mount (or the weights image's mount)."""
+    if model.weights.image_volume:
+        return ["config.json"]  # the model folder slm-deploy pack-weights packed
     if model.engine == "vllm" and "/" in model.model_id and not model.model_id.startswith("/"):
         return [f"hf/hub/models--{model.model_id.replace('/', '--')}"]
     if model.engine == "ollama":
@@ -96,7 +98,7 @@ def expectation_for(model: ModelConfig, config: StackConfig) -> Expectation:
         gid=hardening.run_as_group,
         ports=ports,
         listen_scope="namespace",
-        cache_path=engine.cache_mount_path,
+        cache_path=engine.image_volumes[0].mount_path if engine.image_volumes else engine.cache_mount_path,
         model_files=_model_files(model),
         read_only_root_filesystem=hardening.read_only_root_filesystem,
         no_new_privileges=not hardening.allow_privilege_escalation,

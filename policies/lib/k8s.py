@@ -144,6 +144,33 @@ def containers(spec: Mapping[str, Any], lists: tuple[str, ...] = CONTAINER_LISTS
                 yield Container(list_name, index, body)
 
 
+@dataclass(frozen=True)
+class ImageVolume:
+    """A pod's ``volumes[].image`` (an OCI image mounted read-only): its volume name and source."""
+
+    name: str
+    #: ``spec.volumes[i]``: where a finding points.
+    label: str
+    reference: str | None
+    pull_policy: str | None
+
+
+def image_volumes(spec: Mapping[str, Any]) -> Iterator[ImageVolume]:
+    """The image volumes of a pod spec; ``reference`` may be missing (workload controllers fill it in)."""
+    for index, volume in enumerate(items(get(spec, "volumes"))):
+        source = get(volume, "image")
+        if not is_map(source):
+            continue
+        name = str(get(volume, "name", default=f"#{index}"))
+        reference, policy = get(source, "reference"), get(source, "pullPolicy")
+        yield ImageVolume(
+            name,
+            f"image volume '{name}'",
+            str(reference) if reference else None,
+            str(policy) if policy else None,
+        )
+
+
 def namespace_of(props: Mapping[str, Any]) -> str:
     """The resource's namespace; a missing namespace is ``default``, as the API server applies it."""
     value = get(props, "metadata", "namespace")

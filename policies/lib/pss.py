@@ -142,8 +142,21 @@ SAFE_SYSCTLS = frozenset(
     }
 )
 #: Restricted "Volume Types": every volume must use one of these sources.
+#: ``image`` too: the admission controller has allowed image volumes at restricted since v1.33
+#: (kubernetes/kubernetes#130394, ``check_restrictedVolumes.go``: whoever may run an image may mount one); the
+#: page's list lags behind (kubernetes/website#55370).
 RESTRICTED_VOLUME_SOURCES = frozenset(
-    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "image",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
 )
 
 # -- Which rules cite which control ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ RULE_MODULES = (
     "serving_probes",
     "no_pod_token_automount",
     "image_tag_pinned",
+    "image_volume_pinned",
     "allowed_image_registries",
     "secrets_by_reference",
     "service_account_no_automount",

@@ -34,8 +34,19 @@ def test_dev_is_advisory_prod_is_mandatory() -> None:
     assert prod["image-tag-pinned"].properties == {"requireDigest": True}
     assert prod["aks-no-spot-gpu"].properties == {"allowSpot": False}
     assert prod["min-replicas"].properties == {"minReplicas": 2}
+    assert prod["image-volume-pinned"].properties == {"requireDigest": True, "allowedPullPolicies": ["IfNotPresent"]}
     # defaults come from the config schema
     assert dev["allowed-image-registries"].properties["allowedRepositories"][0] == "docker.io/vllm/vllm-openai"
+
+
+def test_a_level_that_lists_its_registry_keeps_the_engines_repositories() -> None:
+    """A level file that adds the stack's registry (weights images, docs/image-volume-weights.md) repeats the pack's
+    defaults: listing a repository must never drop an engine's."""
+    from policies.rules.allowed_image_registries import DEFAULT_REPOSITORIES
+
+    for level in ("dev", "staging", "prod"):
+        listed = reconciled_levels(CONFIG_DIR / f"{level}.json")["allowed-image-registries"].properties
+        assert set(DEFAULT_REPOSITORIES) <= set(listed["allowedRepositories"]), level
 
 
 def test_unknown_property_is_a_clear_error(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ def test_every_model_gets_its_objects(stack: str, preview: bool, plan_of: PlanOf
         expected = [
             "Namespace",
             "ServiceAccount",
-            "PersistentVolumeClaim",
+            # No cache claim when the weights come in an image volume (docs/image-volume-weights.md).
+            *(["PersistentVolumeClaim"] if model.has_cache_volume else []),
             "Deployment",
             "Service",
             "PodDisruptionBudget",
@@ -92,7 +93,7 @@ def test_vllm_container_contract(stack: str, plan_of: PlanOf) -> None:
         image = container["image"]
         assert image.startswith("vllm/vllm-openai:v") and ":latest" not in image
         args = container["args"]
-        assert args[0] == model.model_id
+        assert args[0] == ("/weights" if model.weights.image_volume else model.model_id)
         assert f"--served-model-name={model.api_model_name}" in args
         assert f"--tensor-parallel-size={model.gpu.count}" in args
         assert "--port=8000" in args
@@ -111,7 +112,13 @@ def test_vllm_container_contract(stack: str, plan_of: PlanOf) -> None:
         assert env["USER"] == env["LOGNAME"] == "vllm"
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
-        assert volumes["model-cache"]["persistentVolumeClaim"]["claimName"] == f"{model.name}-cache"
+        if model.weights.image_volume:
+            assert model.weights.image is not None
+            assert volumes["weights"]["image"]["reference"] == model.weights.image.reference
+            assert {"name": "weights", "mountPath": "/weights", "readOnly": True} in container["volumeMounts"]
+            assert env["HF_HUB_OFFLINE"] == "1"
+        else:
+            assert volumes["model-cache"]["persistentVolumeClaim"]["claimName"] == f"{model.name}-cache"
         assert spec["nodeSelector"] == {"slm-deploy.io/gpu-pool": model.gpu.pool}
         assert "initContainers" not in spec
         tolerations = {(t["key"], t.get("value"), t["effect"]) for t in spec["tolerations"]}

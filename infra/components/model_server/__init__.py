@@ -25,6 +25,7 @@ from pulumi_kubernetes.core.v1 import (
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
     HTTPGetActionArgs,
+    ImageVolumeSourceArgs,
     PersistentVolumeClaimSpecArgs,
     PersistentVolumeClaimVolumeSourceArgs,
     PodSpecArgs,
@@ -91,7 +92,8 @@ class VersionObjects:
     """What one revision runs: its Deployment, Service and budget, its engine ConfigMap and the cache it mounts."""
 
     served: ServedVersion
-    cache: k8s.core.v1.PersistentVolumeClaim
+    #: None when the weights come in an image volume.
+    cache: k8s.core.v1.PersistentVolumeClaim | None
     engine_config: k8s.core.v1.ConfigMap | None
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
@@ -139,7 +141,8 @@ class ModelServer(pulumi.ComponentResource):
 
     namespace: k8s.core.v1.Namespace
     service_account: k8s.core.v1.ServiceAccount
-    cache: k8s.core.v1.PersistentVolumeClaim
+    #: None when the weights come in an image volume (nothing is downloaded, nothing kept).
+    cache: k8s.core.v1.PersistentVolumeClaim | None
     #: None when the model reads no secret.
     secrets: ModelSecrets | None
     #: None when the server checks no API key.
@@ -221,7 +224,11 @@ class ModelServer(pulumi.ComponentResource):
             automount_service_account_token=model.hardening.automount_service_account_token,
             opts=in_ns,
         )
-        self.cache = self._cache(f"{name}-cache", f"{model.name}{CACHE_SUFFIX}", model, labels.all, args.protect, in_ns)
+        self.cache = (
+            self._cache(f"{name}-cache", f"{model.name}{CACHE_SUFFIX}", model, labels.all, args.protect, in_ns)
+            if model.has_cache_volume
+            else None
+        )
         self.api_keys = None
         if engine.api_key_file is not None and (args.api_keys is not None or args.existing_api_key_secret):
             self.api_keys = ModelApiKeys(
@@ -251,7 +258,9 @@ class ModelServer(pulumi.ComponentResource):
                     hardening=model.hardening,
                     labels={k: v for k, v in labels.all.items() if k != "app.kubernetes.io/name"},
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cache, self.service_account]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[*([self.cache] if self.cache else []), self.service_account]
+                ),
             )
         self.versions = [
             self._serve(name, served, args, labels, wiring, in_ns)
@@ -273,6 +282,7 @@ class ModelServer(pulumi.ComponentResource):
                 network=args.network,
                 monitoring_namespace=args.monitoring_namespace,
                 gateway_peer=args.gateway_peer,
+                downloads=model.has_cache_volume,
                 endpoint_picker=(ns_name, endpoint_picker_selector(model.name))
                 if model.inference_pool.enabled
                 else None,
@@ -430,7 +440,7 @@ def _strategy(model: ModelConfig) -> DeploymentStrategyArgs:
     (multi-attach error) while the old pod holds it, and the rollout would never finish. Such a model is
     replaced instead: the old pod stops, then the new one starts on the volume.
     """
-    if model.cache.access_mode != "ReadWriteMany":
+    if model.has_cache_volume and model.cache.access_mode != "ReadWriteMany":
         return DeploymentStrategyArgs(type="Recreate")
     return DeploymentStrategyArgs(
         type="RollingUpdate", rolling_update=RollingUpdateDeploymentArgs(max_surge=1, max_unavailable=0)
@@ -479,6 +489,19 @@ def _probes(model: ModelConfig, engine: EngineSpec) -> dict[str, ProbeArgs]:
     }
 
 
+#: The cache mount of a model whose weights come in an image volume: a scratch directory (HF_HOME of an offline
+#: server), since nothing is downloaded.
+SCRATCH_CACHE_SIZE = "1Gi"
+
+
+def _cache_volume(model: ModelConfig, claim: str) -> VolumeArgs:
+    if model.has_cache_volume:
+        return VolumeArgs(
+            name=CACHE_VOLUME, persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(claim_name=claim)
+        )
+    return VolumeArgs(name=CACHE_VOLUME, empty_dir=EmptyDirVolumeSourceArgs(size_limit=SCRATCH_CACHE_SIZE))
+
+
 def _secret_env(variable: str | None, secret: str | None) -> dict[str, str]:
     return {variable: secret} if variable and secret else {}
 
@@ -497,15 +520,13 @@ def _pod_spec(
 ) -> PodSpecArgs:
     """The server's pod; ``claim`` and ``engine_config`` name its cache and engine ConfigMap (the model's if unset)."""
     hardening = model.hardening
-    volumes = [
-        VolumeArgs(
-            name=CACHE_VOLUME,
-            persistent_volume_claim=PersistentVolumeClaimVolumeSourceArgs(
-                claim_name=claim or f"{model.name}{CACHE_SUFFIX}"
-            ),
-        )
-    ]
+    volumes = [_cache_volume(model, claim or f"{model.name}{CACHE_SUFFIX}")]
     mounts = [VolumeMountArgs(name=CACHE_VOLUME, mount_path=engine.cache_mount_path)]
+    for image in engine.image_volumes:
+        # Image volumes are read-only whatever the mount says; saying it keeps scanners and readers sure.
+        source = ImageVolumeSourceArgs(reference=image.reference, pull_policy=image.pull_policy)
+        volumes.append(VolumeArgs(name=image.name, image=source))
+        mounts.append(VolumeMountArgs(name=image.name, mount_path=image.mount_path, read_only=True))
     for path in engine.writable_paths:
         volumes.append(
             VolumeArgs(
@@ -530,7 +551,8 @@ def _pod_spec(
     if engine.metrics_port is not None and engine.metrics_port != engine.port:
         ports.append(ContainerPortArgs(name="metrics", container_port=engine.metrics_port, protocol="TCP"))
     probes = _probes(model, engine)
-    disk = ephemeral_storage(engine.disk_size_limits)
+    scratch = [] if model.has_cache_volume else [SCRATCH_CACHE_SIZE]
+    disk = ephemeral_storage([*engine.disk_size_limits, *scratch])
     # The API keys go to the server's container alone: preparation steps serve no request.
     server_args, server_env, server_mounts = list(engine.args), env, mounts
     if api_keys is not None:

@@ -52,6 +52,9 @@ class ModelNetworkPolicyArgs:
     #: The model's endpoint picker (namespace, pod labels), when it is routed through an InferencePool: the picker
     #: reads the servers' metrics to choose a pod.
     endpoint_picker: tuple[str, dict[str, str]] | None = None
+    #: Whether the model's pods fetch anything (False when the weights come in an image volume: the kubelet pulls
+    #: the image, so no pod of the model needs download egress even where the stack allows downloads).
+    downloads: bool = True
     #: Private CIDRs never reachable by the download rule even when the configured block covers them.
     download_except: list[str] = field(default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
 
@@ -124,9 +127,10 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
             )
 
         self.cilium_policy: k8s.apiextensions.CustomResource | None = None
-        if args.network.model_download == "allow" and args.network.policy_engine == "cilium":
+        downloads = args.downloads and args.network.model_download == "allow"
+        if downloads and args.network.policy_engine == "cilium":
             self._cilium_download(args)
-        elif args.network.model_download == "allow":
+        elif downloads:
             self._policy(
                 "allow-model-download-egress",
                 model_pods,

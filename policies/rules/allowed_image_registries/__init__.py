@@ -6,6 +6,8 @@ lists the repositories slm-deploy runs (``docker.io/vllm/vllm-openai``, ``ghcr.i
 (the ONNX server image it builds, a mirror) in ``allowedRepositories`` of ``policies/config/<level>.json``: an
 exact repository path, or a path ending in ``/*`` for everything below an organisation's own namespace
 (``myacr.azurecr.io/slm/*``). A bare image name is on Docker Hub (``busybox`` is ``docker.io/library/busybox``).
+Image volumes (``volumes[].image.reference``: model weights, docs/image-volume-weights.md) are judged the same way:
+the registry the weights are pushed to is listed per level, like the ONNX server image.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pulumi_policy import ResourceValidationArgs
 
 from ...lib.finding import Finding
 from ...lib.images import parse_image
-from ...lib.k8s import WORKLOAD_TYPES, containers, get, pod_template
+from ...lib.k8s import WORKLOAD_TYPES, containers, get, image_volumes, pod_template
 from ...lib.rule import AKS, NSA, Rule
 
 DEFAULT_REPOSITORIES = [
@@ -56,14 +58,15 @@ def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[s
     if pod is None:
         return
     entries = tuple(str(r) for r in config.get("allowedRepositories", DEFAULT_REPOSITORIES))
-    for c in containers(pod.spec):
-        image = get(c.body, "image")
+    images = [(c.label, get(c.body, "image")) for c in containers(pod.spec)]
+    images += [(volume.label, volume.reference) for volume in image_volumes(pod.spec)]
+    for label, image in images:
         if not image:
             continue
         ref = parse_image(str(image))
         if not repository_allowed(ref.path, entries):
             yield Finding(
-                f"{c.label}: image {image} is {ref.path}, which is not in allowedRepositories", subject=ref.path
+                f"{label}: image {image} is {ref.path}, which is not in allowedRepositories", subject=ref.path
             )
 
 

@@ -33,7 +33,10 @@ RULE = Rule(
     rationale=(
         "hostPath and other node-bound volumes expose the node's file system, sockets and credentials to the pod."
     ),
-    remediation="Use emptyDir, persistentVolumeClaim, configMap, secret, projected, csi, ephemeral or downwardAPI.",
+    remediation=(
+        "Use emptyDir, persistentVolumeClaim, configMap, secret, projected, csi, ephemeral, downwardAPI or image "
+        "(an image volume, judged like a container image by image-volume-pinned and allowed-image-registries)."
+    ),
     controls={
         PSS: ("restricted: Volume Types", "baseline: HostPath Volumes"),
         NSA: ("Pod security: immutable container file systems",),
