@@ -88,15 +88,15 @@ VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
     ),
     "egress-in-two-halves": (
         _network(policyEngine="kubernetes", downloadHosts=[], downloadCidrs=["0.0.0.0/1", "128.0.0.0/1"]),
-        ("check", "egress-scope", "phi4-mini-network-allow-model-download-egress", "0.0.0.0/1"),
+        ("check", "egress-scope", "qwen3-8b-network-allow-model-download-egress", "0.0.0.0/1"),
     ),
     "fqdn-blob-storage": (
         _set("network.downloadHosts", ["huggingface.co", "*.blob.core.windows.net"]),
-        ("check", "egress-scope", "phi4-mini-network-allow-model-download-fqdn", "*.blob.core.windows.net"),
+        ("check", "egress-scope", "qwen3-8b-network-allow-model-download-fqdn", "*.blob.core.windows.net"),
     ),
     "fqdn-second-level-domain": (
         _set("network.downloadHosts", ["huggingface.co", "*.co.uk"]),
-        ("check", "egress-scope", "phi4-mini-network-allow-model-download-fqdn", "*.co.uk"),
+        ("check", "egress-scope", "qwen3-8b-network-allow-model-download-fqdn", "*.co.uk"),
     ),
     "control-plane-label": (
         _set("labels", {"cost-center": "ml", "control-plane": "true"}),
@@ -108,6 +108,22 @@ VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
             {"repository": "docker.io/vllm-0penai/vllm-openai", "tag": "v0.14.0", "digest": DIGEST},
         ),
         ("check", "allowed-image-registries", "phi4-mini-deployment", "docker.io/vllm-0penai/vllm-openai"),
+    ),
+    # Weights in an image volume (docs/image-volume-weights.md): judged like the server's image, plus their own rule.
+    "weights-image-from-another-registry": (
+        _set(
+            "models[0].weights.image",
+            {"repository": "otheracr.azurecr.io/models/phi-4-mini-instruct", "tag": "2026.12.07", "digest": DIGEST},
+        ),
+        ("check", "allowed-image-registries", "phi4-mini-deployment", "otheracr.azurecr.io/models/phi-4-mini-instruct"),
+    ),
+    "weights-image-by-tag-only": (
+        _set("models[0].weights.image", {"repository": "slmprod.azurecr.io/models/phi-4-mini-instruct", "tag": "v2"}),
+        ("check", "image-volume-pinned", "phi4-mini-deployment", "weights"),
+    ),
+    "weights-image-pulled-always": (
+        _set("models[0].weights.pullPolicy", "Always"),
+        ("check", "image-volume-pinned", "phi4-mini-deployment", "weights"),
     ),
     "system-namespaces-in-front-of-vllm": (
         _set("network.ingressFromNamespaces", ["default", "kube-system"]),

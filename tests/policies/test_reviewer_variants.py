@@ -94,11 +94,11 @@ VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
     ),
     "download-from-anywhere": (
         _set("network", {"ingressFromNamespaces": ["apps"], "modelDownload": "allow", "downloadCidrs": ["0.0.0.0/0"]}),
-        ("check", "egress-scope", "phi4-mini-network-allow-model-download-egress"),
+        ("check", "egress-scope", "qwen3-8b-network-allow-model-download-egress"),
     ),
     "download-from-a-whole-tld": (
         _set("network.downloadHosts", ["huggingface.co", "*.co"]),
-        ("check", "egress-scope", "phi4-mini-network-allow-model-download-fqdn"),
+        ("check", "egress-scope", "qwen3-8b-network-allow-model-download-fqdn"),
     ),
     "waiver-for-ever": (
         _waiver("phi4-mini-deployment", "9999-12-31"),
