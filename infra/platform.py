@@ -18,6 +18,7 @@ from infra.components.entry_point import (
     PROXY_HTTPS_CONTAINER_PORT,
     EntryPoint,
     EntryPointArgs,
+    InterceptorBackend,
     RouteTarget,
     UiRoute,
     base_url,
@@ -32,6 +33,7 @@ from infra.components.priority_classes import PriorityClasses
 from infra.config.chat_ui import CHAT_UI_RESOURCE, client_key
 from infra.config.cluster import AksCluster
 from infra.config.entry_point import ENTRY_POINT_RESOURCE
+from infra.config.http_add_on import INTERCEPTOR_PROXY_PORT, INTERCEPTOR_PROXY_SERVICE, interceptor_host
 from infra.config.inference_pool import picker_name, pool_name
 from infra.config.model import ModelConfig
 from infra.config.objects import CHAT_UI_NAME, CHAT_UI_TLS_SECRET, checks_api_keys
@@ -98,6 +100,7 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                 api_keys=secrets[entry.api_keys] if entry.api_keys and checks_api_keys(entry, model) else None,
                 existing_api_key_secret=entry.existing_api_key_secret if checks_api_keys(entry, model) else None,
                 versions=revisions[model.name],
+                keda_namespace=config.keda.namespace,
             ),
             opts=on_cluster,
         )
@@ -108,8 +111,15 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
     }
     if config.monitoring.mode != "none":
         _monitoring(config, engines, servers, secrets, on_cluster)
+    keda = None
     if config.keda.install:
-        Keda("keda", KedaArgs(namespace=config.keda.namespace, labels=config.labels), opts=on_cluster)
+        keda = Keda(
+            "keda",
+            KedaArgs(
+                namespace=config.keda.namespace, labels=config.labels, http_add_on=config.keda.http_add_on.install
+            ),
+            opts=on_cluster,
+        )
     if entry.enabled:
         EntryPoint(
             ENTRY_POINT_RESOURCE,
@@ -128,11 +138,20 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                             # Requests go to a Deployment once it is ready (Pulumi awaits it): a revision added, or
                             # the model's own objects back after a rollout (docs/canary.md).
                             *[version.deployment for version in servers[model.name].versions],
+                            *((keda,) if keda is not None and model.scales_to_zero else ()),
                         ),
                         inference_pool=pool_name(model.name) if model.name in pickers else None,
                         weighted_services=[
                             (workload_name(model.name, served.name), served.weight) for served in revisions[model.name]
                         ],
+                        interceptor=InterceptorBackend(
+                            namespace=config.keda.namespace,
+                            service=INTERCEPTOR_PROXY_SERVICE,
+                            port=INTERCEPTOR_PROXY_PORT,
+                            host=interceptor_host(model.name, model.k8s_namespace),
+                        )
+                        if model.scales_to_zero
+                        else None,
                     )
                     for model in config.models
                     if entry.exposes(model.name)

@@ -30,6 +30,8 @@ ENVOY_GATEWAY_GROUP = "gateway.envoyproxy.io"
 GATEWAY_NAME = "slm-deploy"
 LISTENER = "https"
 PROXY_CONFIG_NAME = "slm-deploy-proxy"
+#: The ReferenceGrant, in the HTTP add-on's namespace, that lets model routes name the interceptor's Service.
+INTERCEPTOR_GRANT = "slm-deploy-model-routes"
 #: Clients send ``Authorization: Bearer <key>`` (the OpenAI clients do); Envoy's api_key_auth filter
 #: strips the ``Bearer `` prefix from a header value before comparing keys.
 API_KEY_HEADER = "authorization"
@@ -62,6 +64,20 @@ class RouteTarget:
     inference_pool: str | None = None
     #: A canary rollout: each revision's Service and its percent of the requests (instead of ``service``).
     weighted_services: Sequence[tuple[str, int]] = ()
+    #: The KEDA HTTP add-on's interceptor, when the model scales to zero: the route sends its requests there.
+    interceptor: InterceptorBackend | None = None
+
+
+@dataclass(frozen=True)
+class InterceptorBackend:
+    """Where a scaled-to-zero model's route sends requests: the HTTP add-on's interceptor, which holds them while a
+    replica starts, then forwards them to the model's Service. It routes by ``Host``, so the route rewrites it."""
+
+    namespace: str
+    service: str
+    port: int
+    #: The Host the model's HTTPScaledObject lists (:func:`infra.config.http_add_on.interceptor_host`).
+    host: str
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,8 @@ class EntryPoint(pulumi.ComponentResource):
     api_key_secret: k8s.core.v1.Secret | None
     security_policy: k8s.apiextensions.CustomResource | None
     routes: dict[str, k8s.apiextensions.CustomResource]
+    #: ReferenceGrants by the interceptor's namespace (models that scale to zero).
+    interceptor_grants: dict[str, k8s.apiextensions.CustomResource]
     #: The chat UI's certificate (when issued by cert-manager) and route, when the stack has a UI.
     ui_certificate: k8s.apiextensions.CustomResource | None
     ui_route: k8s.apiextensions.CustomResource | None
@@ -330,6 +348,27 @@ class EntryPoint(pulumi.ComponentResource):
                 ),
             )
 
+        # A route in a model's namespace may only name the interceptor's Service in KEDA's namespace when a
+        # ReferenceGrant there allows it (Gateway API: cross-namespace references are opt-in by the target's owner).
+        self.interceptor_grants = {}
+        for interceptor_ns, granted in _interceptor_routes(args.routes).items():
+            self.interceptor_grants[interceptor_ns] = k8s.apiextensions.CustomResource(
+                f"{name}-interceptor-grant-{interceptor_ns}",
+                api_version=f"{GATEWAY_API_GROUP}/v1beta1",
+                kind="ReferenceGrant",
+                metadata=meta(INTERCEPTOR_GRANT, namespace=interceptor_ns),
+                spec={
+                    "from": [
+                        {"group": GATEWAY_API_GROUP, "kind": "HTTPRoute", "namespace": route.namespace}
+                        for route in granted
+                    ],
+                    "to": [{"group": "", "kind": "Service", "name": service} for service in _services(granted)],
+                },
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[dep for route in granted for dep in route.depends_on]
+                ),
+            )
+
         self.ui_route = None
         if ui is not None:
             self.ui_route = k8s.apiextensions.CustomResource(
@@ -498,7 +537,9 @@ def _route_spec(route: RouteTarget, hostname: str, gateway_namespace: str, timeo
                     {
                         "type": "URLRewrite",
                         "urlRewrite": {
-                            "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": route.api_base_path}
+                            "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": route.api_base_path},
+                            # The interceptor picks the model by Host.
+                            **({"hostname": route.interceptor.host} if route.interceptor is not None else {}),
                         },
                     }
                 ],
@@ -521,8 +562,31 @@ def _backends(route: RouteTarget) -> list[dict[str, Any]]:
     return [_backend(route)]
 
 
+def _interceptor_routes(routes: Sequence[RouteTarget]) -> dict[str, list[RouteTarget]]:
+    """The routes to an interceptor, by the interceptor's namespace."""
+    found: dict[str, list[RouteTarget]] = {}
+    for route in routes:
+        if route.interceptor is not None:
+            found.setdefault(route.interceptor.namespace, []).append(route)
+    return found
+
+
+def _services(routes: Sequence[RouteTarget]) -> list[str]:
+    return sorted({route.interceptor.service for route in routes if route.interceptor is not None})
+
+
 def _backend(route: RouteTarget) -> dict[str, Any]:
-    """The model's Service, or its InferencePool (the pool's targetPorts say where; no port on the reference)."""
+    """The model's Service, or its InferencePool (the pool's targetPorts say where; no port on the reference), or the
+    HTTP add-on's interceptor in front of a model that scales to zero."""
+    if route.interceptor is not None:
+        target = route.interceptor
+        return {
+            "group": "",
+            "kind": "Service",
+            "name": target.service,
+            "namespace": target.namespace,
+            "port": target.port,
+        }
     if route.inference_pool is not None:
         return {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": route.inference_pool}
     return {"group": "", "kind": "Service", "name": route.service, "port": route.port}

@@ -1,4 +1,4 @@
-"""KEDA itself, as a pinned Helm release, for the ScaledObjects of the model servers."""
+"""KEDA itself, and its HTTP add-on for models that scale to zero, as pinned Helm releases."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
+
+from infra.config.http_add_on import (
+    HTTP_ADD_ON_CHART,
+    HTTP_ADD_ON_RELEASE,
+    HTTP_ADD_ON_REPOSITORY,
+    HTTP_ADD_ON_VERSION,
+    INTERCEPTOR_PROXY_PORT,
+)
 
 #: KEDA's chart and version (chart and app versions move together); see docs/monitoring.md.
 KEDA_CHART = "keda"
@@ -18,12 +26,16 @@ class KedaArgs:
     namespace: str
     version: str = KEDA_VERSION
     labels: dict[str, str] = field(default_factory=dict)
+    #: Install the HTTP add-on too (interceptor, external scaler, operator), for models that scale to zero.
+    http_add_on: bool = False
 
 
 class Keda(pulumi.ComponentResource):
-    """KEDA, as a pinned Helm release."""
+    """KEDA, and optionally its HTTP add-on, as pinned Helm releases."""
 
     release: Release
+    #: None unless ``http_add_on``.
+    http_add_on: Release | None
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slm-deploy:scaling:Keda", name, None, opts)
@@ -40,4 +52,21 @@ class Keda(pulumi.ComponentResource):
             values={"podLabels": {"keda": args.labels}} if args.labels else {},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.register_outputs({"version": args.version})
+        self.http_add_on = None
+        if args.http_add_on:
+            self.http_add_on = Release(
+                f"{name}-http-add-on",
+                name=HTTP_ADD_ON_RELEASE,
+                chart=HTTP_ADD_ON_CHART,
+                version=HTTP_ADD_ON_VERSION,
+                repository_opts=RepositoryOptsArgs(repo=HTTP_ADD_ON_REPOSITORY),
+                namespace=args.namespace,
+                atomic=True,
+                # The port the routes and network policies name; the chart's CRDs come with it.
+                values={"interceptor": {"proxy": {"port": INTERCEPTOR_PROXY_PORT}}},
+                # The add-on's ScaledObject for its interceptor needs KEDA's CRDs.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+            )
+        self.register_outputs(
+            {"version": args.version, **({"httpAddOn": HTTP_ADD_ON_VERSION} if args.http_add_on else {})}
+        )

@@ -258,6 +258,16 @@ class ModelConfig(ConfigModel):
         return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
 
     @property
+    def scales_to_zero(self) -> bool:
+        return self.autoscaling.enabled and self.autoscaling.scale_to_zero.enabled
+
+    @property
+    def wake_timeout_seconds(self) -> int:
+        """How long the HTTP add-on's interceptor holds a request while a replica starts: the configured budget, or
+        as long as the startup probe lets the server take."""
+        return self.autoscaling.scale_to_zero.wake_timeout_seconds or self.startup_timeout_seconds
+
+    @property
     def k8s_namespace(self) -> str:
         return self.namespace or f"{MODEL_NAMESPACE_PREFIX}{self.name}"
 
@@ -270,10 +280,11 @@ class ModelConfig(ConfigModel):
         for engine in ("vllm", "ollama", "onnx", "llamacpp"):
             if engine != self.engine and getattr(self, engine) is not None:
                 raise ValueError(f"'{engine}' settings given, but the engine is '{self.engine}'")
-        if self.autoscaling.enabled and self.engine == "ollama":
+        if self.autoscaling.enabled and self.engine == "ollama" and not self.scales_to_zero:
             raise ValueError(
                 "autoscaling needs a queue metric, and engine 'ollama' exports none (ollama#3144): "
-                "scale it with replicas, or serve the model with vllm or onnx"
+                "scale it with replicas, serve the model with vllm or onnx, or let it scale to zero "
+                "(autoscaling.scaleToZero: the HTTP add-on's interceptor counts its requests)"
             )
         if self.engine == "vllm" and self.gpu.count == 0:
             raise ValueError("engine 'vllm' serves on GPUs: set gpu.count to 1 or more")

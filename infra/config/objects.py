@@ -300,6 +300,8 @@ def _model_objects(stack: _StackLike, index: int, model: ModelConfig) -> Iterato
     if model.autoscaling.enabled:
         kind = "ScaledObject" if model.autoscaling.backend == "keda" else "HorizontalPodAutoscaler"
         yield DerivedObject(kind, ns, name, name_key, f"the {kind} {of}", (DNS_SUBDOMAIN, LABEL_VALUE))
+    if model.scales_to_zero:
+        yield DerivedObject("HTTPScaledObject", ns, name, name_key, f"the HTTPScaledObject {of}", (DNS_SUBDOMAIN,))
     if model.vpa.enabled:
         yield DerivedObject(
             "VerticalPodAutoscaler", ns, name, name_key, f"the VerticalPodAutoscaler {of}", (DNS_SUBDOMAIN,)

@@ -25,7 +25,7 @@ from infra.config.entry_point import (
 )
 from infra.config.kubernetes_versions import kubernetes_version_warnings
 from infra.config.model import ModelConfig
-from infra.config.monitoring import MonitoringConfig
+from infra.config.monitoring import MonitoringConfig, duration_seconds
 from infra.config.names import Labels
 from infra.config.network import NetworkConfig
 from infra.config.objects import check_derived_names
@@ -292,6 +292,32 @@ class StackConfig(ConfigModel):
         check_chat_ui(self.chat_ui, self)
         return self
 
+    def _check_scale_to_zero(self, index: int, model: ModelConfig) -> None:
+        """What the interceptor in front of a scaled-to-zero model needs from the rest of the stack."""
+        key = ("models", index, "autoscaling", "scaleToZero")
+        if model.inference_pool.enabled:
+            raise KeyPathError(
+                (*key, "enabled"),
+                "a model that scales to zero is reached through the KEDA HTTP interceptor, but inferencePool.enabled "
+                "routes to its pods directly (nothing would hold the first request): disable one of them",
+            )
+        if model.versions:
+            raise KeyPathError(
+                (*key, "enabled"),
+                "a model that scales to zero is reached through the KEDA HTTP interceptor, which forwards to one "
+                "Service, but versions split its requests between revisions: disable one of them",
+            )
+        entry = self.entry_point
+        if entry.enabled and entry.exposes(model.name):
+            gateway = duration_seconds(entry.request_timeout)
+            if model.wake_timeout_seconds >= gateway:
+                raise KeyPathError(
+                    (*key, "wakeTimeoutSeconds"),
+                    f"the interceptor would hold the first request up to {model.wake_timeout_seconds}s (default: "
+                    f"startupTimeoutSeconds), but the gateway gives up after entryPoint.requestTimeout "
+                    f"{entry.request_timeout}: lower the wake timeout or raise requestTimeout",
+                )
+
     @model_validator(mode="after")
     def _autoscaling(self) -> StackConfig:
         for index, model in enumerate(self.models):
@@ -305,6 +331,8 @@ class StackConfig(ConfigModel):
                 raise KeyPathError(
                     ("models", index, "autoscaling", "minReplicas"), "prod keeps at least 2 replicas (got 1)"
                 )
+            if model.scales_to_zero:
+                self._check_scale_to_zero(index, model)
             if scaling.enabled and self.monitoring.mode == "none":
                 raise KeyPathError(
                     ("models", index, "autoscaling", "enabled"),

@@ -57,6 +57,7 @@ RULE_MODULES = (
     "engine_argument_allow_list",
     "model_servers_check_keys",
     "min_replicas",
+    "scale_to_zero",
     "pod_disruption_budget",
     "vpa_gpu_recommendation_only",
     "gpu_time_slicing",

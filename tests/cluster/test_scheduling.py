@@ -8,6 +8,7 @@ provisioner); nothing is ever mounted, since no container runs.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -45,6 +46,13 @@ def _deploy_model(cluster: Cluster, documents: Rendered, model: str) -> dict[str
         )
     ]
     objects.sort(key=lambda d: NEEDED.index(d["kind"]))
+    if deployment["spec"]["replicas"] == 0:
+        # A model that scales to zero starts with none; KEDA is not running here: one replica, as the HTTP add-on's
+        # trigger asks for on the first request.
+        woken = copy.deepcopy(deployment)
+        woken["spec"]["replicas"] = 1
+        objects = [woken if d is deployment else d for d in objects]
+        deployment = woken
     cluster.apply(objects)
     return deployment
 

@@ -91,6 +91,9 @@ def deployed(cluster: Cluster, rendered: Callable[[str], Rendered]) -> Deployed:
     others = [d for d in documents if d["kind"] != "Namespace"]
     cluster.apply(namespaces)
     cluster.apply(others)
+    # The dev model scales to zero and starts with no replica; KEDA is not running here: one replica, as the HTTP
+    # add-on's trigger asks for on the first request (docs/scale-to-zero.md).
+    cluster.kubectl("scale", "-n", NAMESPACE, f"deployment/{MODEL}", "--replicas=1")
     cluster.kubectl("rollout", "status", "-n", NAMESPACE, f"deployment/{MODEL}", "--timeout=120s")
     _wait_for_ready_endpoints(cluster, MODEL)
     context = json.loads(cluster.kubeconfig.read_text())["current-context"]

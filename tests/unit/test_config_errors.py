@@ -188,6 +188,39 @@ CASES = {
         ),
         "slm-deploy:models[0].replicas: is set, but slm-deploy:models[0].autoscaling.enabled is true",
     ),
+    # --- scale to zero (docs/scale-to-zero.md) -----------------------------------------------------------------
+    "zero-replicas-without-an-interceptor": (
+        stack_text(
+            GOOD_MODEL + "      autoscaling: {enabled: true, minReplicas: 0, maxReplicas: 1}\n",
+        ),
+        "slm-deploy:models[0].autoscaling: minReplicas 0 without scaleToZero.enabled: nothing would hold the first "
+        "request after idle",
+    ),
+    "scale-to-zero-with-a-floor": (
+        stack_text(
+            GOOD_MODEL
+            + "      autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 1, scaleToZero: {enabled: true}}\n",
+        ),
+        "slm-deploy:models[0].autoscaling: scaleToZero.enabled needs minReplicas 0 (got 1)",
+    ),
+    "scale-to-zero-wake-timeout-too-short": (
+        stack_text(
+            GOOD_MODEL + "      autoscaling: {enabled: true, minReplicas: 0, maxReplicas: 1, "
+            "scaleToZero: {enabled: true, wakeTimeoutSeconds: 5}}\n",
+        ),
+        "slm-deploy:models[0].autoscaling.scaleToZero.wakeTimeoutSeconds: must be at least 10, got 5",
+    ),
+    "scale-to-zero-behind-a-shorter-gateway": (
+        stack_text(
+            GOOD_MODEL
+            + "      autoscaling: {enabled: true, minReplicas: 0, maxReplicas: 1, scaleToZero: {enabled: true}}\n",
+            extra="  slm-deploy:entryPoint: {enabled: true, hostname: llm.example.com, "
+            "tls: {secretName: llm-tls}, requestTimeout: 300s}\n",
+        ),
+        "slm-deploy:models[0].autoscaling.scaleToZero.wakeTimeoutSeconds: the interceptor would hold the first "
+        "request up to 1800s (default: startupTimeoutSeconds), but the gateway gives up after "
+        "entryPoint.requestTimeout 300s",
+    ),
     "extra-args-repeat-the-port": (
         stack_text(GOOD_MODEL + "      vllm: {extraArgs: ['--enable-prefix-caching', '--port=9000']}\n"),
         "slm-deploy:models[0].vllm.extraArgs[1]: '--port=9000' sets --port, which the engine sets already from "

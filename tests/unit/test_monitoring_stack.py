@@ -146,7 +146,12 @@ def test_hpa_backend() -> None:
 @pytest.mark.parametrize(
     ("environment", "scaling", "message"),
     [
-        ("prod", {"enabled": True, "minReplicas": 0, "maxReplicas": 4}, "scale to zero is refused in prod"),
+        (
+            "prod",
+            {"enabled": True, "minReplicas": 0, "maxReplicas": 4, "scaleToZero": {"enabled": True}},
+            "scale to zero is refused in prod",
+        ),
+        ("dev", {"enabled": True, "minReplicas": 0, "maxReplicas": 4}, "minReplicas 0 without scaleToZero.enabled"),
         ("dev", {"enabled": True, "minReplicas": 5, "maxReplicas": 4}, "minReplicas 5 is above maxReplicas 4"),
         ("dev", {"enabled": True, "backend": "hpa", "minReplicas": 0}, "an HPA cannot scale to zero"),
     ],
@@ -159,7 +164,8 @@ def test_autoscaling_config_errors(environment: str, scaling: dict[str, Any], me
 
 def test_scale_to_zero_is_allowed_in_dev() -> None:
     model = vllm(
-        autoscaling={"enabled": True, "minReplicas": 0, "maxReplicas": 2}, cache={"accessMode": "ReadWriteMany"}
+        autoscaling={"enabled": True, "minReplicas": 0, "maxReplicas": 2, "scaleToZero": {"enabled": True}},
+        cache={"accessMode": "ReadWriteMany"},
     )
     resources = run({"environment": "dev", "models": [model]})
     assert one(resources, "ScaledObject", "chat-autoscaler-scaledobject").inputs["spec"]["minReplicaCount"] == 0

@@ -46,7 +46,7 @@ from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgs
 from infra import gpu
 from infra.components.labels import ModelLabels, endpoint_picker_selector
 from infra.components.model_server.api_keys import ApiKeyWiring, ModelApiKeys, ModelApiKeysArgs
-from infra.components.model_server.autoscaler import ModelAutoscaler, ModelAutoscalerArgs
+from infra.components.model_server.autoscaler import ModelAutoscaler, ModelAutoscalerArgs, WakeOnRequest
 from infra.components.model_server.network_policy import ModelNetworkPolicy, ModelNetworkPolicyArgs
 from infra.components.model_server.preparation import ModelPreparation, ModelPreparationArgs
 from infra.components.model_server.secrets import ModelSecrets, ModelSecretsArgs, SecretWiring
@@ -58,6 +58,7 @@ from infra.components.pod_security import (
     step_container,
 )
 from infra.config import priority
+from infra.config.http_add_on import INTERCEPTOR_POD_LABELS, interceptor_host
 from infra.config.model import ModelConfig
 from infra.config.network import NetworkConfig
 from infra.config.objects import CACHE_SUFFIX, ENGINE_CONFIG_SUFFIX
@@ -132,6 +133,8 @@ class ModelServerArgs:
     api_keys: pulumi.Input[str] | None = None
     #: Instead of ``api_keys``: the name of a Secret in the model's namespace, managed outside the stack.
     existing_api_key_secret: str | None = None
+    #: KEDA's namespace, where the HTTP add-on's interceptor and external scaler run (models that scale to zero).
+    keda_namespace: str = "keda"
     #: The revisions of a canary rollout (stable first); empty: the model alone, its objects named after it.
     versions: Sequence[ServedVersion] = ()
 
@@ -269,6 +272,7 @@ class ModelServer(pulumi.ComponentResource):
         first = self.versions[0]
         self.engine_config = first.engine_config
         self.deployment, self.service, self.disruption_budget = first.deployment, first.service, first.disruption_budget
+        scale_to_zero = model.scales_to_zero
         self.network_policy = ModelNetworkPolicy(
             f"{name}-network",
             ModelNetworkPolicyArgs(
@@ -286,6 +290,7 @@ class ModelServer(pulumi.ComponentResource):
                 endpoint_picker=(ns_name, endpoint_picker_selector(model.name))
                 if model.inference_pool.enabled
                 else None,
+                interceptor_peer=(args.keda_namespace, dict(INTERCEPTOR_POD_LABELS)) if scale_to_zero else None,
             ),
             opts=in_ns,
         )
@@ -301,8 +306,18 @@ class ModelServer(pulumi.ComponentResource):
                     scaling=model.autoscaling,
                     prometheus_url=args.prometheus_url,
                     labels=labels.all,
-                    queue_metric=engine.queue_metric,
+                    queue_metric=engine.queue_metric if engine.metrics_path is not None else None,
                     model_label=engine.metrics_model_label,
+                    wake=WakeOnRequest(
+                        service=model.name,
+                        port=engine.port,
+                        host=interceptor_host(model.name, ns_name),
+                        path_prefix=engine.api_base_path,
+                        keda_namespace=args.keda_namespace,
+                        wake_timeout_seconds=model.wake_timeout_seconds,
+                    )
+                    if scale_to_zero
+                    else None,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment]),
             )

@@ -55,6 +55,9 @@ class ModelNetworkPolicyArgs:
     #: Whether the model's pods fetch anything (False when the weights come in an image volume: the kubelet pulls
     #: the image, so no pod of the model needs download egress even where the stack allows downloads).
     downloads: bool = True
+    #: The KEDA HTTP add-on's interceptor (namespace, pod labels), when the model scales to zero: it forwards the
+    #: requests it held while a replica started.
+    interceptor_peer: tuple[str, dict[str, str]] | None = None
     #: Private CIDRs never reachable by the download rule even when the configured block covers them.
     download_except: list[str] = field(default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
 
@@ -107,6 +110,14 @@ class ModelNetworkPolicy(pulumi.ComponentResource):
                 "allow-entry-point-ingress",
                 pods,
                 [(gateway_namespace, proxy_labels, f"{gateway_namespace}/envoy")],
+                args.serving_port,
+            )
+        if args.interceptor_peer is not None:
+            interceptor_namespace, interceptor_labels = args.interceptor_peer
+            self._allow_ingress(
+                "allow-interceptor-ingress",
+                pods,
+                [(interceptor_namespace, interceptor_labels, f"{interceptor_namespace}/keda-http-interceptor")],
                 args.serving_port,
             )
         if args.endpoint_picker is not None:

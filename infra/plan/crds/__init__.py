@@ -31,6 +31,8 @@ BUNDLED: frozenset[tuple[str, str]] = frozenset(
         ("monitoring.coreos.com/v1", "PrometheusRule"),
         ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"),
         ("keda.sh/v1alpha1", "ScaledObject"),
+        ("http.keda.sh/v1alpha1", "HTTPScaledObject"),
+        ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         ("autoscaling.k8s.io/v1", "VerticalPodAutoscaler"),
         ("inference.networking.k8s.io/v1", "InferencePool"),
     }
