@@ -354,7 +354,18 @@ class AksCluster(ConfigModel):
         description="A CPU pool for monitoring, gateways and operators (the system pool takes critical "
         "add-ons only); `null` to leave it out.",
     )
-    gpu_pools: list[GpuPool] = Field(default_factory=list, description="GPU node pools, one AgentPool each.")
+    gpu_pools: list[GpuPool] = Field(
+        default_factory=list,
+        description="GPU node pools: one AgentPool each, or one Karpenter NodePool each with `nodeProvisioning: auto`.",
+    )
+    node_provisioning: Literal["manual", "auto"] = Field(
+        "manual",
+        description="`manual`: fixed AgentPools scaled by the cluster autoscaler. `auto`: AKS node auto-provisioning "
+        "(`nodeProvisioningProfile.mode: Auto`, Karpenter, AKS's own NodePools off): each GPU pool becomes a NodePool "
+        "(its VM size, taint and label) with an AKSNodeClass, limited to `maxCount` nodes' GPUs; `minCount` must be "
+        "0 and MIG is refused (an agent pool setting); the system and user pools run at their `minCount` (AKS "
+        "refuses autoscaled agent pools beside NAP). See docs/node-auto-provisioning.md.",
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Azure tags on every resource the stack creates.")
 
     @field_validator("name")
@@ -488,15 +499,18 @@ def check_cluster(
             "a prod API server must not be open to the internet: set apiServer.private: true, or "
             "apiServer.authorizedIpRanges to your admin and CI networks",
         )
+    auto = cluster.node_provisioning == "auto"
     for index, pool in enumerate(cluster.gpu_pools):
         _check_sharing(pool, ("cluster", "gpuPools", index, "sharing"))
+        if auto:
+            _check_auto_provisioned(pool, ("cluster", "gpuPools", index))
         if prod and pool.spot:
             raise KeyPathError(
                 ("cluster", "gpuPools", index, "spot"),
                 f"GPU pool '{pool.name}' uses spot VMs, which prod refuses: Azure may evict them at any time with "
                 "30 seconds notice (set spot: false)",
             )
-        if prod and pool.min_count == 0:
+        if prod and pool.min_count == 0 and not auto:
             raise KeyPathError(
                 ("cluster", "gpuPools", index, "minCount"),
                 f"GPU pool '{pool.name}' may scale to zero, which prod refuses: a new GPU node and model load take "
@@ -524,6 +538,21 @@ def _check_sharing(pool: GpuPool, at: tuple[str | int, ...]) -> None:
         sharing.slices_per_gpu(pool.size)
     except NoMigError as error:
         raise KeyPathError((*at, "mode"), f"GPU pool '{pool.name}': {error}") from None
+
+
+def _check_auto_provisioned(pool: GpuPool, at: tuple[str | int, ...]) -> None:
+    if isinstance(pool.sharing, Mig):
+        raise KeyPathError(
+            (*at, "sharing", "mode"),
+            f"GPU pool '{pool.name}' is auto-provisioned (nodeProvisioning: auto), but MIG slices come from an agent "
+            "pool's gpuInstanceProfile: use nodeProvisioning: manual for MIG pools, or timeSlicing",
+        )
+    if pool.min_count != 0:
+        raise KeyPathError(
+            (*at, "minCount"),
+            f"GPU pool '{pool.name}' is auto-provisioned (nodeProvisioning: auto): Karpenter keeps no idle nodes, it "
+            "adds them while pods wait (a model's replicas hold its nodes); set minCount: 0",
+        )
 
 
 def check_models_fit_vm_sizes(models: Sequence[ModelLike]) -> None:

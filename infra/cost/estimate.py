@@ -1,6 +1,7 @@
 """Price an inventory: monthly figures at the autoscalers' min and max, per line, per model and in total.
 
-AKS stacks pay for what they create: every node pool at its bounds (spot pools at the spot figure), the
+AKS stacks pay for what they create: every node pool at its bounds (spot pools at the spot figure; a Karpenter
+NodePool of node auto-provisioning from no node to the nodes its GPU ``limits`` allow), the
 control-plane tier, load balancers, public IPs and cache volumes. A model's own figure is the part of that it
 causes: the GPU nodes its replicas fill (whole nodes: GPU pools are tainted for GPU pods; on a pool that shares
 its GPUs, its slices' share of a node: ``replicas x slices / (GPUs per node x slices per GPU)``) or, for CPU pods,
@@ -297,6 +298,13 @@ def _node_share(
     return replicas * max(workload.cpu / shape.vcpus, workload.memory_gib / shape.memory_gib)
 
 
+def _on_demand_nodes(pool: Pool, workloads: tuple[Workload, ...]) -> int:
+    """Nodes a Karpenter NodePool holds at min scale: those its models' minimum replicas fill (it keeps no idle one)."""
+    per_node = _gpus_per_node(pool.vm_size) * pool.slices_per_gpu
+    slices = sum(w.min_replicas * w.gpus for w in workloads if w.pool == pool.name)
+    return math.ceil(slices / per_node) if per_node else 0
+
+
 def _requests(workload: Workload) -> ModelRequests:
     low, high = workload.min_replicas, workload.max_replicas
     return ModelRequests(
@@ -424,15 +432,19 @@ def estimate(
             CostLine("cluster", f"AKS {inventory.aks_tier} tier", "cluster", 1, 1, unit, source, origin=origin)
         )
         for pool in inventory.pools:
+            low = _on_demand_nodes(pool, inventory.workloads) if pool.on_demand else pool.min_count
             unit, source, origin = pricer.vm(pool.vm_size, pool.spot)
             item = f"{pool.vm_size} (spot)" if pool.spot else pool.vm_size
+            if pool.max_count is None:
+                # A Karpenter NodePool without limits: no maximum exists to price.
+                unit, source = None, f"NodePool {pool.name} has no limits: Karpenter may add nodes without bound"
             shared.append(
                 CostLine(
                     "nodes",
                     item,
                     "node",
-                    pool.min_count,
-                    pool.max_count,
+                    low,
+                    pool.max_count or 0,
                     unit,
                     source,
                     pool=pool.name,

@@ -32,13 +32,16 @@ class Pool:
     name: str
     vm_size: str
     min_count: int
-    max_count: int
+    #: ``None``: no bound (a Karpenter NodePool without ``limits``): the maximum is not priced.
+    max_count: int | None
     mode: str
     #: A spot pool (``scaleSetPriority: Spot``): priced at the spot figure when the table has one.
     spot: bool = False
     #: Replicas one GPU holds: 1, the MIG slices of its ``gpuInstanceProfile``, or the time slices of its device
     #: plugin config (the ConfigMap entry its nodes' ``nvidia.com/device-plugin.config`` label names).
     slices_per_gpu: int = 1
+    #: Provisioned on demand (a Karpenter NodePool): it holds the nodes its pods need, from none.
+    on_demand: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,41 @@ def _pool(entry: Mapping[str, Any], name: str, mode: str, time_slices: Mapping[s
     return Pool(name=name, vm_size=vm_size, min_count=low, max_count=high, mode=mode, spot=spot, slices_per_gpu=slices)
 
 
+def _node_pool(document: Mapping[str, Any], pool_label: str, time_slices: Mapping[str, int]) -> Pool | None:
+    """A Karpenter NodePool of one VM size (node auto-provisioning): no node at least, at most the nodes its
+    ``limits`` of GPUs allow (``None`` without limits); ``None`` when it names no single VM size."""
+    spec = document.get("spec") or {}
+    template = spec.get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    requirements = {
+        str(r.get("key")): [str(v) for v in r.get("values") or []]
+        for r in (template.get("spec") or {}).get("requirements") or []
+        if isinstance(r, Mapping) and r.get("operator") == "In"
+    }
+    sizes = requirements.get("node.kubernetes.io/instance-type") or []
+    if len(sizes) != 1:
+        return None
+    try:
+        per_node = get_vm_size(sizes[0]).gpu_count
+    except LookupError:
+        per_node = 0
+    # Only a GPU limit bounds GPU nodes here (a CPU or memory limit would too, less directly: not priced).
+    limit = (spec.get("limits") or {}).get(gpu.NVIDIA_GPU)
+    most = _int(limit) // per_node if limit is not None and per_node else None
+    name = str(labels.get(pool_label) or (document.get("metadata") or {}).get("name", ""))
+    config = labels.get(gpu.DEVICE_PLUGIN_CONFIG_LABEL)
+    return Pool(
+        name=name,
+        vm_size=sizes[0],
+        min_count=0,
+        max_count=most,
+        mode="User",
+        spot=requirements.get("karpenter.sh/capacity-type") == ["spot"],
+        slices_per_gpu=time_slices.get(str(config), 1) if config is not None else 1,
+        on_demand=True,
+    )
+
+
 def _time_slices(document: Mapping[str, Any]) -> dict[str, int]:
     """Replicas per GPU of each entry of the device plugin's ConfigMap (``sharing.timeSlicing``; 1 when unset)."""
     found: dict[str, int] = {}
@@ -162,6 +200,7 @@ def read_inventory(documents: Iterable[Mapping[str, Any]], pool_label: str = gpu
     region = tier = None
     pool_entries: list[tuple[Mapping[str, Any], str, str]] = []
     time_slices: dict[str, int] = {}
+    node_pools: list[Mapping[str, Any]] = []
     volumes: list[Volume] = []
     balancers: list[LoadBalancer] = []
     deployments: dict[tuple[str, str], Workload] = {}
@@ -186,6 +225,8 @@ def read_inventory(documents: Iterable[Mapping[str, Any]], pool_label: str = gpu
         elif document.get("type") == "azure-native:containerservice:AgentPool":
             inputs = document.get("inputs") or {}
             pool_entries.append((inputs, str(inputs.get("agentPoolName", name)), str(inputs.get("mode", "User"))))
+        elif kind == "NodePool" and str(document.get("apiVersion", "")).startswith("karpenter.sh/"):
+            node_pools.append(document)
         elif kind == "ConfigMap" and name == gpu.DEVICE_PLUGIN_CONFIG_MAP:
             time_slices = _time_slices(document)
         elif kind == "PersistentVolumeClaim":
@@ -239,7 +280,8 @@ def read_inventory(documents: Iterable[Mapping[str, Any]], pool_label: str = gpu
     return Inventory(
         region=region,
         aks_tier=tier,
-        pools=tuple(_pool(entry, name, mode, time_slices) for entry, name, mode in pool_entries),
+        pools=tuple(_pool(entry, name, mode, time_slices) for entry, name, mode in pool_entries)
+        + tuple(p for d in node_pools if (p := _node_pool(d, pool_label, time_slices)) is not None),
         volumes=tuple(volumes),
         load_balancers=tuple(balancers),
         workloads=tuple(sorted(workloads, key=lambda w: w.model)),

@@ -2,7 +2,7 @@
 
 The local cluster (scripts/local-cluster.sh, and the cluster tests through it) installs these so that
 the API server can take the custom resources slm-deploy renders (Gateway API, Envoy Gateway,
-cert-manager, Secrets Store CSI, Cilium, Prometheus Operator, KEDA). They are not the projects'
+cert-manager, Secrets Store CSI, Cilium, Prometheus Operator, KEDA, Karpenter). They are not the projects'
 published CRDs: they carry the structure the project's schemas describe, turned into Kubernetes
 structural schemas:
 
@@ -32,7 +32,14 @@ from typing import Any
 
 CRD_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "plan" / "crds"
 #: Kinds that are cluster-scoped; every other bundled kind is namespaced.
-CLUSTER_SCOPED = frozenset({("gateway.networking.k8s.io", "GatewayClass")})
+CLUSTER_SCOPED = frozenset(
+    {
+        ("gateway.networking.k8s.io", "GatewayClass"),
+        # Karpenter (AKS node auto-provisioning): both are cluster-scoped in their published CRDs.
+        ("karpenter.sh", "NodePool"),
+        ("karpenter.azure.com", "AKSNodeClass"),
+    }
+)
 
 _DROPPED = frozenset({"$schema", "$defs", "title", "if", "then", "else", "propertyNames", "$comment", "examples"})
 _JUNCTORS = ("anyOf", "oneOf", "allOf")

@@ -70,6 +70,7 @@ RULE_MODULES = (
     "aks_auto_upgrade",
     "aks_gpu_pool_taint",
     "aks_no_spot_gpu",
+    "aks_node_provisioning_limits",
     "key_vault_secret_scope",
     "monthly_budget",
     "cost_unpriced",

@@ -74,6 +74,9 @@ class AksCluster(pulumi.ComponentResource):
         super().__init__("slm-deploy:aks:AksCluster", name, None, opts)
         config = args.cluster
         system = config.system_pool
+        # Node auto-provisioning: Karpenter adds GPU nodes (infra/components/aks/auto_pools.py); AKS refuses
+        # autoscaled agent pools beside it, so the system pool runs at its minCount.
+        auto = config.node_provisioning == "auto"
         access = config.api_server
         net = config.network
 
@@ -160,16 +163,23 @@ class AksCluster(pulumi.ComponentResource):
                     vm_size=system.vm_size,
                     os_type="Linux",
                     os_sku=system.os_sku,
-                    enable_auto_scaling=True,
+                    enable_auto_scaling=not auto,
                     count=system.min_count,
-                    min_count=system.min_count,
-                    max_count=system.max_count,
+                    min_count=None if auto else system.min_count,
+                    max_count=None if auto else system.max_count,
                     availability_zones=list(system.zones) or None,
                     node_taints=[CRITICAL_ADDONS_TAINT] if system.only_critical_addons else None,
                     vnet_subnet_id=args.node_subnet_id,
                     enable_node_public_ip=False,
                 )
             ],
+            # AKS's own default NodePools have no limits the stack sets or sees: off; the stack's are limited.
+            node_provisioning_profile=containerservice.ManagedClusterNodeProvisioningProfileArgs(
+                mode=containerservice.NodeProvisioningMode.AUTO,
+                default_node_pools=containerservice.NodeProvisioningDefaultNodePools.NONE,
+            )
+            if auto
+            else None,
             tags=dict(config.tags),
             opts=pulumi.ResourceOptions(
                 parent=self,

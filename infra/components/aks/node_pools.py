@@ -37,10 +37,11 @@ def _user_pool(
         vm_size=pool.vm_size,
         os_type=containerservice.OSType.LINUX,
         os_sku=pool.os_sku,
-        enable_auto_scaling=True,
+        # Beside node auto-provisioning AKS refuses autoscaled agent pools: the pool runs at its minCount.
+        enable_auto_scaling=not args.fixed_size,
         count=pool.min_count,
-        min_count=pool.min_count,
-        max_count=pool.max_count,
+        min_count=None if args.fixed_size else pool.min_count,
+        max_count=None if args.fixed_size else pool.max_count,
         availability_zones=list(pool.zones) or None,
         vnet_subnet_id=args.node_subnet_id,
         enable_node_public_ip=False,
@@ -60,6 +61,8 @@ class GpuNodePoolArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     #: protect=True on the AgentPool (prod).
     protect: bool = False
+    #: No cluster autoscaler (node auto-provisioning is on): ``minCount`` nodes.
+    fixed_size: bool = False
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -105,6 +108,8 @@ class UserNodePoolArgs:
     node_subnet_id: pulumi.Input[str]
     tags: Mapping[str, str] = field(default_factory=dict)
     protect: bool = False
+    #: No cluster autoscaler (node auto-provisioning is on): ``minCount`` nodes.
+    fixed_size: bool = False
 
 
 class UserNodePool(pulumi.ComponentResource):

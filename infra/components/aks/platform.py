@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.aks.auto_pools import AutoGpuNodePool, AutoGpuNodePoolArgs
 from infra.components.aks.cluster import AksCluster, AksClusterArgs
 from infra.components.aks.gpu_drivers import GpuDrivers, GpuDriversArgs
 from infra.components.aks.network import AksNetwork, AksNetworkArgs
@@ -21,6 +22,8 @@ class AksPlatform:
     user_pool: UserNodePool | None
     gpu_pools: dict[str, GpuNodePool]
     drivers: GpuDrivers | None
+    #: The GPU pools Karpenter provisions (``nodeProvisioning: auto``), instead of ``gpu_pools``.
+    auto_gpu_pools: dict[str, AutoGpuNodePool]
 
     @property
     def provider(self) -> k8s.Provider:
@@ -52,6 +55,7 @@ def deploy_aks(
         ),
     )
     cluster_name = cluster.managed_cluster.name
+    auto = config.node_provisioning == "auto"
     user_pool = None
     if config.user_pool is not None:
         user_pool = UserNodePool(
@@ -63,6 +67,7 @@ def deploy_aks(
                 node_subnet_id=network.node_subnet_id,
                 tags=config.tags,
                 protect=protect,
+                fixed_size=auto,
             ),
         )
     gpu_pools = {
@@ -78,6 +83,19 @@ def deploy_aks(
             ),
         )
         for pool in config.gpu_pools
+        if not auto
+    }
+    auto_gpu_pools = {
+        pool.name: AutoGpuNodePool(
+            f"{name}-auto-pool-{pool.name}",
+            AutoGpuNodePoolArgs(
+                pool=pool, location=config.location, labels={"app.kubernetes.io/managed-by": "slm-deploy"}
+            ),
+            # Karpenter's CRDs exist once the cluster runs node auto-provisioning.
+            opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.managed_cluster]),
+        )
+        for pool in config.gpu_pools
+        if auto
     }
     drivers = None
     if config.gpu_pools:
@@ -86,4 +104,11 @@ def deploy_aks(
             GpuDriversArgs(pools=config.gpu_pools, service_monitor=service_monitor),
             opts=pulumi.ResourceOptions(provider=cluster.provider),
         )
-    return AksPlatform(network=network, cluster=cluster, user_pool=user_pool, gpu_pools=gpu_pools, drivers=drivers)
+    return AksPlatform(
+        network=network,
+        cluster=cluster,
+        user_pool=user_pool,
+        gpu_pools=gpu_pools,
+        drivers=drivers,
+        auto_gpu_pools=auto_gpu_pools,
+    )

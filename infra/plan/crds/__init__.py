@@ -35,6 +35,8 @@ BUNDLED: frozenset[tuple[str, str]] = frozenset(
         ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         ("autoscaling.k8s.io/v1", "VerticalPodAutoscaler"),
         ("inference.networking.k8s.io/v1", "InferencePool"),
+        ("karpenter.sh/v1", "NodePool"),
+        ("karpenter.azure.com/v1beta1", "AKSNodeClass"),
     }
 )
 
