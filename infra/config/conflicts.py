@@ -14,6 +14,8 @@ from infra.config.base import KeyPath, KeyPathError, format_key_path
 from infra.config.k8s_names import show
 from infra.config.model import ModelConfig
 
+#: The multi-LoRA flags the engine sets from ``lora`` (infra/engines/vllm.py).
+LORA_FLAGS = ("--enable-lora", "--lora-modules", "--max-lora-rank", "--max-loras")
 #: vLLM's short spellings of the flags the engine sets.
 _VLLM_ALIASES = {"-tp": "--tensor-parallel-size", "-q": "--quantization"}
 
@@ -67,6 +69,11 @@ def vllm_engine_flags(model: ModelConfig, index: int) -> dict[str, tuple[KeyPath
             "the tensor-parallel size",
         ),
         "--dtype": (source("dtype", "dtype", None), "the weights' dtype"),
+        # Adapters are typed (names checked against every served name, ranks against vLLM's): never raw flags.
+        **{
+            flag: ((*at, "lora"), "LoRA adapters are declared under lora (adapters, maxRank, maxLoras)")
+            for flag in LORA_FLAGS
+        },
         # vLLM reads the API key from its arguments: it would sit in the Deployment for anyone who can read it,
         # and the server would refuse the entry point's requests (the gateway checks the key and strips it).
         "--api-key": ((*at, "vllm", "extraArgs"), "authentication is the entry point's (entryPoint.apiKeys)"),

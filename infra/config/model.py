@@ -13,6 +13,7 @@ from infra.config.engines import LlamaCppSettings, OllamaSettings, OnnxSettings,
 from infra.config.images import ImageRef
 from infra.config.inference_pool import InferencePoolSettings
 from infra.config.k8s_names import DATA_KEY, OLLAMA_MODEL, SERVED_MODEL_NAME, VLLM_MODEL, NameRule, refuse
+from infra.config.lora import LoraSettings
 from infra.config.names import ContainerText, DnsLabel, Labels
 from infra.config.resources import CacheVolume, Gpu, Resources
 from infra.config.throughput import Throughput
@@ -116,6 +117,11 @@ class ModelConfig(ConfigModel):
         description="How long the server may take to download and load the model before it is restarted.",
     )
     vllm: VllmSettings | None = Field(None, description="vLLM flags (engine vllm only).")
+    lora: LoraSettings | None = Field(
+        None,
+        description="LoRA adapters served under their own model names, loaded at start-up (engine vllm only; "
+        "docs/lora.md).",
+    )
     ollama: OllamaSettings | None = Field(None, description="Ollama settings (engine ollama only).")
     onnx: OnnxSettings | None = Field(None, description="ONNX Runtime settings (engine onnx only).")
     llamacpp: LlamaCppSettings | None = Field(
@@ -231,6 +237,23 @@ class ModelConfig(ConfigModel):
         found = sorted(str(repository) for repository in loaded & gated)
         return found[0] if found else None
 
+    def _serves_its_adapters(self, lora: LoraSettings) -> None:
+        if self.engine != "vllm":
+            raise ValueError(
+                f"lora serves LoRA adapters through vLLM's --enable-lora, but the engine is '{self.engine}'"
+            )
+        for index, adapter in enumerate(lora.adapters):
+            if adapter.name in (self.api_model_name, self.name):
+                raise ValueError(
+                    f"lora.adapters[{index}].name '{adapter.name}' is the model's own name: an adapter needs a "
+                    "name of its own"
+                )
+            if adapter.repo is not None and self.weights.image_volume:
+                raise ValueError(
+                    f"lora.adapters[{index}].repo is downloaded into the cache volume, which a model whose weights "
+                    "come in an image volume does not have: give the adapter as an image"
+                )
+
     def _reads_an_image_volume(self) -> None:
         if self.engine != "vllm":
             raise ValueError(
@@ -293,6 +316,8 @@ class ModelConfig(ConfigModel):
                 f"gpu.count is {self.gpu.count}, but engine 'onnx' on device 'cpu' is CPU-only "
                 "(set onnx.device: cuda, or gpu.count: 0)"
             )
+        if self.lora is not None:
+            self._serves_its_adapters(self.lora)
         if self.weights.image_volume:
             self._reads_an_image_volume()
         elif self.max_replicas > 1 and self.cache.access_mode != "ReadWriteMany":

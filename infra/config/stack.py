@@ -169,6 +169,18 @@ class StackConfig(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _adapter_names(self) -> StackConfig:
+        # Clients pick a model or an adapter by its name alone (the OpenAI `model` field): each name means one thing.
+        taken = {model.api_model_name: f"the served name of models[{index}]" for index, model in enumerate(self.models)}
+        for index, model in enumerate(self.models):
+            for position, adapter in enumerate(model.lora.adapters if model.lora else []):
+                at = ("models", index, "lora", "adapters", position, "name")
+                if adapter.name in taken:
+                    raise KeyPathError(at, f"adapter name '{adapter.name}' is already {taken[adapter.name]}")
+                taken[adapter.name] = f"the name of models[{index}].lora.adapters[{position}]"
+        return self
+
+    @model_validator(mode="after")
     def _derived_names(self) -> StackConfig:
         # Every object name the program derives, as the API server will check it; namespaces and collisions.
         check_derived_names(self)

@@ -58,7 +58,9 @@ def model_cache_warnings(network: NetworkConfig, models: Sequence[ModelConfig]) 
         if model.engine == "ollama":
             why = f"is not pulled: its init step fails unless '{model.model_id}' is already in the cache volume"
         elif model.engine == "vllm":
-            why = f"runs offline (HF_HUB_OFFLINE=1): '{model.model_id}' must already be in the cache volume"
+            repos = [a.repo for a in model.lora.adapters if a.repo] if model.lora is not None else []
+            loaded = ", ".join(f"'{name}'" for name in [model.model_id, *repos])
+            why = f"runs offline (HF_HUB_OFFLINE=1): {loaded} must already be in the cache volume"
         elif model.engine == "onnx" and model.onnx is not None and model.onnx.prepare is not None:
             gguf = model.onnx.prepare.gguf
             if gguf is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from infra.config.engines import VllmSettings
 from infra.config.images import ImageRef
+from infra.config.lora import LORA_MOUNT_ROOT, LoraSettings
 from infra.config.model import ModelConfig
 from infra.config.weights import WEIGHTS_MOUNT_PATH
 from infra.engines.base import EngineContext, EngineSpec, ImageVolume, WritablePath
@@ -48,6 +49,9 @@ def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         args.append(f"--max-num-seqs={settings.max_num_seqs}")
     if settings.quantization:
         args.append(f"--quantization={settings.quantization}")
+    adapters = _adapter_volumes(model)
+    if model.lora is not None:
+        args += _lora_args(model.lora, adapters)
     args.extend(settings.extra_args)
     env = {
         # A UID with no passwd entry: getpass.getuser() falls back to these.
@@ -81,7 +85,7 @@ def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         metrics_path="/metrics",
         metrics_port=PORT,
         cache_mount_path=CACHE,
-        image_volumes=(weights,) if weights is not None else (),
+        image_volumes=(*([weights] if weights is not None else []), *adapters.values()),
         writable_paths=[
             WritablePath("tmp", "/tmp", size_limit="4Gi"),
             WritablePath("home", HOME, size_limit="8Gi"),
@@ -103,6 +107,35 @@ def _weights_volume(model: ModelConfig) -> ImageVolume | None:
     if not model.weights.image_volume or image is None:
         return None
     return ImageVolume("weights", image.reference, model.weights.pull_policy, WEIGHTS_MOUNT_PATH)
+
+
+def _adapter_volumes(model: ModelConfig) -> dict[int, ImageVolume]:
+    """The adapters that come in images, by their index in ``lora.adapters``: each mounted at /lora/<index>."""
+    adapters = model.lora.adapters if model.lora is not None else []
+    return {
+        index: ImageVolume(
+            f"lora-{index}", adapter.image.reference, model.weights.pull_policy, f"{LORA_MOUNT_ROOT}/{index}"
+        )
+        for index, adapter in enumerate(adapters)
+        if adapter.image is not None
+    }
+
+
+def _lora_args(lora: LoraSettings, volumes: dict[int, ImageVolume]) -> list[str]:
+    """Multi-LoRA flags (vLLM's ``EngineArgs`` and ``FrontendArgs``). ``--lora-modules`` takes one ``name=path`` word
+    per adapter after the flag (``LoRAParserAction``; a repeated flag would replace the list, not extend it); a path
+    that is no folder is a Hugging Face repository, downloaded into HF_HOME (the cache volume)."""
+    modules = [
+        f"{adapter.name}={volumes[index].mount_path if index in volumes else adapter.repo}"
+        for index, adapter in enumerate(lora.adapters)
+    ]
+    return [
+        "--enable-lora",
+        f"--max-lora-rank={lora.effective_max_rank}",
+        f"--max-loras={lora.effective_max_loras}",
+        "--lora-modules",
+        *modules,
+    ]
 
 
 def _shm_size(model: ModelConfig) -> str:

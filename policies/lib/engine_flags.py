@@ -46,6 +46,12 @@ VLLM_FLAGS = frozenset(
         "--max-model-len",
         "--max-num-seqs",
         "--quantization",
+        # multi-LoRA from the stack's `lora` (adapters declared and loaded at start-up; loading at run time stays
+        # dangerous: VLLM_ALLOW_RUNTIME_LORA_UPDATING below)
+        "--enable-lora",
+        "--lora-modules",
+        "--max-lora-rank",
+        "--max-loras",
         # scheduling, memory and caching
         "--max-num-batched-tokens",
         "--enable-chunked-prefill",
@@ -292,8 +298,6 @@ DANGEROUS_FLAGS: Mapping[str, Mapping[str, str]] = {
     VLLM: {
         "--trust-remote-code": "runs Python code from the model repository inside the server (remote code)",
         "--allowed-local-media-path": "lets API clients read files of the container (local-file serving)",
-        "--enable-lora": "serves LoRA adapters (with runtime loading enabled, API clients load code and weights)",
-        "--lora-modules": "loads LoRA adapters from paths or repositories at start-up",
         "--tool-parser-plugin": "imports a Python file into the server (remote code)",
         "--middleware": "imports Python code into the server (remote code)",
         "--tool-server": "runs tools (the demo one executes model-generated code)",
@@ -333,6 +337,8 @@ DANGEROUS_FLAGS: Mapping[str, Mapping[str, str]] = {
 #: Dangerous values of otherwise known settings: origins ``*``.
 WILDCARD_ORIGIN_FLAGS = {VLLM: ("--allowed-origins",), LLAMACPP: ("--cors-origins",), OLLAMA: ("OLLAMA_ORIGINS",)}
 #: vLLM environment variables that change what API clients may do.
+#: Runtime LoRA: the variable registers ``/v1/load_lora_adapter`` and ``/v1/unload_lora_adapter`` (and lets LoRA
+#: resolver plugins load adapters a request names), so any API client could load weights into the server.
 DANGEROUS_ENV = {
     "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "lets API clients load LoRA adapters at run time (runtime LoRA)",
 }
