@@ -152,13 +152,18 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                         )
                         if model.scales_to_zero
                         else None,
+                        credential_secret=_credential_secret(servers[model.name]),
                     )
                     for model in config.models
                     if entry.exposes(model.name)
                 ],
                 api_keys=secrets[entry.api_keys] if entry.api_keys else None,
                 labels=config.labels,
-                forward_api_key=any(server.api_keys is not None for server in servers.values()),
+                # The clients' own keys go on to the servers that check them; a one-key server gets its own instead.
+                forward_api_key=any(
+                    server.api_keys is not None and server.api_keys.wiring.credential_secret is None
+                    for server in servers.values()
+                ),
                 ui=_chat_ui(config, secrets, on_cluster) if config.chat_ui.enabled else None,
             ),
             opts=on_cluster,
@@ -184,6 +189,11 @@ def _served_versions(config: StackConfig, model: ModelConfig) -> list[ServedVers
         for track, version in model.versions.by_track().items()
         if (served := version_model(model, version))
     ]
+
+
+def _credential_secret(server: ModelServer) -> str | None:
+    """The Secret whose key the entry point sends to the server, when it accepts one key of its own."""
+    return server.api_keys.wiring.credential_secret if server.api_keys is not None else None
 
 
 def _present(picker: EndpointPicker | None) -> tuple[pulumi.Resource, ...]:

@@ -20,7 +20,7 @@ from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAM
 from infra.components.pod_security import restricted_namespace
 from infra.config import priority
 from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, IssuerRef, keys_of_secret
-from infra.config.objects import ENTRY_POINT_API_KEY_SECRET
+from infra.config.objects import ENTRY_POINT_API_KEY_SECRET, SERVER_KEY_FILTER_SUFFIX
 
 #: The Envoy Gateway Helm chart (an OCI artifact), installed at ``EntryPointConfig.controller_version``.
 ENVOY_GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
@@ -66,6 +66,9 @@ class RouteTarget:
     weighted_services: Sequence[tuple[str, int]] = ()
     #: The KEDA HTTP add-on's interceptor, when the model scales to zero: the route sends its requests there.
     interceptor: InterceptorBackend | None = None
+    #: A Secret (same namespace) whose ``credential`` the proxy sends in place of the client's key: the model's own
+    #: key, for a server that accepts one key only (vLLM). The client's key is checked first, at the Gateway.
+    credential_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ class EntryPoint(pulumi.ComponentResource):
     routes: dict[str, k8s.apiextensions.CustomResource]
     #: ReferenceGrants by the interceptor's namespace (models that scale to zero).
     interceptor_grants: dict[str, k8s.apiextensions.CustomResource]
+    #: Per model whose server accepts one key: the HTTPRouteFilter that sends it.
+    credential_filters: dict[str, k8s.apiextensions.CustomResource]
     #: The chat UI's certificate (when issued by cert-manager) and route, when the stack has a UI.
     ui_certificate: k8s.apiextensions.CustomResource | None
     ui_route: k8s.apiextensions.CustomResource | None
@@ -330,7 +335,17 @@ class EntryPoint(pulumi.ComponentResource):
             )
 
         self.routes = {}
+        self.credential_filters = {}
         for route in args.routes:
+            if route.credential_secret is not None:
+                self.credential_filters[route.model] = k8s.apiextensions.CustomResource(
+                    f"{name}-server-key-{route.model}",
+                    api_version=f"{ENVOY_GATEWAY_GROUP}/v1alpha1",
+                    kind="HTTPRouteFilter",
+                    metadata=meta(f"{route.model}{SERVER_KEY_FILTER_SUFFIX}", namespace=route.namespace),
+                    spec=_credential_spec(route.credential_secret),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[*route.depends_on]),
+                )
             self.routes[route.model] = k8s.apiextensions.CustomResource(
                 f"{name}-route-{route.model}",
                 api_version=f"{GATEWAY_API_GROUP}/v1",
@@ -343,6 +358,7 @@ class EntryPoint(pulumi.ComponentResource):
                     depends_on=[
                         self.gateway,
                         *_present(self.security_policy),
+                        *_present(self.credential_filters.get(route.model)),
                         *route.depends_on,
                     ],
                 ),
@@ -541,7 +557,21 @@ def _route_spec(route: RouteTarget, hostname: str, gateway_namespace: str, timeo
                             # The interceptor picks the model by Host.
                             **({"hostname": route.interceptor.host} if route.interceptor is not None else {}),
                         },
-                    }
+                    },
+                    *(
+                        [
+                            {
+                                "type": "ExtensionRef",
+                                "extensionRef": {
+                                    "group": ENVOY_GATEWAY_GROUP,
+                                    "kind": "HTTPRouteFilter",
+                                    "name": f"{route.model}{SERVER_KEY_FILTER_SUFFIX}",
+                                },
+                            }
+                        ]
+                        if route.credential_secret is not None
+                        else []
+                    ),
                 ],
                 "backendRefs": _backends(route),
                 # Streamed completions take long: state the limit rather than inherit a proxy default.
@@ -573,6 +603,17 @@ def _interceptor_routes(routes: Sequence[RouteTarget]) -> dict[str, list[RouteTa
 
 def _services(routes: Sequence[RouteTarget]) -> list[str]:
     return sorted({route.interceptor.service for route in routes if route.interceptor is not None})
+def _credential_spec(secret: str) -> dict[str, Any]:
+    """Envoy Gateway's credential injection: after the Gateway's key check (Envoy Gateway orders its api_key_auth
+    filter before credential_injector: internal/xds/translator/httpfilters.go), the header the model's server
+    checks is replaced by the Secret's ``credential`` (``Bearer <the model's key>``)."""
+    return {
+        "credentialInjection": {
+            "header": "Authorization",
+            "overwrite": True,
+            "credential": {"valueRef": {"group": "", "kind": "Secret", "name": secret}},
+        }
+    }
 
 
 def _backend(route: RouteTarget) -> dict[str, Any]:

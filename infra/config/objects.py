@@ -54,6 +54,8 @@ SECRETS_SUFFIX = "-secrets"
 PREPARE_SUFFIX = "-prepare"
 #: infra/components/model_server/api_keys.py: the API keys in a model's namespace.
 MODEL_API_KEYS_SUFFIX = "-api-keys"
+#: infra/components/entry_point.py: the HTTPRouteFilter (in the model's namespace) that sends a model's own key.
+SERVER_KEY_FILTER_SUFFIX = "-server-key"
 #: infra/components/entry_point.py
 ENTRY_POINT_API_KEY_SECRET = "slm-entry-point-api-keys"
 #: infra/components/monitoring.py
@@ -68,8 +70,11 @@ CHAT_UI_TLS_SECRET = "slm-chat-ui-tls"
 GPU_OPERATOR_NAMESPACE = "gpu-operator"
 #: Engines whose server reads the Hugging Face token (the model's Secret exists only then).
 _ENGINES_READING_TOKEN = ("vllm",)
-#: Engines whose server checks API keys from a mounted file (``EngineSpec.api_key_file``; a test keeps them in step).
-ENGINES_CHECKING_KEYS = ("onnx", "llamacpp")
+#: Engines whose server checks API keys: the clients' keys from a mounted file (``EngineSpec.api_key_file``), or one
+#: key of the model's own (``EngineSpec.server_key_env``); a test keeps them in step.
+ENGINES_CHECKING_KEYS = ("onnx", "llamacpp", "vllm")
+#: Engines whose server accepts one key only: the entry point sends the model's own key (an HTTPRouteFilter).
+ENGINES_WITH_SERVER_KEY = ("vllm",)
 #: Engines that serve Prometheus metrics (a ServiceMonitor per model).
 _ENGINES_WITH_METRICS = ("vllm", "onnx", "llamacpp")
 
@@ -308,6 +313,15 @@ def _model_objects(stack: _StackLike, index: int, model: ModelConfig) -> Iterato
         )
     if stack.entry_point.exposes(name):
         yield DerivedObject("HTTPRoute", ns, name, name_key, f"the HTTPRoute {of}", (DNS_SUBDOMAIN,))
+    if checks_api_keys(stack.entry_point, model) and model.engine in ENGINES_WITH_SERVER_KEY:
+        yield DerivedObject(
+            "HTTPRouteFilter",
+            ns,
+            f"{name}{SERVER_KEY_FILTER_SUFFIX}",
+            name_key,
+            f"the HTTPRouteFilter that sends the server key {of}",
+            (DNS_SUBDOMAIN,),
+        )
     if checks_api_keys(stack.entry_point, model):
         existing = stack.entry_point.existing_api_key_secret
         yield DerivedObject(

@@ -28,7 +28,7 @@ from infra.config.model import ModelConfig
 from infra.config.monitoring import MonitoringConfig, duration_seconds
 from infra.config.names import Labels
 from infra.config.network import NetworkConfig
-from infra.config.objects import check_derived_names
+from infra.config.objects import check_derived_names, checks_api_keys
 from infra.config.secret_store import SecretStoreConfig
 from infra.config.secrets import Secret, named_secret
 from infra.config.stack_warnings import (
@@ -297,6 +297,26 @@ class StackConfig(ConfigModel):
         if entry.enabled:
             own |= {entry.namespace: "gateway", entry.controller_namespace: "gateway controller"}
         self.network.check_ingress_peers(own)
+        return self
+
+    @model_validator(mode="after")
+    def _direct_access(self) -> StackConfig:
+        for index, model in enumerate(self.models):
+            if model.hardening.direct_access.unauthenticated_reason is None:
+                continue
+            at = ("models", index, "hardening", "directAccess", "unauthenticatedReason")
+            if not self.network.ingress_from_namespaces:
+                raise KeyPathError(
+                    at,
+                    "nothing to explain: no namespace other than the gateway's reaches the model "
+                    "(network.ingressFromNamespaces is empty); remove it",
+                )
+            if checks_api_keys(self.entry_point, model):
+                raise KeyPathError(
+                    at,
+                    f"the {model.engine} server of model '{model.name}' checks API keys already "
+                    "(entryPoint.modelsCheckKeys); remove it",
+                )
         return self
 
     @model_validator(mode="after")

@@ -138,8 +138,11 @@ class EngineSpec:
     #: engine's series (``None``: series are per pod, without a model label).
     queue_metric: str = "vllm:num_requests_waiting"
     metrics_model_label: str | None = "model_name"
-    #: The server can check API keys from a mounted file (``None``: it cannot; the network policy is its guard).
+    #: The server can check API keys from a mounted file (``None``: it cannot read keys from a file).
     api_key_file: ApiKeyFile | None = None
+    #: Instead of a key file: the variable from which the server reads the one key it accepts (``None``: none).
+    #: The model gets a key of its own in a Secret; the entry point checks the client's key and sends this one.
+    server_key_env: str | None = None
 
     port_name: str = "http"
 

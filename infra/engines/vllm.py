@@ -95,9 +95,11 @@ def vllm_engine(model: ModelConfig, context: EngineContext) -> EngineSpec:
         # huggingface_hub reads HF_TOKEN, or the file named by HF_TOKEN_PATH.
         hf_token_env="HF_TOKEN",
         hf_token_path_env="HF_TOKEN_PATH",
-        # No api_key_file: vLLM takes several keys only as `--api-key` words on its command line (one in
-        # VLLM_API_KEY), none from a file; keys on argv are readable in the pod's process list, and their number
-        # is known only inside the secret. The network policy guards a routed vLLM's port instead.
+        # vLLM takes keys only as `--api-key` words on its command line (readable in the pod's process list) or
+        # one key in VLLM_API_KEY, none from a file: so the model gets one key of its own, from a Secret into
+        # VLLM_API_KEY, which the entry point sends in place of the client's key. vLLM checks it on /v1 paths only
+        # (vllm/entrypoints/openai/api_server.py): probes and /metrics stay open.
+        server_key_env="VLLM_API_KEY",
     )
 
 

@@ -137,6 +137,141 @@ VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
 }
 
 
+DIGEST = PROD["slm-deploy:models"][0]["image"]["digest"]
+LLAMACPP_DIGEST = "sha256:" + "a" * 64
+
+
+def _llamacpp(extra_args: list[str]) -> Edit:
+    """Adds a llama.cpp model (CPU, pinned by digest) with these extra flags."""
+
+    def edit(config: dict[str, Any]) -> None:
+        config["slm-deploy:models"].append(
+            {
+                "name": "smollm2",
+                "engine": "llamacpp",
+                "modelId": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                "replicas": 2,
+                "image": {"repository": "ghcr.io/ggml-org/llama.cpp", "tag": "server-b1", "digest": LLAMACPP_DIGEST},
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+                "cache": {"size": "2Gi", "storageClass": "azurefile-csi-premium", "accessMode": "ReadWriteMany"},
+                "llamacpp": {
+                    "gguf": {
+                        "repo": "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+                        "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                    },
+                    "extraArgs": extra_args,
+                },
+            }
+        )
+
+    return edit
+
+
+def _network(**changes: Any) -> Edit:
+    def edit(config: dict[str, Any]) -> None:
+        config["slm-deploy:network"] = {**config["slm-deploy:network"], **changes}
+
+    return edit
+
+
+#: Issue 24's examples: ("check", rule, resource, subject) also names the finding's subject.
+GATE_VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
+    "vllm-remote-code-underscore": (
+        _set("models[0].vllm", {"extraArgs": ["--trust_remote_code"]}),
+        ("check", "engine-arguments", "phi4-mini-deployment", "--trust-remote-code"),
+    ),
+    "vllm-local-media-path-underscore": (
+        _set("models[0].vllm", {"extraArgs": ["--allowed_local_media_path=/"]}),
+        ("check", "engine-argument-allow-list", "phi4-mini-deployment", "--allowed-local-media-path"),
+    ),
+    "vllm-unknown-flag": (
+        _set("models[0].vllm", {"extraArgs": ["--enable-sleep-mode"]}),
+        ("check", "engine-argument-allow-list", "phi4-mini-deployment", "--enable-sleep-mode"),
+    ),
+    "llamacpp-path": (
+        _llamacpp(["--path", "/"]),
+        ("check", "engine-arguments", "smollm2-deployment", "--path"),
+    ),
+    "llamacpp-model-url": (
+        _llamacpp(["--model-url", "https://example.com/m.gguf"]),
+        ("check", "engine-arguments", "smollm2-deployment", "--model-url"),
+    ),
+    "llamacpp-props": (
+        _llamacpp(["--props"]),
+        ("check", "engine-argument-allow-list", "smollm2-deployment", "--props"),
+    ),
+    "llamacpp-slot-save-path": (
+        _llamacpp(["--slot_save_path", "/tmp"]),
+        ("check", "engine-arguments", "smollm2-deployment", "--slot-save-path"),
+    ),
+    "egress-in-two-halves": (
+        _network(policyEngine="kubernetes", downloadHosts=[], downloadCidrs=["0.0.0.0/1", "128.0.0.0/1"]),
+        ("check", "egress-scope", "qwen3-8b-network-allow-model-download-egress", "0.0.0.0/1"),
+    ),
+    "fqdn-blob-storage": (
+        _set("network.downloadHosts", ["huggingface.co", "*.blob.core.windows.net"]),
+        ("check", "egress-scope", "qwen3-8b-network-allow-model-download-fqdn", "*.blob.core.windows.net"),
+    ),
+    "fqdn-second-level-domain": (
+        _set("network.downloadHosts", ["huggingface.co", "*.co.uk"]),
+        ("check", "egress-scope", "qwen3-8b-network-allow-model-download-fqdn", "*.co.uk"),
+    ),
+    "control-plane-label": (
+        _set("labels", {"cost-center": "ml", "control-plane": "true"}),
+        ("validate", "slm-deploy:labels"),
+    ),
+    "typosquatted-image": (
+        _set(
+            "models[0].image",
+            {"repository": "docker.io/vllm-0penai/vllm-openai", "tag": "v0.14.0", "digest": DIGEST},
+        ),
+        ("check", "allowed-image-registries", "phi4-mini-deployment", "docker.io/vllm-0penai/vllm-openai"),
+    ),
+    # Weights in an image volume (docs/image-volume-weights.md): judged like the server's image, plus their own rule.
+    "weights-image-from-another-registry": (
+        _set(
+            "models[0].weights.image",
+            {"repository": "otheracr.azurecr.io/models/phi-4-mini-instruct", "tag": "2026.12.07", "digest": DIGEST},
+        ),
+        ("check", "allowed-image-registries", "phi4-mini-deployment", "otheracr.azurecr.io/models/phi-4-mini-instruct"),
+    ),
+    "weights-image-by-tag-only": (
+        _set("models[0].weights.image", {"repository": "slmprod.azurecr.io/models/phi-4-mini-instruct", "tag": "v2"}),
+        ("check", "image-volume-pinned", "phi4-mini-deployment", "weights"),
+    ),
+    "weights-image-pulled-always": (
+        _set("models[0].weights.pullPolicy", "Always"),
+        ("check", "image-volume-pinned", "phi4-mini-deployment", "weights"),
+    ),
+    "system-namespaces-in-front-of-vllm": (
+        _set("network.ingressFromNamespaces", ["default", "kube-system"]),
+        ("validate", "slm-deploy:network.ingressFromNamespaces[0]"),
+    ),
+    "monitoring-namespace-in-front-of-vllm": (
+        _set("network.ingressFromNamespaces", ["apps", "monitoring"]),
+        ("validate", "slm-deploy:network.ingressFromNamespaces[1]"),
+    ),
+}
+
+#: Issue 24, item 4: a model server reachable from outside its namespace other than by the gateway checks keys, or
+#: the stack says why not (hardening.directAccess.unauthenticatedReason).
+DIRECT_ACCESS_VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
+    "vllm-reachable-from-apps-without-key": (
+        _set("entryPoint.modelsCheckKeys", False),
+        ("check", "model-servers-check-keys", "phi4-mini-deployment", "apps"),
+    ),
+    "reason-for-a-server-that-checks-keys": (
+        _set("models[0].hardening", {"directAccess": {"unauthenticatedReason": "the apps team asked for it, twice"}}),
+        ("validate", "slm-deploy:models[0].hardening.directAccess.unauthenticatedReason"),
+    ),
+    "reason-too-short-to-say-anything": (
+        _set("models[0].hardening", {"directAccess": {"unauthenticatedReason": "because"}}),
+        ("validate", "slm-deploy:models[0].hardening.directAccess.unauthenticatedReason"),
+    ),
+}
+ALL_VARIANTS = {**VARIANTS, **GATE_VARIANTS, **DIRECT_ACCESS_VARIANTS}
+
+
 @pytest.fixture(scope="module")
 def reference_render(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "prod"
@@ -154,9 +289,9 @@ def _project(tmp_path: Path, edit: Edit) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", sorted(ALL_VARIANTS))
 def test_variant_is_refused_and_visible(variant: str, tmp_path: Path, reference_render: Path) -> None:
-    edit, expected = VARIANTS[variant]
+    edit, expected = ALL_VARIANTS[variant]
     project = _project(tmp_path, edit)
     root = ["--root", str(project)]
     runner = CliRunner()
@@ -173,7 +308,7 @@ def test_variant_is_refused_and_visible(variant: str, tmp_path: Path, reference_
     if expected[0] == "diff":
         assert expected[1] in diffed.output
         return
-    _, rule, resource = expected
+    rule, resource, *subject = expected[1:]
     checked = runner.invoke(app, ["check", "--stack", "prod", "--format", "json", *root])
     assert checked.exit_code == 1, checked.output
     violations = [
@@ -182,5 +317,8 @@ def test_variant_is_refused_and_visible(variant: str, tmp_path: Path, reference_
         if result["status"] == "violation" and result["enforcementLevel"] == "mandatory"
     ]
     assert any(
-        v["policyName"] == rule and resource in f"{v.get('resourceName')} {v['message']}" for v in violations
+        v["policyName"] == rule
+        and resource in f"{v.get('resourceName')} {v['message']}"
+        and all(f"[subject: {s}]" in v["message"] for s in subject)
+        for v in violations
     ), violations

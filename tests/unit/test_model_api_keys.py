@@ -8,12 +8,16 @@ from typing import Any
 import pytest
 
 from infra.components.model_server.api_keys import (
+    CREDENTIAL_KEY,
     JSON_FILE,
     LINES_FILE,
     METRICS_KEY,
     MOUNT_PATH,
+    SERVER_KEY,
     scrape_key,
     secret_data,
+    server_key,
+    server_key_data,
 )
 from infra.config.base import KeyPathError
 from infra.config.entry_point import parse_api_keys
@@ -230,7 +234,9 @@ VLLM = {"name": "big", "engine": "vllm", "modelId": "Qwen/Qwen3-8B", "gpu": {"co
 def test_the_config_knows_which_engines_check_keys(model: dict[str, Any]) -> None:
     config = validate_stack_config({**stack(apiKeys=None), "models": [*MODELS, VLLM]}, "engines")
     (parsed,) = [m for m in config.models if m.name == model["name"]]
-    assert (engine_for(parsed, config).api_key_file is not None) == (model["engine"] in ENGINES_CHECKING_KEYS)
+    engine = engine_for(parsed, config)
+    checks = engine.api_key_file is not None or engine.server_key_env is not None
+    assert checks == (model["engine"] in ENGINES_CHECKING_KEYS)
 
 
 def rule_results(run: PlanRun) -> list[tuple[str, str | None]]:
@@ -259,3 +265,69 @@ def test_the_name_inventory_lists_the_secrets_the_plan_creates() -> None:
     }
     assert created == listed
     assert {("slm-tiny", "tiny-api-keys"), ("slm-edge", "edge-api-keys")} <= listed
+
+
+def vllm_stack(**entry: Any) -> dict[str, Any]:
+    return {**stack(**entry), "models": [VLLM]}
+
+
+def vllm_planned(name: str, **entry: Any) -> PlanRun:
+    if name not in _RUNS:
+        config = validate_stack_config(vllm_stack(**entry), name)
+        _RUNS[name] = run_program(lambda: deploy(config), name, False)
+    return _RUNS[name]
+
+
+def test_vllm_checks_a_key_of_its_own_from_a_secret_which_the_gateway_sends() -> None:
+    run = vllm_planned("vllm-keyed")
+    server = container(run, "big")
+    assert {
+        "name": "VLLM_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "big-api-keys", "key": SERVER_KEY}},
+    } in server["env"]
+    assert not [word for word in server["args"] if "api-key" in word or "api_key" in word]
+    assert key_volume(run, "big") is None
+    (route_filter,) = of_kind(run.resources, "HTTPRouteFilter")
+    assert route_filter.inputs["metadata"]["namespace"] == "slm-big"
+    assert route_filter.inputs["spec"]["credentialInjection"] == {
+        "header": "Authorization",
+        "overwrite": True,
+        "credential": {"valueRef": {"group": "", "kind": "Secret", "name": "big-api-keys"}},
+    }
+    (route,) = of_kind(run.resources, "HTTPRoute")
+    (rule,) = route.inputs["spec"]["rules"]
+    assert {
+        "type": "ExtensionRef",
+        "extensionRef": {"group": "gateway.envoyproxy.io", "kind": "HTTPRouteFilter", "name": "big-server-key"},
+    } in rule["filters"]
+    # The gateway checks the client's key and need not forward it: the model's own key replaces it.
+    assert security_policy(run)["sanitize"] is True
+    items = manifests(run.resources)
+    assert [(r.path, r.message) for r in validate_manifests(items, "1.35") if r.status == "invalid"] == []
+    rendered = json.dumps([item.document for item in items])
+    assert not [key for key in (*KEYS.values(), server_key(KEYS, "big")) if key in rendered]
+
+
+def test_each_model_key_is_its_own_and_no_client_key() -> None:
+    data = server_key_data(json.dumps(KEYS), "big")
+    assert data[CREDENTIAL_KEY] == f"Bearer {data[SERVER_KEY]}"
+    assert data[SERVER_KEY] not in KEYS.values()
+    assert server_key(KEYS, "big") != server_key(KEYS, "small")
+    assert server_key(KEYS, "big") != server_key({**KEYS, "ci": KEYS["ci"] + "x"}, "big")
+
+
+def test_vllm_with_an_existing_key_secret_reads_it_by_name() -> None:
+    run = vllm_planned("vllm-existing", apiKeys=None, existingApiKeySecret="slm-api-keys")
+    assert {
+        "name": "VLLM_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "slm-api-keys", "key": SERVER_KEY}},
+    } in container(run, "big")["env"]
+    (route_filter,) = of_kind(run.resources, "HTTPRouteFilter")
+    assert route_filter.inputs["spec"]["credentialInjection"]["credential"]["valueRef"]["name"] == "slm-api-keys"
+    assert [s.name for s in of_kind(run.resources, "Secret")] == []
+
+
+def test_vllm_checks_no_key_when_models_check_keys_is_false() -> None:
+    run = vllm_planned("vllm-gateway-only", modelsCheckKeys=False)
+    assert not [e for e in container(run, "big")["env"] if e["name"] == "VLLM_API_KEY"]
+    assert of_kind(run.resources, "HTTPRouteFilter") == []

@@ -66,6 +66,7 @@ from infra.config.quantity import ephemeral_storage
 from infra.config.secret_store import SecretStoreConfig
 from infra.config.versions import Track, workload_name
 from infra.engines.base import EngineSpec
+from policies.lib.k8s import UNAUTHENTICATED_REASON
 
 CACHE_VOLUME = "model-cache"
 EPHEMERAL_STORAGE = "ephemeral-storage"
@@ -128,8 +129,8 @@ class ModelServerArgs:
     #: The extended resource a replica requests: a whole GPU, or a slice of a shared pool's GPU
     #: (``StackConfig.gpu_resource``: ``nvidia.com/gpu.shared``, ``nvidia.com/mig-3g.40gb`` …).
     gpu_resource: str = gpu.NVIDIA_GPU
-    #: The stack's API keys (the secret's value) when the server must check them too; ignored when the engine
-    #: cannot check keys.
+    #: The stack's API keys (the secret's value) when the server must check them too (its own key derived from
+    #: them, for a one-key engine); ignored when the engine cannot check keys.
     api_keys: pulumi.Input[str] | None = None
     #: Instead of ``api_keys``: the name of a Secret in the model's namespace, managed outside the stack.
     existing_api_key_secret: str | None = None
@@ -233,13 +234,14 @@ class ModelServer(pulumi.ComponentResource):
             else None
         )
         self.api_keys = None
-        if engine.api_key_file is not None and (args.api_keys is not None or args.existing_api_key_secret):
+        key_check = engine.api_key_file or engine.server_key_env
+        if key_check is not None and (args.api_keys is not None or args.existing_api_key_secret):
             self.api_keys = ModelApiKeys(
                 f"{name}-api-keys",
                 ModelApiKeysArgs(
                     model=model.name,
                     namespace=namespace_ref,
-                    check=engine.api_key_file,
+                    check=key_check,
                     keys=args.api_keys,
                     existing_secret=None if args.api_keys is not None else args.existing_api_key_secret,
                     labels=labels.all,
@@ -404,9 +406,16 @@ class ModelServer(pulumi.ComponentResource):
             # With an autoscaler, spec.replicas is only the starting count: the autoscaler owns it afterwards.
             ignore_changes=["spec.replicas"] if model.autoscaling.enabled else None,
         )
+        reason = args.model.hardening.direct_access.unauthenticated_reason
         deployment = k8s.apps.v1.Deployment(
             f"{prefix}-deployment",
-            metadata=meta(workload),
+            metadata=ObjectMetaArgs(
+                name=workload,
+                namespace=ns_name,
+                labels=labels.all,
+                # Shown to reviewers and read by the policy pack (model-servers-check-keys).
+                annotations={UNAUTHENTICATED_REASON: reason} if reason is not None else None,
+            ),
             spec=DeploymentSpecArgs(
                 # With an autoscaler, this is only the starting count (spec.replicas is in ignore_changes).
                 replicas=model.autoscaling.min_replicas if model.autoscaling.enabled else model.replicas,
@@ -571,10 +580,11 @@ def _pod_spec(
     # The API keys go to the server's container alone: preparation steps serve no request.
     server_args, server_env, server_mounts = list(engine.args), env, mounts
     if api_keys is not None:
-        volumes.append(api_keys.volume)
         server_args += api_keys.args
         server_env = [*env, *api_keys.env]
-        server_mounts = [*mounts, api_keys.volume_mount]
+        if api_keys.volume is not None and api_keys.volume_mount is not None:
+            volumes.append(api_keys.volume)
+            server_mounts = [*mounts, api_keys.volume_mount]
     container = ContainerArgs(
         name=engine.container_name,
         image=engine.image.reference,

@@ -3,8 +3,10 @@
 The entry point checks keys at the edge; a server that checks them as well cannot be called without a key by the
 pods the network policy lets through. A Secret cannot be mounted from another namespace, so the keys are written
 again into one here, in the file format the engine reads (:class:`~infra.engines.base.ApiKeyFile`), and mounted
-read-only. With ``existingApiKeySecret`` the stack knows no key: the pods mount a Secret of that name from their
-own namespace, with the same data keys (see docs/entry-point.md).
+read-only. A server that accepts one key only (vLLM's ``VLLM_API_KEY``) gets a key of its own instead, derived
+from the clients' keys, and the Secret also holds it as the ``credential`` the entry point sends in place of the
+client's key (Envoy Gateway's credential injection). With ``existingApiKeySecret`` the stack knows no key: the
+pods use a Secret of that name from their own namespace, with the same data keys (see docs/entry-point.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import (
     EnvVarArgs,
+    EnvVarSourceArgs,
     KeyToPathArgs,
+    SecretKeySelectorArgs,
     SecretVolumeSourceArgs,
     VolumeArgs,
     VolumeMountArgs,
@@ -34,12 +38,19 @@ from infra.engines.base import ApiKeyFile
 JSON_FILE = "api-keys.json"
 LINES_FILE = "api-keys.txt"
 METRICS_KEY = "metrics-key"
+#: A one-key server's key, and the same as the header value the entry point sends (Envoy Gateway reads the data key
+#: ``credential`` of the Secret an HTTPRouteFilter's ``credentialInjection`` names: api/v1alpha1/
+#: httproutefilter_types.go, ``InjectedCredentialKey``).
+SERVER_KEY = "server-key"
+CREDENTIAL_KEY = "credential"
 VOLUME = "api-keys"
 MOUNT_PATH = "/var/run/secrets/slm-deploy/api-keys"
 #: Read-only for the owner and the pod's fsGroup (the non-root server reads it through the group).
 FILE_MODE = 0o440
 #: Names what the scrape key is derived for; changing it rotates every scrape key.
 _SCRAPE_CONTEXT = b"slm-deploy prometheus scrape key v1"
+#: Names what a model's own server key is derived for (with the model's name); changing it rotates every one.
+_SERVER_KEY_CONTEXT = "slm-deploy model server key v1"
 
 
 def file_name(check: ApiKeyFile) -> str:
@@ -56,8 +67,28 @@ def scrape_key(keys: Mapping[str, str]) -> str:
 
     It is accepted by the model's server only (the gateway does not know it), and it reveals no client key.
     """
+    return _derived(keys, _SCRAPE_CONTEXT)
+
+
+def _derived(keys: Mapping[str, str], context: bytes) -> str:
+    """HMAC-SHA256 of ``context`` keyed by every client and key: stable while they are, new when one changes."""
     material = "\n".join(f"{client}\n{key}" for client, key in sorted(keys.items())).encode()
-    return hmac.new(material, _SCRAPE_CONTEXT, hashlib.sha256).hexdigest()
+    return hmac.new(material, context, hashlib.sha256).hexdigest()
+
+
+def server_key(keys: Mapping[str, str], model: str) -> str:
+    """The one key a model's server accepts, derived from the clients' keys and the model's name.
+
+    Each model has its own (a key read in one model's namespace opens no other model), it is new whenever a client
+    key changes, the gateway does not accept it from clients, and it reveals no client key.
+    """
+    return _derived(keys, f"{_SERVER_KEY_CONTEXT}\n{model}".encode())
+
+
+def server_key_data(text: str, model: str) -> dict[str, str]:
+    """The Secret's data for a one-key server: its key, and the header the entry point sends; in a secret Output."""
+    key = server_key(keys_of_secret(text), model)
+    return {SERVER_KEY: key, CREDENTIAL_KEY: f"Bearer {key}"}
 
 
 def secret_data(text: str, check: ApiKeyFile) -> dict[str, str]:
@@ -76,8 +107,8 @@ class ModelApiKeysArgs:
     model: str
     #: The model's namespace (an output of the Namespace, so the Secret waits for it).
     namespace: pulumi.Input[str]
-    #: How the engine reads keys.
-    check: ApiKeyFile
+    #: How the engine reads keys: from a file (``ApiKeyFile``), or one key from this variable (a name).
+    check: ApiKeyFile | str
     #: The stack secret holding the keys (a JSON object of client name to key), or ``None`` with ``existing_secret``.
     keys: pulumi.Input[str] | None = None
     #: A Secret of this name in the model's namespace, managed outside the stack, instead of ``keys``.
@@ -87,14 +118,17 @@ class ModelApiKeysArgs:
 
 @dataclass
 class ApiKeyWiring:
-    """What the server's pod gets: the volume, its mount, and how the server is pointed at the file."""
+    """What the server's pod gets: the volume and its mount (a key file), and how the server is pointed at it."""
 
-    volume: VolumeArgs
-    volume_mount: VolumeMountArgs
+    volume: VolumeArgs | None
+    volume_mount: VolumeMountArgs | None
     env: list[EnvVarArgs]
     args: list[str]
     #: (Secret name, data key) Prometheus sends as a bearer token, when the metrics endpoint needs a key.
     scrape_credentials: tuple[str, str] | None
+    #: The Secret whose ``credential`` the entry point sends instead of the client's key (a one-key server);
+    #: ``None``: the server checks the clients' own keys, which the entry point forwards.
+    credential_secret: str | None = None
 
 
 class ModelApiKeys(pulumi.ComponentResource):
@@ -112,7 +146,10 @@ class ModelApiKeys(pulumi.ComponentResource):
         secret_name = args.existing_secret or f"{args.model}{MODEL_API_KEYS_SUFFIX}"
         if args.keys is not None:
             # Formatted inside the secret Output: the keys stay a Pulumi secret end to end.
-            data = pulumi.Output.secret(args.keys).apply(lambda text: secret_data(text, check))
+            model = args.model
+            data = pulumi.Output.secret(args.keys).apply(
+                lambda text: server_key_data(text, model) if isinstance(check, str) else secret_data(text, check)
+            )
             self.secret = k8s.core.v1.Secret(
                 f"{name}-secret",
                 metadata=ObjectMetaArgs(name=secret_name, namespace=args.namespace, labels=args.labels),
@@ -120,20 +157,44 @@ class ModelApiKeys(pulumi.ComponentResource):
                 string_data=data,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        path = file_path(check)
-        self.wiring = ApiKeyWiring(
-            # Only the server's file is projected: the scrape key stays out of the pod's filesystem.
-            volume=VolumeArgs(
-                name=VOLUME,
-                secret=SecretVolumeSourceArgs(
-                    secret_name=secret_name,
-                    items=[KeyToPathArgs(key=file_name(check), path=file_name(check))],
-                    default_mode=FILE_MODE,
-                ),
-            ),
-            volume_mount=VolumeMountArgs(name=VOLUME, mount_path=MOUNT_PATH, read_only=True),
-            env=[EnvVarArgs(name=check.path_env, value=path)] if check.path_env else [],
-            args=[check.path_flag, path] if check.path_flag else [],
-            scrape_credentials=(secret_name, METRICS_KEY) if check.metrics_need_key else None,
+        self.wiring = (
+            _server_key_wiring(secret_name, check) if isinstance(check, str) else _file_wiring(secret_name, check)
         )
-        self.register_outputs({"secret": secret_name, "file": path})
+        outputs = {"file": file_path(check)} if isinstance(check, ApiKeyFile) else {"variable": check}
+        self.register_outputs({"secret": secret_name, **outputs})
+
+
+def _file_wiring(secret_name: str, check: ApiKeyFile) -> ApiKeyWiring:
+    path = file_path(check)
+    return ApiKeyWiring(
+        # Only the server's file is projected: the scrape key stays out of the pod's filesystem.
+        volume=VolumeArgs(
+            name=VOLUME,
+            secret=SecretVolumeSourceArgs(
+                secret_name=secret_name,
+                items=[KeyToPathArgs(key=file_name(check), path=file_name(check))],
+                default_mode=FILE_MODE,
+            ),
+        ),
+        volume_mount=VolumeMountArgs(name=VOLUME, mount_path=MOUNT_PATH, read_only=True),
+        env=[EnvVarArgs(name=check.path_env, value=path)] if check.path_env else [],
+        args=[check.path_flag, path] if check.path_flag else [],
+        scrape_credentials=(secret_name, METRICS_KEY) if check.metrics_need_key else None,
+    )
+
+
+def _server_key_wiring(secret_name: str, variable: str) -> ApiKeyWiring:
+    """The key by reference into the variable: never in the pod spec, never on the command line."""
+    return ApiKeyWiring(
+        volume=None,
+        volume_mount=None,
+        env=[
+            EnvVarArgs(
+                name=variable,
+                value_from=EnvVarSourceArgs(secret_key_ref=SecretKeySelectorArgs(name=secret_name, key=SERVER_KEY)),
+            )
+        ],
+        args=[],
+        scrape_credentials=None,
+        credential_secret=secret_name,
+    )
