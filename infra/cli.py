@@ -115,11 +115,11 @@ def _guarded_plan(stack: str, root: Path, preview: bool) -> StackPlan:
 
     stack, root = _stack(stack, root)
     try:
-        plan = plan_stack(stack, root, preview=preview)
+        # The SDKs and the recorded plan live until this command ends: frozen as the run ends (keep).
+        plan = plan_stack(stack, root, preview=preview, keep=True)
     except StackConfigError as error:
         fail(str(error))
     warn(plan.stack_file, plan.config)
-    # The SDKs and the recorded plan live until this command ends.
     collector.freeze()
     return plan
 

@@ -24,10 +24,13 @@ def load_stack(stack: str, root: Path | None = None) -> tuple[Path, StackConfig]
     return path, load_stack_file(path)
 
 
-def plan_stack(stack: str, root: Path | None = None, preview: bool = True) -> StackPlan:
-    """Run the program for ``stack`` under the mock engine (preview: outputs unknown)."""
+def plan_stack(stack: str, root: Path | None = None, preview: bool = True, keep: bool = False) -> StackPlan:
+    """Run the program for ``stack`` under the mock engine (preview: outputs unknown).
+
+    ``keep``: the plan lives until the process ends (a command): frozen, never traversed by the collector.
+    """
     path, config = load_stack(stack, root)
-    with collector.paused():
+    with collector.paused(keep=keep):
         from infra.engines import EngineNotAvailableError
         from infra.plan.engine import run_program
         from infra.platform import deploy

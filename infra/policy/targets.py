@@ -34,8 +34,10 @@ def stack_subscription(stack_file: Path) -> str | None:
 def _subscription(stack_file: Path, _mtime: int) -> str | None:
     import yaml
 
+    from infra.yamlio import load_yaml
+
     try:
-        document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
+        document = load_yaml(stack_file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return None
     config = document.get("config") if isinstance(document, dict) else None
