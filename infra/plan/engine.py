@@ -9,7 +9,8 @@ placeholder values, each listed in ``placeholder_outputs`` so reports can say so
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,29 @@ class PlanRun:
     invokes: list[tuple[str, dict[str, Any]]]
 
 
+@contextmanager
+def _without_source_positions() -> Iterator[None]:
+    """Registrations carry no call stack while the mock engine runs the program.
+
+    For each resource the SDK walks the Python stack (``traceback.extract_stack``, source lines included) so that
+    the real engine can point diagnostics at the declaring line (``pulumi/runtime/resource.py``,
+    ``_get_stack_trace``, SDK 3.27x). The mock engine and this recording ignore it, and it was a tenth of a
+    prod plan. Under the Pulumi CLI the program never runs here, so positions are unchanged there.
+    """
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+
+    original = getattr(sdk_resource, "_get_stack_trace", None)
+    if original is None:  # another SDK: leave it as it is
+        yield
+        return
+    sdk_resource._get_stack_trace = source_pb2.StackTrace
+    try:
+        yield
+    finally:
+        sdk_resource._get_stack_trace = original
+
+
 def run_program(program: Callable[[], Any], stack: str, preview: bool, project: str = "slm-deploy") -> PlanRun:
     """Run ``program`` (which declares resources) to completion under the mock engine."""
     import asyncio
@@ -165,7 +189,8 @@ def run_program(program: Callable[[], Any], stack: str, preview: bool, project: 
             # A fresh root stack for every run: set_mocks creates one when none is registered.
             pulumi_settings.ROOT.set(None)
             pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
-            _sync_await(run_pulumi_func(program))
+            with _without_source_positions():
+                _sync_await(run_pulumi_func(program))
             return PlanRun(stack=stack, preview=preview, resources=monitor.records(), invokes=list(mocks.invokes))
         finally:
             loop.run_until_complete(loop.shutdown_default_executor())
