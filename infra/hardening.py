@@ -24,7 +24,8 @@ _REASON = re.compile(r"[^\x00-\x1f\x7f]{20,500}")
 class DirectAccess(ConfigModel):
     """Calls that reach the model's port from the namespaces of ``network.ingressFromNamespaces``, past the entry
     point. By default the server checks API keys for them too (``entryPoint.modelsCheckKeys``); Ollama cannot,
-    and a model with no entry point keys has none to check. Such a stack says why, here, per model."""
+    and a model with no entry point keys has none to check. Such a stack says why, here, per model (`directAccess`
+    of the model; a secure default a stack opts out of with its reason, not a pod setting like ``Hardening``)."""
 
     unauthenticated_reason: str | None = Field(
         None,
@@ -71,9 +72,4 @@ class Hardening(ConfigModel):
     )
     automount_service_account_token: bool = Field(
         False, description="Mount a Kubernetes API token into the pod; model servers never call the API."
-    )
-    direct_access: DirectAccess = Field(
-        default_factory=DirectAccess,
-        description="Calls from `network.ingressFromNamespaces` past the entry point: checked with API keys unless "
-        "`unauthenticatedReason` says why not.",
     )

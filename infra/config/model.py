@@ -19,7 +19,7 @@ from infra.config.resources import CacheVolume, Gpu, Resources
 from infra.config.throughput import Throughput
 from infra.config.versions import ModelVersions
 from infra.config.weights import Weights
-from infra.hardening import Hardening
+from infra.hardening import DirectAccess, Hardening
 
 EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
 #: What `modelId` is, per engine: vLLM and the ONNX server read a Hugging Face repository (or a folder), Ollama
@@ -148,6 +148,11 @@ class ModelConfig(ConfigModel):
     )
     hardening: Hardening = Field(
         default_factory=Hardening, description="Security defaults; change one only to opt out of it."
+    )
+    direct_access: DirectAccess = Field(
+        default_factory=DirectAccess,
+        description="Calls from `network.ingressFromNamespaces` past the entry point: checked with API keys unless "
+        "`unauthenticatedReason` says why not.",
     )
     labels: Labels = Field(default_factory=dict, description="Extra labels on the model's objects.")
 

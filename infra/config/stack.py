@@ -302,9 +302,9 @@ class StackConfig(ConfigModel):
     @model_validator(mode="after")
     def _direct_access(self) -> StackConfig:
         for index, model in enumerate(self.models):
-            if model.hardening.direct_access.unauthenticated_reason is None:
+            if model.direct_access.unauthenticated_reason is None:
                 continue
-            at = ("models", index, "hardening", "directAccess", "unauthenticatedReason")
+            at = ("models", index, "directAccess", "unauthenticatedReason")
             if not self.network.ingress_from_namespaces:
                 raise KeyPathError(
                     at,

@@ -48,6 +48,11 @@ POSITIVE_MODEL = (
     'finding naming item and region, and totals read "at least" | `cost-unpriced`, `monthly-budget` |',
     "| Target | each level file lists the clusters it may target (`contexts`, `clusterIds`); a stack whose "
     "target a stricter level lists is judged there | `environment-binding` |",
+    "| Direct callers of a model | a server that namespaces other than the gateway's reach "
+    "(`network.ingressFromNamespaces`) checks API keys from a Secret (llama.cpp and ONNX: the clients' keys; vLLM: "
+    "a key of the model's own in `VLLM_API_KEY`, which the entry point sends in place of the client's), or the "
+    "stack states why not in the typed `directAccess.unauthenticatedReason` of the model (Ollama checks "
+    "none); one finding per namespace let in, naming the model and the namespace | `model-servers-check-keys` |",
     "",
     "**Extending an allow-list** is a reviewed change to the pack's config, never to a stack file: add the name to "
     'the rule\'s property in `policies/config/<level>.json` (`"engine-argument-allow-list": {"extraFlags": '
@@ -59,7 +64,8 @@ POSITIVE_MODEL = (
     "**A waiver covers exactly what it names**: rule + resource + the finding's *subject*. Findings about one "
     "thing carry it (the report prints `[subject: X]`): the engine flag, the Helm value path, the label key, the "
     "CIDR or host pattern, the image repository, the unpriced item, `api` or `chat-page` for the entry point's "
-    "public IP. A waiver lists the subjects it covers (`subjects: [--enable-sleep-mode]`; Helm paths also as "
+    "public IP, the namespace that reaches a model server checking no key. A waiver lists the subjects it covers "
+    "(`subjects: [--enable-sleep-mode]`; Helm paths also as "
     "`values: [grafana.grafana.ini.auth.proxy]`, which covers that path and what is below it); a new finding "
     "of the same rule on the same resource is not waived. A `monthly-budget` waiver states `maxMonthlyUsd` and "
     "covers an estimate up to that figure only. `check` shows what each waiver covers (`covers ...` in every "

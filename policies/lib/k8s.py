@@ -56,7 +56,7 @@ MODEL_SERVER_COMPONENT = "model-server"
 #: Extended resources that are whole GPUs.
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 #: On a model server's Deployment: why the server answers the namespaces its network policy lets in without an API
-#: key (``hardening.directAccess.unauthenticatedReason``; infra/hardening.py writes it, SLM-SRV-002 reads it).
+#: key (``directAccess.unauthenticatedReason``; infra/hardening.py writes it, SLM-SRV-002 reads it).
 UNAUTHENTICATED_REASON = "slm-deploy.io/unauthenticated-direct-access"
 #: A time-sliced NVIDIA GPU (the device plugin's ``sharing.timeSlicing`` with ``renameByDefault``).
 TIME_SLICED_GPU = "nvidia.com/gpu.shared"

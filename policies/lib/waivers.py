@@ -20,9 +20,9 @@ finding is waived only by a waiver that lists exactly ``X`` in ``subjects`` (or 
 without subjects covers only findings that have none. A budget finding carries the amount: a
 ``monthly-budget`` waiver must state ``maxMonthlyUsd`` and covers an estimate up to that figure only.
 
-The Pulumi CLI gives a policy pack the stack's config (environment ``PULUMI_CONFIG``, which
-``pulumi_policy`` copies into ``pulumi.runtime`` config before each call), so the real engine and the
-offline driver (which calls ``pulumi.runtime.set_config``) see the same waivers.
+The waivers are the stack's ``slm-deploy:waivers``, read through :mod:`policies.lib.stack_config`: under the
+Pulumi CLI they arrive in the analyzer's ``ConfigureStack`` call, offline the driver sets them with
+``pulumi.runtime.set_config``, so the real engine and ``slm-deploy check`` see the same waivers.
 
 CrossGuard fixes the enforcement level per policy, so a rule cannot report one result as
 advisory and another as mandatory. Waivers therefore work in three parts, none of them silent:

@@ -309,9 +309,7 @@ def test_a_stated_reason_admits_servers_that_check_no_key(tmp_path: Path) -> Non
     def edit(config: dict[str, Any]) -> None:
         config["slm-deploy:entryPoint"]["modelsCheckKeys"] = False
         for model in config["slm-deploy:models"]:
-            model["hardening"] = {
-                "directAccess": {"unauthenticatedReason": "apps is the batch scorer; its mesh policy holds the key"}
-            }
+            model["directAccess"] = {"unauthenticatedReason": "apps is the batch scorer; its mesh policy holds the key"}
 
     code, report = _check(_project(tmp_path, edit))
     results = [r for r in report["results"] if r["policyName"] == "model-servers-check-keys"]

@@ -254,19 +254,19 @@ GATE_VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
 }
 
 #: Issue 24, item 4: a model server reachable from outside its namespace other than by the gateway checks keys, or
-#: the stack says why not (hardening.directAccess.unauthenticatedReason).
+#: the stack says why not (directAccess.unauthenticatedReason).
 DIRECT_ACCESS_VARIANTS: dict[str, tuple[Edit, tuple[str, ...]]] = {
     "vllm-reachable-from-apps-without-key": (
         _set("entryPoint.modelsCheckKeys", False),
         ("check", "model-servers-check-keys", "phi4-mini-deployment", "apps"),
     ),
     "reason-for-a-server-that-checks-keys": (
-        _set("models[0].hardening", {"directAccess": {"unauthenticatedReason": "the apps team asked for it, twice"}}),
-        ("validate", "slm-deploy:models[0].hardening.directAccess.unauthenticatedReason"),
+        _set("models[0].directAccess", {"unauthenticatedReason": "the apps team asked for it, twice"}),
+        ("validate", "slm-deploy:models[0].directAccess.unauthenticatedReason"),
     ),
     "reason-too-short-to-say-anything": (
-        _set("models[0].hardening", {"directAccess": {"unauthenticatedReason": "because"}}),
-        ("validate", "slm-deploy:models[0].hardening.directAccess.unauthenticatedReason"),
+        _set("models[0].directAccess", {"unauthenticatedReason": "because"}),
+        ("validate", "slm-deploy:models[0].directAccess.unauthenticatedReason"),
     ),
 }
 ALL_VARIANTS = {**VARIANTS, **GATE_VARIANTS, **DIRECT_ACCESS_VARIANTS}

@@ -55,3 +55,30 @@ def test_a_plan_runs_with_the_collector_off_and_leaves_it_on(
     plan_stack("dev")
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_a_kept_body_is_frozen_before_the_collector_is_back_on(
+    collector_on: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`keep`: what the body made is frozen first, so no full collection traverses it when the collector resumes."""
+    events: list[tuple[str, bool]] = []
+    monkeypatch.setattr(gc, "freeze", lambda: events.append(("freeze", gc.isenabled())))
+    with collector.paused(keep=True):
+        pass
+    with collector.paused():
+        pass
+    assert events == [("freeze", False)]
+    assert gc.isenabled()
+
+
+def test_the_mock_run_sends_no_call_stacks_and_restores_the_sdk() -> None:
+    """Source positions are for the real engine's diagnostics: skipped under the mock engine, restored after."""
+    from pulumi.runtime import resource as sdk_resource
+
+    from infra.plan import engine
+
+    original = sdk_resource._get_stack_trace
+    seen: list[object] = []
+    engine.run_program(lambda: seen.append(sdk_resource._get_stack_trace()), "positions", True)
+    assert seen and not list(seen[0].frames)  # type: ignore[attr-defined]
+    assert sdk_resource._get_stack_trace is original

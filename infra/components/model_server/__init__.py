@@ -406,7 +406,7 @@ class ModelServer(pulumi.ComponentResource):
             # With an autoscaler, spec.replicas is only the starting count: the autoscaler owns it afterwards.
             ignore_changes=["spec.replicas"] if model.autoscaling.enabled else None,
         )
-        reason = args.model.hardening.direct_access.unauthenticated_reason
+        reason = args.model.direct_access.unauthenticated_reason
         deployment = k8s.apps.v1.Deployment(
             f"{prefix}-deployment",
             metadata=ObjectMetaArgs(

@@ -22,7 +22,7 @@ model server there checks keys, whatever its engine and whether or not a gateway
 - Ollama checks none;
 
 or its Deployment states why not: the ``slm-deploy.io/unauthenticated-direct-access`` annotation, written from the
-typed ``hardening.directAccess.unauthenticatedReason`` of the model. One finding per namespace (or address block)
+typed ``directAccess.unauthenticatedReason`` of the model. One finding per namespace (or address block)
 let in, whose subject is that namespace: a waiver of ``apps`` covers no namespace added later.
 """
 
@@ -247,11 +247,11 @@ def _unauthenticated(
         return
     model = labels_of(get(workload.props, "metadata", default={})).get("app.kubernetes.io/instance", workload.name)
     remedy = (
-        "Ollama checks no key: state why in the model's hardening.directAccess.unauthenticatedReason, or serve it "
+        "Ollama checks no key: state why in the model's directAccess.unauthenticatedReason, or serve it "
         "with another engine"
         if engine == "ollama"
         else "route it through the entry point with API keys (entryPoint.models, entryPoint.modelsCheckKeys) so it "
-        "checks a key from a Secret, or state why not in the model's hardening.directAccess.unauthenticatedReason"
+        "checks a key from a Secret, or state why not in the model's directAccess.unauthenticatedReason"
     )
     for peer in peers:
         yield (
@@ -279,7 +279,7 @@ RULE = Rule(
         "Keep entryPoint.modelsCheckKeys true (the default) and route the model: llama-server gets --api-key-file "
         "and the ONNX server SLM_ONNX_API_KEYS_FILE on the keys mounted from a Secret in the model's namespace (the "
         "gateway forwards the key), vLLM VLLM_API_KEY from a Secret (the gateway sends the model's own key). For "
-        "Ollama, or a stack without keys, set hardening.directAccess.unauthenticatedReason."
+        "Ollama, or a stack without keys, set directAccess.unauthenticatedReason."
     ),
     controls={
         NSA: ("Authentication and authorization: defense in depth",),
