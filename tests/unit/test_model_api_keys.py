@@ -303,7 +303,7 @@ def test_vllm_checks_a_key_of_its_own_from_a_secret_which_the_gateway_sends() ->
     # The gateway checks the client's key and need not forward it: the model's own key replaces it.
     assert security_policy(run)["sanitize"] is True
     items = manifests(run.resources)
-    assert [(r.path, r.message) for r in validate_manifests(items, "1.35") if r.status == "invalid"] == []
+    assert [(r.path, r.status) for r in validate_manifests(items, "1.35") if r.status != "valid"] == []
     rendered = json.dumps([item.document for item in items])
     assert not [key for key in (*KEYS.values(), server_key(KEYS, "big")) if key in rendered]
 

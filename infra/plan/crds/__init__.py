@@ -24,6 +24,7 @@ BUNDLED: frozenset[tuple[str, str]] = frozenset(
         ("gateway.networking.k8s.io/v1", "HTTPRoute"),
         ("gateway.envoyproxy.io/v1alpha1", "SecurityPolicy"),
         ("gateway.envoyproxy.io/v1alpha1", "EnvoyProxy"),
+        ("gateway.envoyproxy.io/v1alpha1", "HTTPRouteFilter"),
         ("cert-manager.io/v1", "Certificate"),
         ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),
         ("cilium.io/v2", "CiliumNetworkPolicy"),
