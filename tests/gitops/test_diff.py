@@ -94,7 +94,7 @@ def test_directory_base_added_changed_removed(edited_diff: DiffResult) -> None:
     removed = edited_diff.removed[0]
     assert (removed.kind, removed.name, removed.namespace) == ("ConfigMap", "retired", NS)
     fields = {f.path: f for f in edited_diff.changed[0].fields}
-    assert fields["spec.replicas"] == FieldChange("spec.replicas", "changed", 3, 1)
+    assert fields["spec.replicas"] == FieldChange("spec.replicas", "changed", 3, 0)
     # Named list items are matched by name and shown by name, not by index.
     keep_alive = "spec.template.spec.containers[name=ollama].env[name=OLLAMA_KEEP_ALIVE].value"
     assert fields[keep_alive] == FieldChange(keep_alive, "changed", "5m", "24h")
@@ -145,14 +145,14 @@ def test_text_and_json_reports(edited_diff: DiffResult) -> None:
     assert "spec.replicas" in text and f"1 added, 1 changed, 1 removed, {edited_diff.unchanged} unchanged" in text
     data = json.loads(render_json(edited_diff))
     changed = next(c for c in data["changes"] if c["status"] == "changed")
-    assert {"path": "spec.replicas", "kind": "changed", "old": 3, "new": 1} in changed["fields"]
+    assert {"path": "spec.replicas", "kind": "changed", "old": 3, "new": 0} in changed["fields"]
     assert data["policy"]["ok"] in (True, False)
 
 
 def test_markdown_comment(edited_diff: DiffResult) -> None:
     text = render_markdown(edited_diff)
     assert text.startswith("## ") and f"`dev`: 1 added, 1 changed, 1 removed, {edited_diff.unchanged} unchanged" in text
-    assert "| `spec.replicas` | changed | `3` | `1` |" in text
+    assert "| `spec.replicas` | changed | `3` | `0` |" in text
     assert "`ConfigMap` slm-qwen3-micro/retired" in text
     assert "Policy pack" in text  # the policy results of the new render follow
     assert "Level `dev` (bound by name in dev.json)" in text

@@ -70,12 +70,17 @@ def endpoint_picker(model: str, metrics_port: int = 8000) -> set[tuple[str, str,
     return flows | {("egress", picker, cidr, f"TCP/{port}") for cidr in ranges for port in (443, 6443)}
 
 
+#: The KEDA HTTP add-on's interceptor, in KEDA's namespace.
+INTERCEPTOR = "keda/app.kubernetes.io/component=interceptor,app.kubernetes.io/part-of=keda-add-ons-http"
 #: Loki (the log store) admits only pods of the monitoring namespace: the collector, Grafana, Prometheus.
 LOKI = {("ingress", "monitoring/*", "monitoring/app.kubernetes.io/instance=loki", "any")}
 
 EXPECTED = {
-    # Ollama serves on 11434 and has no metrics endpoint: no metrics ingress at all.
-    "dev": expected("qwen3-micro", ("apps",), "cidr", port=11434, metrics=False, entry_point=False) | LOKI,
+    # Ollama serves on 11434 and has no metrics endpoint: no metrics ingress at all. The model scales to zero: the
+    # KEDA HTTP add-on's interceptor forwards the requests it held (docs/scale-to-zero.md).
+    "dev": expected("qwen3-micro", ("apps",), "cidr", port=11434, metrics=False, entry_point=False)
+    | {("ingress", INTERCEPTOR, "slm-qwen3-micro/app.kubernetes.io/instance=qwen3-micro", "TCP/11434")}
+    | LOKI,
     "staging": expected("phi4-mini", ("apps", "evaluation"), "none")
     | expected("qwen3-4b", ("apps", "evaluation"), "cidr")
     | endpoint_picker("qwen3-4b")
