@@ -98,11 +98,12 @@ def test_existing_cluster_stacks_price_their_share(root: Path) -> None:
     assert staging["total"] == {"min": total, "max": total}
     dev = _cost(root, "dev")
     request = dev["requests"][0]
-    assert request["model"] == "qwen3-micro" and request["cpu"] == {"min": 2.0, "max": 2.0}
-    assert request["memoryGiB"] == {"min": 4.0, "max": 4.0} and request["gpus"] == {"min": 0, "max": 0}
-    # Half a D4ds_v5 (2 of 4 vCPUs) at westeurope's 0.272 USD/h.
+    # qwen3-micro scales to zero when idle (docs/scale-to-zero.md): nothing at min scale, one replica at max.
+    assert request["model"] == "qwen3-micro" and request["cpu"] == {"min": 0.0, "max": 2.0}
+    assert request["memoryGiB"] == {"min": 0.0, "max": 4.0} and request["gpus"] == {"min": 0, "max": 0}
+    # Half a D4ds_v5 (2 of 4 vCPUs) at westeurope's 0.272 USD/h at max scale.
     share = next(line for line in dev["lines"] if line["category"] == "share")
-    assert share["quantity"] == {"min": 0.5, "max": 0.5} and share["monthly"] == {"min": 99.28, "max": 99.28}
+    assert share["quantity"] == {"min": 0, "max": 0.5} and share["monthly"] == {"min": 0.0, "max": 99.28}
 
 
 def test_json_shape(root: Path) -> None:

@@ -54,10 +54,11 @@ def test_prod_reference_stack_monitoring(plan_of: PlanOf) -> None:
     monitored = [MonitoredModel.from_config(m, replica_hourly_cost(plan.config, m)) for m in plan.config.models]
     expected = render_rules(monitored, plan.config.monitoring.alerts)
     assert json.loads(json.dumps(rule.inputs["spec"])) == json.loads(json.dumps(expected))
-    # The cost recording rules: one group per model, each replica's node at westeurope's price (docs/cost.md).
+    # The cost recording rules: one group per model, each replica's share of its node at westeurope's price
+    # (docs/cost.md): qwen3-8b runs on one of the two MIG 3g.40gb slices of an A100 node (docs/shared-gpus.md).
     costs = {g["name"]: g["rules"][0]["expr"] for g in rule.inputs["spec"]["groups"] if g["name"].endswith(".cost")}
     assert sorted(costs) == sorted(f"slm-deploy.{m.k8s_namespace}.{m.name}.cost" for m in plan.config.models)
-    assert costs["slm-deploy.slm-qwen3-8b.qwen3-8b.cost"].startswith("4.775 * sum by (namespace)")
+    assert costs["slm-deploy.slm-qwen3-8b.qwen3-8b.cost"].startswith("2.3875 * sum by (namespace)")
     dashboards = of_kind(plan.run.resources, "ConfigMap")
     boards = [d for d in dashboards if d.inputs["metadata"]["labels"].get("grafana_dashboard") == "1"]
     assert sorted(b.inputs["metadata"]["name"] for b in boards) == [
