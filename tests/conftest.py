@@ -10,7 +10,7 @@ import pytest
 from infra.plan.stack import StackPlan, plan_stack
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_STACKS = ("dev", "staging", "prod")
+REFERENCE_STACKS = ("dev", "staging", "prod", "canary")
 
 _PLANS: dict[tuple[str, bool], StackPlan] = {}
 

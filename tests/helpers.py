@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from infra.config.model import ModelConfig
 from infra.config.secrets import SecretValue
 from infra.plan.model import RecordedResource
 
@@ -23,6 +24,24 @@ def one(resources: Iterable[RecordedResource], kind: str, name: str) -> Recorded
     matches = [r for r in of_kind(resources, kind) if r.name == name]
     assert len(matches) == 1, f"expected one {kind} {name}, found {len(matches)}"
     return matches[0]
+
+
+def served_revisions(model: ModelConfig) -> list[tuple[str, ModelConfig, str]]:
+    """Per Deployment of a model: its resource-name prefix, the model as that Deployment serves it, and its cache
+    claim. One, named after the model, or one per revision of a canary rollout (docs/canary.md)."""
+    from infra.config.versions import own_cache, version_model, workload_name
+
+    if model.versions is None:
+        return [(model.name, model, f"{model.name}-cache")]
+    own = own_cache(model)
+    return [
+        (
+            workload_name(model.name, version.name),
+            version_model(model, version),
+            f"{workload_name(model.name, version.name) if own and track == 'canary' else model.name}-cache",
+        )
+        for track, version in model.versions.by_track().items()
+    ]
 
 
 def pod_spec(deployment: RecordedResource) -> dict[str, Any]:

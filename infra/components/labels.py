@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.config.versions import TRACK_LABEL, VERSION_LABEL
+from policies.lib.canary import TRACK_LABEL, VERSION_LABEL
 
 PART_OF = "slm-deploy"
 COMPONENT = "model-server"

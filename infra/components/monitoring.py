@@ -22,8 +22,9 @@ from infra.components.pod_security import restricted_namespace
 from infra.config import priority
 from infra.config.monitoring import AlertmanagerReceiver, MonitoringConfig
 from infra.config.objects import RECEIVER_SECRET
-from infra.config.versions import METRIC_VERSION_LABEL, VERSION_LABEL
+from infra.config.versions import METRIC_VERSION_LABEL
 from infra.monitoring.logs import LOKI_DATASOURCE_UID, loki_url
+from policies.lib.canary import VERSION_LABEL
 
 CHART = "kube-prometheus-stack"
 REPOSITORY = "https://prometheus-community.github.io/helm-charts"

@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 Track = Literal["stable", "canary"]
 TRACKS: tuple[Track, ...] = ("stable", "canary")
-#: Pod and object labels of a versioned model: the version's name (part of its selector) and its track.
-VERSION_LABEL = "slm-deploy.io/version"
-TRACK_LABEL = "slm-deploy.io/track"
 #: The label the scrape copies from a version's Service onto the engine's series (docs/canary.md).
 METRIC_VERSION_LABEL = "model_version"
 #: The longest version name: ``<model>-<version>-engine-config`` must stay a DNS subdomain and the version a label.

@@ -20,10 +20,9 @@ from infra.config.versions import METRIC_VERSION_LABEL
 from infra.monitoring.metrics import series_for
 from infra.monitoring.model import MonitoredModel, quote
 from infra.monitoring.promql import metric_names
+from policies.lib.canary import COMPARISON_ALERTS, ERROR_ALERT, TTFT_ALERT
 
-TTFT_ALERT = "SlmCanaryTimeToFirstTokenWorse"
-ERROR_ALERT = "SlmCanaryErrorRatioWorse"
-ALERTS = (TTFT_ALERT, ERROR_ALERT)
+ALERTS = COMPARISON_ALERTS
 WINDOW = "15m"
 FOR = "10m"
 #: The canary's p95 time to first token may be at most this many times the stable revision's.

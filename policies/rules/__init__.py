@@ -47,6 +47,8 @@ RULE_MODULES = (
     "endpoint_picker_secure_serving",
     "inference_pool_members",
     "canary_hardening_parity",
+    "canary_comparison_alert",
+    "canary_route_weights",
     "helm_no_public_services",
     "helm_no_privileged_workloads",
     "helm_grafana_authentication",

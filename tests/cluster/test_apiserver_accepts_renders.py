@@ -71,9 +71,9 @@ def test_the_project_crds_are_served(cluster: Cluster, crds: list[str]) -> None:
     assert set(crds) <= established
 
 
-# The canary example stack (docs/canary.md) too: two revisions' objects and the weighted HTTPRoute; and the node
-# auto-provisioning one (docs/node-auto-provisioning.md): cluster-scoped Karpenter NodePool and AKSNodeClass.
-@pytest.mark.parametrize("stack", [*REFERENCE_STACKS, "canary", "nap"])
+# The node auto-provisioning stack too (docs/node-auto-provisioning.md): cluster-scoped Karpenter NodePool and
+# AKSNodeClass. The canary stack is a reference stack (two revisions' objects, the weighted HTTPRoute).
+@pytest.mark.parametrize("stack", [*REFERENCE_STACKS, "nap"])
 def test_the_api_server_accepts_every_rendered_object(
     cluster: Cluster, crds: list[str], rendered: Callable[[str], Rendered], stack: str
 ) -> None:

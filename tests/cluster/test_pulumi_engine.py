@@ -111,7 +111,7 @@ def test_the_local_stack_goes_up_and_is_destroyed(pulumi: Pulumi, cluster: Clust
 
 # --- CrossGuard parity ------------------------------------------------------------------------------------
 
-REFERENCE_STACKS = ("dev", "staging", "prod", "local")
+REFERENCE_STACKS = ("dev", "staging", "prod", "local", "canary")
 #: Rules judging the cost estimate that ``slm-deploy check`` computes and hands the pack (stack config
 #: ``costEstimate``): the CLI prices nothing, so under the engine they are not applicable by design.
 ESTIMATE_RULES = frozenset({"cost-unpriced", "monthly-budget"})

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from infra.monitoring import MonitoredModel, render_rules, rules_yaml
-from infra.monitoring.canary_rules import ERROR_ALERT, TTFT_ALERT, canary_group_name
+from infra.monitoring.canary_rules import canary_group_name
+from policies.lib.canary import ERROR_ALERT, TTFT_ALERT
 from tests.helpers import installed
 
 CANARY = MonitoredModel("qwen", "slm-qwen", "vllm", "qwen", gpu_count=1, versions=("v1", "v2"))

@@ -29,7 +29,7 @@ from tests.conftest import REFERENCE_STACKS
 from tests.helpers import of_kind, one
 
 PlanOf = Callable[[str, bool], StackPlan]
-RETENTION_DAYS = {"dev": 3, "staging": 7, "prod": 30}
+RETENTION_DAYS = {"dev": 3, "staging": 7, "prod": 30, "canary": 7}
 
 
 def run(config: dict[str, Any], preview: bool = True) -> list[RecordedResource]:

@@ -22,7 +22,7 @@ from infra.plan.model import Secret
 from infra.plan.stack import StackPlan
 from infra.platform import deploy
 from tests.conftest import REFERENCE_STACKS
-from tests.helpers import of_kind, one, pod_spec
+from tests.helpers import of_kind, one, pod_spec, served_revisions
 
 MODES = pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
 PlanOf = Callable[[str, bool], StackPlan]
@@ -38,14 +38,14 @@ def test_every_model_gets_its_objects(stack: str, preview: bool, plan_of: PlanOf
     for model in plan.config.models:
         children = [r for r in resources if r.parent and r.parent.endswith(f"ModelServer::{model.name}")]
         kinds = sorted(r.kind for r in children if r.kind not in ("ConfigMap", "ModelAutoscaler"))
+        revisions = served_revisions(model)
+        claims = {claim for _, _, claim in revisions}
         expected = [
             "Namespace",
             "ServiceAccount",
             # No cache claim when the weights come in an image volume (docs/image-volume-weights.md).
-            *(["PersistentVolumeClaim"] if model.has_cache_volume else []),
-            "Deployment",
-            "Service",
-            "PodDisruptionBudget",
+            *(["PersistentVolumeClaim"] * len(claims) if model.has_cache_volume else []),
+            *["Deployment", "Service", "PodDisruptionBudget"] * len(revisions),
             "ModelNetworkPolicy",
         ]
         # Recommendations (a VerticalPodAutoscaler) only where the stack asks for them.
@@ -87,8 +87,9 @@ def test_pods_are_hardened(stack: str, preview: bool, plan_of: PlanOf) -> None:
 @pytest.mark.parametrize("stack", REFERENCE_STACKS)
 def test_vllm_container_contract(stack: str, plan_of: PlanOf) -> None:
     plan = plan_of(stack, True)
-    for model in (m for m in plan.config.models if m.engine == "vllm"):
-        spec = pod_spec(one(plan.run.resources, "Deployment", f"{model.name}-deployment"))
+    served = [(prefix, model, claim) for m in plan.config.models for prefix, model, claim in served_revisions(m)]
+    for prefix, model, claim in (s for s in served if s[1].engine == "vllm"):
+        spec = pod_spec(one(plan.run.resources, "Deployment", f"{prefix}-deployment"))
         container = spec["containers"][0]
         image = container["image"]
         assert image.startswith("vllm/vllm-openai:v") and ":latest" not in image
@@ -118,7 +119,7 @@ def test_vllm_container_contract(stack: str, plan_of: PlanOf) -> None:
             assert {"name": "weights", "mountPath": "/weights", "readOnly": True} in container["volumeMounts"]
             assert env["HF_HUB_OFFLINE"] == "1"
         else:
-            assert volumes["model-cache"]["persistentVolumeClaim"]["claimName"] == f"{model.name}-cache"
+            assert volumes["model-cache"]["persistentVolumeClaim"]["claimName"] == claim
         assert spec["nodeSelector"] == {"slm-deploy.io/gpu-pool": model.gpu.pool}
         assert "initContainers" not in spec
         tolerations = {(t["key"], t.get("value"), t["effect"]) for t in spec["tolerations"]}
@@ -136,8 +137,9 @@ def test_namespaces_labels_and_network(stack: str, plan_of: PlanOf) -> None:
             assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
         service_account = one(plan.run.resources, "ServiceAccount", f"{model.name}-serviceaccount")
         assert service_account.inputs["automountServiceAccountToken"] is False
-        service = one(plan.run.resources, "Service", f"{model.name}-service")
-        assert service.inputs["spec"]["type"] == "ClusterIP"
+        for prefix, _, _ in served_revisions(model):
+            service = one(plan.run.resources, "Service", f"{prefix}-service")
+            assert service.inputs["spec"]["type"] == "ClusterIP"
         deny = one(plan.run.resources, "NetworkPolicy", f"{model.name}-network-default-deny")
         assert deny.inputs["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
         model_objects = [r for r in plan.run.resources if "slm-deploy:serving:ModelServer" in r.urn]
@@ -303,8 +305,8 @@ def test_a_single_node_cache_is_replaced_not_rolled(access_mode: str, strategy: 
 def test_model_servers_reserve_their_disk_and_run_at_the_serving_priority(stack: str, plan_of: PlanOf) -> None:
     """ephemeral-storage = the disk-backed emptyDirs' size limits + the margin; tmpfs is memory, not disk."""
     plan = plan_of(stack, True)
-    for model in plan.config.models:
-        spec = pod_spec(one(plan.run.resources, "Deployment", f"{model.name}-deployment"))
+    for prefix, _, _ in (revision for model in plan.config.models for revision in served_revisions(model)):
+        spec = pod_spec(one(plan.run.resources, "Deployment", f"{prefix}-deployment"))
         disk = [
             v["emptyDir"]["sizeLimit"]
             for v in spec["volumes"]

@@ -89,6 +89,8 @@ EXPECTED = {
     | expected("qwen3-8b", ("apps",), "fqdn")
     | expected("qwen3-small", ("apps",), "fqdn")
     | LOKI,
+    # Both revisions of the canary rollout are the model's pods (app.kubernetes.io/instance): one set of flows.
+    "canary": expected("qwen3-4b", ("apps",), "cidr") | LOKI,
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pulumi_policy import StackValidationArgs
 
+from ...lib.canary import TRACK_LABEL as TRACK
 from ...lib.k8s import (
     WORKLOAD_TYPES,
     get,
@@ -28,7 +29,6 @@ from ...lib.k8s import (
 )
 from ...lib.rule import NSA, PSS, SLM, Rule
 
-TRACK = "slm-deploy.io/track"
 INSTANCE = "app.kubernetes.io/instance"
 #: Pod spec fields that weaken isolation when they differ.
 POD_FIELDS = ("serviceAccountName", "automountServiceAccountToken", "hostNetwork", "hostPID", "hostIPC", "hostUsers")
