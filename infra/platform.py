@@ -38,7 +38,7 @@ from infra.config.inference_pool import picker_name, pool_name
 from infra.config.model import ModelConfig
 from infra.config.objects import CHAT_UI_NAME, CHAT_UI_TLS_SECRET, checks_api_keys
 from infra.config.stack import StackConfig
-from infra.config.versions import own_cache, version_model, workload_name
+from infra.config.versions import workload_name
 from infra.engines import engine_for
 from infra.engines.base import EngineSpec
 
@@ -176,19 +176,14 @@ def _served_versions(config: StackConfig, model: ModelConfig) -> list[ServedVers
     """The revisions of a canary rollout, stable first (none for a model without ``versions``)."""
     if model.versions is None:
         return []
-    canary_cache = own_cache(model)
-    return [
-        ServedVersion(
-            version.name,
-            track,
-            served,
-            engine_for(served, config),
-            version.weight,
-            own_cache=canary_cache and track == "canary",
-        )
-        for track, version in model.versions.by_track().items()
-        if (served := version_model(model, version))
-    ]
+    canary_cache = model.canary_has_own_cache
+    revisions = []
+    for track, version in model.versions.by_track().items():
+        served = model.revision(version)
+        engine = engine_for(served, config)
+        own = canary_cache and track == "canary"
+        revisions.append(ServedVersion(version.name, track, served, engine, version.weight, own_cache=own))
+    return revisions
 
 
 def _credential_secret(server: ModelServer) -> str | None:

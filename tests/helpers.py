@@ -29,15 +29,15 @@ def one(resources: Iterable[RecordedResource], kind: str, name: str) -> Recorded
 def served_revisions(model: ModelConfig) -> list[tuple[str, ModelConfig, str]]:
     """Per Deployment of a model: its resource-name prefix, the model as that Deployment serves it, and its cache
     claim. One, named after the model, or one per revision of a canary rollout (docs/canary.md)."""
-    from infra.config.versions import own_cache, version_model, workload_name
+    from infra.config.versions import workload_name
 
     if model.versions is None:
         return [(model.name, model, f"{model.name}-cache")]
-    own = own_cache(model)
+    own = model.canary_has_own_cache
     return [
         (
             workload_name(model.name, version.name),
-            version_model(model, version),
+            model.revision(version),
             f"{workload_name(model.name, version.name) if own and track == 'canary' else model.name}-cache",
         )
         for track, version in model.versions.by_track().items()

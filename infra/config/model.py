@@ -17,7 +17,7 @@ from infra.config.lora import LoraSettings
 from infra.config.names import ContainerText, DnsLabel, Labels
 from infra.config.resources import CacheVolume, Gpu, Resources
 from infra.config.throughput import Throughput
-from infra.config.versions import ModelVersions
+from infra.config.versions import ModelVersion, ModelVersions
 from infra.config.weights import Weights
 from infra.hardening import DirectAccess, Hardening
 
@@ -280,6 +280,21 @@ class ModelConfig(ConfigModel):
     def has_cache_volume(self) -> bool:
         """Whether the model has its cache claim (``<model>-cache``): not when the weights come in an image."""
         return not self.weights.image_volume
+
+    def revision(self, version: ModelVersion) -> ModelConfig:
+        """The model as a revision of a canary rollout serves it: the model's keys with the revision's (an engine
+        block replaces the model's whole), validated again."""
+        # What the stack file set (not the defaults: a key like cache counts as given when it is in the data).
+        base = self.model_dump(by_alias=True, exclude_unset=True, exclude={"versions"})
+        return ModelConfig.model_validate({**base, **version.overrides()})
+
+    @property
+    def canary_has_own_cache(self) -> bool:
+        """Whether the canary revision loads other weights than the stable one (then it has its own model cache)."""
+        if self.versions is None:
+            return False
+        stable, canary = self.revision(self.versions.stable), self.revision(self.versions.canary)
+        return (stable.model_id, stable.llamacpp, stable.onnx) != (canary.model_id, canary.llamacpp, canary.onnx)
 
     @property
     def max_replicas(self) -> int:

@@ -44,7 +44,7 @@ from infra.config.k8s_names import (
 from infra.config.model import MODEL_NAMESPACE_PREFIX, ModelConfig
 from infra.config.monitoring import MonitoringConfig
 from infra.config.secret_store import SecretStoreConfig
-from infra.config.versions import own_cache, version_model, workload_name
+from infra.config.versions import workload_name
 
 # Names the components give their objects, defined here once: the components import them (config imports no
 # component), so the names checked are the names created.
@@ -345,7 +345,7 @@ def _workload_objects(model: ModelConfig, name_key: KeyPath) -> Iterator[Derived
         served = [
             (
                 workload_name(model.name, version.name),
-                version_model(model, version),
+                model.revision(version),
                 ("models", index, "versions", track, "name"),
                 f"of the {track} revision '{version.name}' of model '{model.name}'",
             )
@@ -364,7 +364,7 @@ def _workload_objects(model: ModelConfig, name_key: KeyPath) -> Iterator[Derived
             (DNS_1035_LABEL,),
             hint="the model's name is its Service's name: start it with a letter",
         )
-        if workload != model.name and config is not model and own_cache(model) and key[3] == "canary":
+        if workload != model.name and config is not model and model.canary_has_own_cache and key[3] == "canary":
             yield DerivedObject(
                 "PersistentVolumeClaim",
                 ns,

@@ -22,7 +22,6 @@ from infra.config.k8s_names import DNS_1035_LABEL, refuse
 from infra.config.names import ContainerText
 
 if TYPE_CHECKING:
-    from infra.config.model import ModelConfig
     from infra.config.stack import StackConfig
 
 Track = Literal["stable", "canary"]
@@ -95,24 +94,6 @@ def workload_name(model: str, version: str | None) -> str:
     return model if version is None else f"{model}-{version}"
 
 
-def version_model(model: ModelConfig, version: ModelVersion) -> ModelConfig:
-    """The model as the revision serves it: the model's keys with the revision's overrides, validated again."""
-    from infra.config.model import ModelConfig
-
-    base = model.model_dump(by_alias=True, exclude_none=True, exclude={"versions"})
-    overrides = version.overrides()
-    # A revision's engine block replaces the model's whole (a dict merge at the top level): no key of it leaks in.
-    return ModelConfig.model_validate({**base, **overrides})
-
-
-def own_cache(model: ModelConfig) -> bool:
-    """Whether the canary loads other weights than the stable revision (then it gets its own model cache)."""
-    if model.versions is None:
-        return False
-    stable, canary = (version_model(model, v) for v in (model.versions.stable, model.versions.canary))
-    return (stable.model_id, stable.llamacpp, stable.onnx) != (canary.model_id, canary.llamacpp, canary.onnx)
-
-
 def check_versions(stack: StackConfig) -> None:
     """Cross-field checks of every versioned model (one line at the key that is wrong)."""
     for index, model in enumerate(stack.models):
@@ -121,15 +102,22 @@ def check_versions(stack: StackConfig) -> None:
             continue
         at: tuple[str | int, ...] = ("models", index, "versions")
         for key, on, why in (
-            ("inferencePool", model.inference_pool.enabled, "route each revision through its own Service"),
-            ("autoscaling", model.autoscaling.enabled, "the queue metric does not tell the revisions apart"),
-            ("vpa", model.vpa.enabled, "recommendations are per Deployment"),
+            (
+                "inferencePool",
+                model.inference_pool.enabled,
+                "a pool has one endpoint picker for one set of pods; turn it off for the rollout, on after it",
+            ),
+            (
+                "autoscaling",
+                model.autoscaling.enabled,
+                "the queue metric does not tell the revisions apart; give each revision fixed replicas",
+            ),
+            ("vpa", model.vpa.enabled, "recommendations are per Deployment; turn them off for the rollout"),
         ):
             if on:
                 raise KeyPathError(
                     (*at[:2], key, "enabled"),
-                    f"a model with versions (a canary rollout) cannot use {key} ({why}): give each revision fixed "
-                    "replicas during the rollout, then remove versions (docs/canary.md)",
+                    f"a model with versions (a canary rollout) cannot use {key}: {why} (docs/canary.md)",
                 )
         if not stack.entry_point.exposes(model.name):
             raise KeyPathError(
@@ -139,7 +127,7 @@ def check_versions(stack: StackConfig) -> None:
             )
         for track, version in versions.by_track().items():
             try:
-                served = version_model(model, version)
+                served = model.revision(version)
             except ValidationError as error:
                 first = error.errors()[0]
                 loc = tuple(str(part) if not isinstance(part, int) else part for part in first["loc"])
@@ -149,7 +137,7 @@ def check_versions(stack: StackConfig) -> None:
                     (*at, track, "onnx", "prepare"),
                     "a preparation Job per revision is not supported: prepare the model into an image or a folder",
                 )
-        if not own_cache(model) and model.cache.access_mode != "ReadWriteMany":
+        if not model.canary_has_own_cache and model.cache.access_mode != "ReadWriteMany":
             raise KeyPathError(
                 (*at[:2], "cache", "accessMode"),
                 f"both revisions mount the model cache, and {model.cache.access_mode} attaches to one node: use "
