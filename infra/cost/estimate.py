@@ -364,7 +364,8 @@ def estimate(
             pool_name = workload.pool
         spot = bool(pool and pool.spot)
         slices = pool.slices_per_gpu if pool else 1
-        if throughputs and workload.model in throughputs:
+        # One figure per model: a canary rollout's revisions share the model's resources and GPU (docs/canary.md).
+        if throughputs and workload.model in throughputs and all(c.model != workload.model for c in token_costs):
             token_costs.append(
                 token_cost(
                     throughputs[workload.model],
@@ -469,7 +470,8 @@ def estimate(
         hours_per_month=table.hours_per_month,
         lines=all_lines,
         total_lines=total_lines,
-        models=tuple(w.model for w in inventory.workloads),
+        # Once each: the revisions of a canary rollout are two workloads of one model (docs/canary.md).
+        models=tuple(dict.fromkeys(w.model for w in inventory.workloads)),
         requests=tuple(_requests(w) for w in inventory.workloads),
         not_included=table.not_included,
         notes=tuple(notes),

@@ -153,3 +153,6 @@ def test_cost_covers_both_revisions(root: Path) -> None:
     assert [line["quantity"]["min"] for line in nodes] == [1, 1]
     assert report["models"]["qwen3-4b"]["min"] == pytest.approx(sum(line["monthly"]["min"] for line in nodes))
     assert sum(r["gpus"]["min"] for r in report["requests"] if r["model"] == "qwen3-4b") == 2
+    text = CliRunner().invoke(app, ["cost", "--stack", "canary", "--root", str(root)]).stdout
+    per_model = text.split("per model (min - max):\n")[1].split("\n")
+    assert per_model[0].startswith("  qwen3-4b: USD ") and not per_model[1].startswith("  qwen3-4b")
