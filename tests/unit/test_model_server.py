@@ -13,6 +13,7 @@ from infra.config import priority
 from infra.config.loader import validate_stack_config
 from infra.config.model import ModelConfig
 from infra.config.network import NetworkConfig
+from infra.config.objects import checks_api_keys
 from infra.config.quantity import EPHEMERAL_STORAGE_MARGIN, ephemeral_storage
 from infra.config.secret_store import SecretStoreConfig
 from infra.engines.base import EngineContext
@@ -49,7 +50,9 @@ def test_every_model_gets_its_objects(stack: str, preview: bool, plan_of: PlanOf
             "ModelNetworkPolicy",
         ]
         # Recommendations (a VerticalPodAutoscaler) only where the stack asks for them.
-        assert kinds == sorted(expected + (["ModelVpa"] if model.vpa.enabled else []))
+        # The server's copy of the stack's API keys where it checks them itself (infra.config.objects).
+        keys = ["ModelApiKeys"] if checks_api_keys(plan.config.entry_point, model) else []
+        assert kinds == sorted(expected + keys + (["ModelVpa"] if model.vpa.enabled else []))
         for child in children:
             assert child.name.startswith(f"{model.name}-")
 
