@@ -67,7 +67,9 @@ uv_environment() {
 # Install into .venv with uv when there is one, else pip: `pip_install ARGS…` (pip's argument spelling).
 pip_install() {
   if [ -n "$UV" ]; then
-    "$UV" pip install --python .venv/bin/python "$@"
+    # --compile-bytecode: uv leaves .pyc to the first import, which writes none where PYTHONDONTWRITEBYTECODE is
+    # set; every slm-deploy process would then compile the Pulumi SDKs again (seconds each).
+    "$UV" pip install --compile-bytecode --python .venv/bin/python "$@"
   else
     .venv/bin/python -m pip install --quiet --progress-bar off "$@"
   fi
