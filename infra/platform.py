@@ -15,6 +15,8 @@ from infra.components.chat_ui import PORT as CHAT_UI_PORT
 from infra.components.chat_ui import ChatUi, ChatUiArgs
 from infra.components.endpoint_picker import EndpointPicker, EndpointPickerArgs
 from infra.components.entry_point import (
+    AI_GATEWAY_METRICS_PORT_NAME,
+    AI_GATEWAY_METRICS_SELECTOR,
     PROXY_HTTPS_CONTAINER_PORT,
     EntryPoint,
     EntryPointArgs,
@@ -30,6 +32,7 @@ from infra.components.log_store import LogStore, LogStoreArgs
 from infra.components.model_server import ModelServer, ModelServerArgs, ServedVersion
 from infra.components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget, prometheus_query_url
 from infra.components.priority_classes import PriorityClasses
+from infra.components.rate_limit_store import RateLimitStore, RateLimitStoreArgs, redis_url
 from infra.config.chat_ui import CHAT_UI_RESOURCE, client_key
 from infra.config.cluster import AksCluster
 from infra.config.entry_point import ENTRY_POINT_RESOURCE
@@ -109,8 +112,6 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
         for model in config.models
         if model.inference_pool.enabled
     }
-    if config.monitoring.mode != "none":
-        _monitoring(config, engines, servers, secrets, on_cluster)
     keda = None
     if config.keda.install:
         keda = Keda(
@@ -120,8 +121,10 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
             ),
             opts=on_cluster,
         )
+    gateway_metrics: k8s.core.v1.Service | None = None
     if entry.enabled:
-        EntryPoint(
+        quotas = entry.quotas
+        entry_point = EntryPoint(
             ENTRY_POINT_RESOURCE,
             EntryPointArgs(
                 config=entry,
@@ -153,6 +156,7 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                         if model.scales_to_zero
                         else None,
                         credential_secret=_credential_secret(servers[model.name]),
+                        served_name=model.api_model_name,
                     )
                     for model in config.models
                     if entry.exposes(model.name)
@@ -165,9 +169,25 @@ def deploy(config: StackConfig) -> dict[str, ModelServer]:
                     for server in servers.values()
                 ),
                 ui=_chat_ui(config, secrets, on_cluster) if config.chat_ui.enabled else None,
+                redis_url=redis_url(quotas.redis.namespace) if quotas is not None else None,
             ),
             opts=on_cluster,
         )
+        gateway_metrics = entry_point.ai_gateway_metrics
+        if quotas is not None:
+            RateLimitStore(
+                "rate-limit-store",
+                RateLimitStoreArgs(
+                    settings=quotas.redis,
+                    client_namespace=entry.controller_namespace,
+                    password=secrets[quotas.redis.password],
+                    labels=config.labels,
+                    client_depends_on=_present(entry_point.controller_namespace),
+                ),
+                opts=on_cluster,
+            )
+    if config.monitoring.mode != "none":
+        _monitoring(config, engines, servers, secrets, on_cluster, gateway_metrics)
     pulumi.export("models", {name: server.service.metadata.name for name, server in servers.items()})
     return servers
 
@@ -191,8 +211,8 @@ def _credential_secret(server: ModelServer) -> str | None:
     return server.api_keys.wiring.credential_secret if server.api_keys is not None else None
 
 
-def _present(picker: EndpointPicker | None) -> tuple[pulumi.Resource, ...]:
-    return (picker,) if picker is not None else ()
+def _present(resource: pulumi.Resource | None) -> tuple[pulumi.Resource, ...]:
+    return (resource,) if resource is not None else ()
 
 
 def _endpoint_picker(
@@ -231,11 +251,14 @@ def _chat_ui(config: StackConfig, secrets: Mapping[str, pulumi.Output[str]], opt
         CHAT_UI_RESOURCE,
         ChatUiArgs(
             config=chat,
-            base_urls=[
-                base_url(entry.hostname, model.name)
-                for model in config.models
-                if entry.exposes(model.name) and chat.offers(model.name)
-            ],
+            # With quotas one base URL serves every model (the UI lists them from its /models).
+            base_urls=list(
+                dict.fromkeys(
+                    base_url(entry.hostname, model.name, entry.quotas is not None)
+                    for model in config.models
+                    if entry.exposes(model.name) and chat.offers(model.name)
+                )
+            ),
             session_secret=secrets[chat.session_secret],
             api_key=api_key,
             gateway_peer=gateway_peer(entry),
@@ -265,6 +288,7 @@ def _monitoring(
     servers: Mapping[str, ModelServer],
     secrets: Mapping[str, pulumi.Output[str]],
     opts: pulumi.ResourceOptions,
+    gateway_metrics: k8s.core.v1.Service | None = None,
 ) -> MonitoringStack:
     from infra.cost.replica import replica_hourly_cost
     from infra.monitoring import MonitoredModel, render_rules
@@ -296,13 +320,24 @@ def _monitoring(
         for model in config.models
         if model.inference_pool.enabled
     ]
+    if gateway_metrics is not None:
+        # Envoy AI Gateway's token usage per client, from the proxies' sidecar (docs/quotas.md).
+        targets.append(
+            ScrapeTarget(
+                model="ai-gateway",
+                namespace=gateway_metrics.metadata.namespace,
+                selector=AI_GATEWAY_METRICS_SELECTOR,
+                port_name=AI_GATEWAY_METRICS_PORT_NAME,
+                path="/metrics",
+            )
+        )
     stack = MonitoringStack(
         "monitoring",
         MonitoringStackArgs(
             config=config.monitoring,
             targets=targets,
             rules=render_rules(monitored, config.monitoring.alerts, logs=logs),
-            dashboards=render_dashboards(monitored, logs=logs),
+            dashboards=render_dashboards(monitored, logs=logs, quotas=gateway_metrics is not None),
             secrets=secrets,
             labels=config.labels,
         ),

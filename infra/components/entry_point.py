@@ -8,19 +8,29 @@ Request path: client → Envoy proxy Service (created by the Envoy Gateway contr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.core.v1 import ServicePortArgs, ServiceSpecArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
+from infra.components.ai_gateway import (
+    AI_GATEWAY_API,
+    ai_route_spec,
+    authorization,
+    backend_spec,
+    service_backend_spec,
+    token_budget_rules,
+)
 from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF, PUBLIC_EXPOSURE
 from infra.components.pod_security import restricted_namespace
 from infra.config import priority
 from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, IssuerRef, keys_of_secret
 from infra.config.objects import ENTRY_POINT_API_KEY_SECRET, SERVER_KEY_FILTER_SUFFIX
+from infra.config.quotas import REDIS_NAME, REDIS_PASSWORD_KEY
 
 #: The Envoy Gateway Helm chart (an OCI artifact), installed at ``EntryPointConfig.controller_version``.
 ENVOY_GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"
@@ -37,6 +47,15 @@ INTERCEPTOR_GRANT = "slm-deploy-model-routes"
 API_KEY_HEADER = "authorization"
 #: The authenticated client's name, set by the proxy for the model server (a client cannot forge it).
 CLIENT_ID_HEADER = "x-slm-client"
+#: The Envoy AI Gateway controller (its Helm chart's default release in ``envoy-ai-gateway-system``): Envoy Gateway
+#: calls it as extension server (ai-gateway manifests/envoy-gateway-config/config.yaml).
+AI_GATEWAY_CONTROLLER_HOST = "ai-gateway-controller.envoy-ai-gateway-system.svc.cluster.local"
+AI_GATEWAY_CONTROLLER_PORT = 1063
+#: Envoy AI Gateway's filter (a sidecar of each proxy pod) serves Prometheus metrics on this port; a headless
+#: Service selects the proxies there for a ServiceMonitor (docs/quotas.md).
+AI_GATEWAY_METRICS_PORT = 1064
+AI_GATEWAY_METRICS_PORT_NAME = "aigw-metrics"
+AI_GATEWAY_METRICS_SELECTOR = {"app.kubernetes.io/name": "slm-ai-gateway-metrics"}
 #: UID/GID of the distroless Envoy image's non-root user.
 PROXY_UID = 65532
 #: The listener of a browser application (the chat UI): users log in to the application, so no API key here.
@@ -69,6 +88,8 @@ class RouteTarget:
     #: A Secret (same namespace) whose ``credential`` the proxy sends in place of the client's key: the model's own
     #: key, for a server that accepts one key only (vLLM). The client's key is checked first, at the Gateway.
     credential_secret: str | None = None
+    #: The name the engine serves the model as (the request's ``model``): with quotas, the gateway routes by it.
+    served_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +133,8 @@ class EntryPointArgs:
     forward_api_key: bool = False
     #: The chat UI, when the stack has one: a second listener, without the API-key check.
     ui: UiRoute | None = None
+    #: With ``config.quotas``: host:port of the rate limit's Redis, for the controller's values (installController).
+    redis_url: str | None = None
 
 
 def proxy_pod_labels(gateway_namespace: str, gateway_name: str = GATEWAY_NAME) -> dict[str, str]:
@@ -125,9 +148,12 @@ def proxy_pod_labels(gateway_namespace: str, gateway_name: str = GATEWAY_NAME) -
     }
 
 
-def base_url(hostname: str, model: str) -> str:
-    """The OpenAI ``base_url`` of a routed model (its route rewrites the prefix to the engine's API path)."""
-    return f"https://{hostname}/models/{model}/v1"
+def base_url(hostname: str, model: str, quotas: bool = False) -> str:
+    """The OpenAI ``base_url`` of a routed model (its route rewrites the prefix to the engine's API path).
+
+    With quotas every model shares ``https://<hostname>/v1``: the AI Gateway routes by the request's ``model``.
+    """
+    return f"https://{hostname}/v1" if quotas else f"https://{hostname}/models/{model}/v1"
 
 
 def gateway_peer(config: EntryPointConfig) -> tuple[str, dict[str, str]]:
@@ -152,6 +178,13 @@ class EntryPoint(pulumi.ComponentResource):
     interceptor_grants: dict[str, k8s.apiextensions.CustomResource]
     #: Per model whose server accepts one key: the HTTPRouteFilter that sends it.
     credential_filters: dict[str, k8s.apiextensions.CustomResource]
+    #: With quotas: each model's Envoy Gateway Backend and AIServiceBackend (none for a model behind an
+    #: InferencePool), and the Gateway's token-budget BackendTrafficPolicy (when any client has a budget).
+    backends: dict[str, k8s.apiextensions.CustomResource]
+    service_backends: dict[str, k8s.apiextensions.CustomResource]
+    token_budgets: k8s.apiextensions.CustomResource | None
+    #: With quotas: the headless Service over the proxies' AI Gateway metrics port (for a ServiceMonitor).
+    ai_gateway_metrics: k8s.core.v1.Service | None
     #: The chat UI's certificate (when issued by cert-manager) and route, when the stack has a UI.
     ui_certificate: k8s.apiextensions.CustomResource | None
     ui_route: k8s.apiextensions.CustomResource | None
@@ -181,7 +214,8 @@ class EntryPoint(pulumi.ComponentResource):
             "app.kubernetes.io/managed-by": MANAGED_BY,
         }
         self.gateway_peer = gateway_peer(config)
-        self.base_urls = {route.model: base_url(hostname, route.model) for route in args.routes}
+        quotas = config.quotas
+        self.base_urls = {route.model: base_url(hostname, route.model, quotas is not None) for route in args.routes}
 
         def meta(object_name: str, namespace: str | None = ns, **extra: Any) -> ObjectMetaArgs:
             return ObjectMetaArgs(name=object_name, namespace=namespace, labels=self.labels, **extra)
@@ -214,7 +248,7 @@ class EntryPoint(pulumi.ComponentResource):
                     cleanup_on_fail=True,
                     max_history=10,
                     timeout=600,
-                    values=_controller_values(),
+                    values=_controller_values(args.redis_url),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.controller_namespace]),
             )
@@ -328,6 +362,16 @@ class EntryPoint(pulumi.ComponentResource):
                         # Kept when a routed server checks keys too (authentication in depth), removed otherwise.
                         "sanitize": not args.forward_api_key,
                     },
+                    # Per-client model allow-lists: a client calling another model gets 403 (docs/quotas.md).
+                    **(
+                        {
+                            "authorization": authorization(
+                                quotas, CLIENT_ID_HEADER, {r.model: r.served_name or r.model for r in args.routes}
+                            )
+                        }
+                        if quotas is not None
+                        else {}
+                    ),
                 },
                 opts=pulumi.ResourceOptions.merge(
                     in_ns, pulumi.ResourceOptions(depends_on=[*_present(self.api_key_secret), self.gateway])
@@ -336,6 +380,9 @@ class EntryPoint(pulumi.ComponentResource):
 
         self.routes = {}
         self.credential_filters = {}
+        self.backends = {}
+        self.service_backends = {}
+        self.token_budgets = None
         for route in args.routes:
             if route.credential_secret is not None:
                 self.credential_filters[route.model] = k8s.apiextensions.CustomResource(
@@ -346,6 +393,9 @@ class EntryPoint(pulumi.ComponentResource):
                     spec=_credential_spec(route.credential_secret),
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[*route.depends_on]),
                 )
+            if quotas is not None:
+                self._ai_route(name, route, hostname, ns, config.request_timeout, meta)
+                continue
             self.routes[route.model] = k8s.apiextensions.CustomResource(
                 f"{name}-route-{route.model}",
                 api_version=f"{GATEWAY_API_GROUP}/v1",
@@ -385,6 +435,51 @@ class EntryPoint(pulumi.ComponentResource):
                 ),
             )
 
+        self.ai_gateway_metrics = None
+        if quotas is not None:
+            self.ai_gateway_metrics = k8s.core.v1.Service(
+                f"{name}-ai-gateway-metrics",
+                metadata=ObjectMetaArgs(
+                    name="ai-gateway-metrics",
+                    namespace=config.proxy_namespace,
+                    labels={**self.labels, **AI_GATEWAY_METRICS_SELECTOR},
+                ),
+                spec=ServiceSpecArgs(
+                    type="ClusterIP",
+                    cluster_ip="None",
+                    selector=proxy_pod_labels(ns),
+                    ports=[
+                        ServicePortArgs(
+                            name=AI_GATEWAY_METRICS_PORT_NAME,
+                            port=AI_GATEWAY_METRICS_PORT,
+                            target_port=AI_GATEWAY_METRICS_PORT,
+                            protocol="TCP",
+                        )
+                    ],
+                ),
+                opts=in_ns,
+            )
+        budgets = token_budget_rules(quotas, CLIENT_ID_HEADER) if quotas is not None else []
+        if budgets:
+            self.token_budgets = k8s.apiextensions.CustomResource(
+                f"{name}-token-budgets",
+                api_version=f"{ENVOY_GATEWAY_GROUP}/v1alpha1",
+                kind="BackendTrafficPolicy",
+                metadata=meta("token-budgets"),
+                spec={
+                    "targetRefs": [
+                        {
+                            "group": GATEWAY_API_GROUP,
+                            "kind": "Gateway",
+                            "name": GATEWAY_NAME,
+                            **({"sectionName": LISTENER} if ui is not None else {}),
+                        }
+                    ],
+                    "rateLimit": {"type": "Global", "global": {"rules": budgets}},
+                },
+                opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[self.gateway])),
+            )
+
         self.ui_route = None
         if ui is not None:
             self.ui_route = k8s.apiextensions.CustomResource(
@@ -402,9 +497,62 @@ class EntryPoint(pulumi.ComponentResource):
                 "hostname": hostname,
                 "exposure": config.exposure,
                 "authentication": "api-key" if self.security_policy is not None else "none",
+                "quotaClients": sorted(quotas.clients) if quotas is not None else [],
                 "baseUrls": self.base_urls,
                 **({"chatUrl": f"https://{ui.hostname}/"} if ui is not None else {}),
             }
+        )
+
+    def _ai_route(
+        self,
+        name: str,
+        route: RouteTarget,
+        hostname: str,
+        gateway_namespace: str,
+        timeout: str,
+        meta: Callable[..., ObjectMetaArgs],
+    ) -> None:
+        """The model behind the AI Gateway: an AIGatewayRoute (tokens counted), and its backend objects.
+
+        The backend is the model's InferencePool, or per Service (the model's, or each canary revision's with its
+        weight) an Envoy Gateway Backend and an AIServiceBackend of the same name.
+        """
+        opts = pulumi.ResourceOptions(
+            parent=self, depends_on=[self.gateway, *_present(self.security_policy), *route.depends_on]
+        )
+        refs: list[dict[str, Any]] = []
+        made: list[pulumi.Resource] = []
+        if route.inference_pool is not None:
+            refs.append({"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": route.inference_pool})
+        services: list[tuple[str, int | None]] = [*route.weighted_services] or [(route.service, None)]
+        for service, weight in services if route.inference_pool is None else []:
+            self.backends[service] = k8s.apiextensions.CustomResource(
+                f"{name}-backend-{service}",
+                api_version=f"{ENVOY_GATEWAY_GROUP}/v1alpha1",
+                kind="Backend",
+                metadata=meta(service, namespace=route.namespace),
+                spec=backend_spec(service, route.namespace, route.port),
+                opts=opts,
+            )
+            self.service_backends[service] = k8s.apiextensions.CustomResource(
+                f"{name}-service-backend-{service}",
+                api_version=AI_GATEWAY_API,
+                kind="AIServiceBackend",
+                metadata=meta(service, namespace=route.namespace),
+                spec=service_backend_spec(service, route.api_base_path),
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[self.backends[service]])),
+            )
+            made.append(self.service_backends[service])
+            refs.append({"name": service, **({"weight": weight} if weight is not None else {})})
+        self.routes[route.model] = k8s.apiextensions.CustomResource(
+            f"{name}-route-{route.model}",
+            api_version=AI_GATEWAY_API,
+            kind="AIGatewayRoute",
+            metadata=meta(route.model, namespace=route.namespace),
+            spec=ai_route_spec(
+                _parent(gateway_namespace, LISTENER), hostname, route.served_name or route.model, refs, timeout
+            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=made)),
         )
 
 
@@ -412,15 +560,34 @@ def _present(resource: pulumi.Resource | None) -> list[pulumi.Resource]:
     return [resource] if resource is not None else []
 
 
-def _controller_values() -> dict[str, Any]:
-    """Helm values of the Envoy Gateway chart: proxies run in their Gateway's namespace."""
-    return {
-        "config": {
-            "envoyGateway": {
-                "provider": {"type": "Kubernetes", "kubernetes": {"deploy": {"type": "GatewayNamespace"}}},
+def _controller_values(redis_url: str | None) -> dict[str, Any]:
+    """Helm values of the Envoy Gateway chart: proxies run in their Gateway's namespace.
+
+    With quotas (``redis_url``), the settings Envoy AI Gateway asks of Envoy Gateway (its
+    manifests/envoy-gateway-config/config.yaml): the Backend API, the AI Gateway controller as extension server
+    (translation hook), and the global rate limit's Redis, whose password reaches the rate-limit service as
+    ``REDIS_AUTH`` (envoyproxy/ratelimit's setting) from the Redis Secret.
+    """
+    kubernetes: dict[str, Any] = {"deploy": {"type": "GatewayNamespace"}}
+    gateway: dict[str, Any] = {"provider": {"type": "Kubernetes", "kubernetes": kubernetes}}
+    if redis_url is not None:
+        auth = {
+            "name": "REDIS_AUTH",
+            "valueFrom": {"secretKeyRef": {"name": REDIS_NAME, "key": REDIS_PASSWORD_KEY}},
+        }
+        kubernetes["rateLimitDeployment"] = {
+            "patch": {
+                "type": "StrategicMerge",
+                "value": {"spec": {"template": {"spec": {"containers": [{"name": "envoy-ratelimit", "env": [auth]}]}}}},
             }
         }
-    }
+        gateway["extensionApis"] = {"enableBackend": True}
+        gateway["extensionManager"] = {
+            "hooks": {"xdsTranslator": {"post": ["Translation"]}},
+            "service": {"fqdn": {"hostname": AI_GATEWAY_CONTROLLER_HOST, "port": AI_GATEWAY_CONTROLLER_PORT}},
+        }
+        gateway["rateLimit"] = {"backend": {"type": "Redis", "redis": {"url": redis_url}}}
+    return {"config": {"envoyGateway": gateway}}
 
 
 def _service(config: EntryPointConfig) -> dict[str, Any]:
@@ -603,6 +770,8 @@ def _interceptor_routes(routes: Sequence[RouteTarget]) -> dict[str, list[RouteTa
 
 def _services(routes: Sequence[RouteTarget]) -> list[str]:
     return sorted({route.interceptor.service for route in routes if route.interceptor is not None})
+
+
 def _credential_spec(secret: str) -> dict[str, Any]:
     """Envoy Gateway's credential injection: after the Gateway's key check (Envoy Gateway orders its api_key_auth
     filter before credential_injector: internal/xds/translator/httpfilters.go), the header the model's server

@@ -190,6 +190,13 @@ def _check_api_key(chat: ChatUiConfig, stack: _StackLike) -> None:
                 (CONFIG_KEY, "apiKeyClient"),
                 f"'{chat.api_key_client}' is not a client in the secret '{entry.api_keys}' (entryPoint.apiKeys)",
             )
+        quotas = entry.quotas
+        if quotas is not None and chat.api_key_client not in quotas.clients:
+            raise KeyPathError(
+                (CONFIG_KEY, "apiKeyClient"),
+                f"'{chat.api_key_client}' has no entry under entryPoint.quotas.clients: the gateway would refuse "
+                "the UI's requests (403); give it its models and budgets there",
+            )
     elif chat.api_key is not None:
         if entry.api_keys is not None:
             raise KeyPathError(

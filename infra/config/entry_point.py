@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.k8s_names import DNS_SUBDOMAIN, refuse
 from infra.config.names import DnsLabel
+from infra.config.quotas import QuotasConfig
 from infra.config.secrets import OFFLINE_SECRET_PLACEHOLDER, SecretValue, named_secret
 
 #: The Envoy Gateway release (Helm chart and controller) installed by ``installController``.
@@ -154,6 +155,12 @@ class EntryPointConfig(ConfigModel):
     )
     models: list[DnsLabel] | None = Field(
         None, min_length=1, description="Names of the models routed through the entry point; every model when unset."
+    )
+    quotas: QuotasConfig | None = Field(
+        None,
+        description="Per-client model allow-lists and token budgets (Envoy AI Gateway + a global rate limit in "
+        "Redis, docs/quotas.md). Set: models are called at `https://<hostname>/v1` with the served model name in "
+        "the request, instead of per-model paths.",
     )
 
     @field_validator("hostname")

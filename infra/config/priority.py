@@ -3,8 +3,8 @@
 Three tiers, rendered by :mod:`infra.components.priority_classes` and named on every pod template slm-deploy
 renders (docs/scheduling.md):
 
-- ``slm-deploy-system`` (1,000,000): the gateway's proxies, the endpoint pickers, Prometheus and Alertmanager.
-  Without them no model answers or is watched, however many model servers run.
+- ``slm-deploy-system`` (1,000,000): the gateway's proxies, the endpoint pickers, the rate limit's Redis,
+  Prometheus and Alertmanager. Without them no model answers or is watched, however many model servers run.
 - ``slm-deploy-serving`` (100,000): the model servers (and the chat UI). GPUs are scarce: a server that cannot
   be placed may evict ordinary and batch pods (default priority 0) but never a system component.
 - ``slm-deploy-batch`` (1,000): the model preparation Jobs. Placed before default-priority pods, but with

@@ -22,6 +22,7 @@ from infra.config.entry_point import (
     PROXY_CONFIG_CHILD,
     EntryPointConfig,
     check_entry_point,
+    parse_api_keys,
 )
 from infra.config.kubernetes_versions import kubernetes_version_warnings
 from infra.config.model import ModelConfig
@@ -29,6 +30,7 @@ from infra.config.monitoring import MonitoringConfig, duration_seconds
 from infra.config.names import Labels
 from infra.config.network import NetworkConfig
 from infra.config.objects import check_derived_names, checks_api_keys
+from infra.config.quotas import check_quotas
 from infra.config.secret_store import SecretStoreConfig
 from infra.config.secrets import Secret, named_secret
 from infra.config.stack_warnings import (
@@ -264,6 +266,24 @@ class StackConfig(ConfigModel):
     def _entry_point(self) -> StackConfig:
         check_entry_point(self.entry_point, self)
         entry = self.entry_point
+        if entry.enabled and entry.quotas is not None:
+            namespaces = {model.k8s_namespace: f"model '{model.name}'" for model in self.models}
+            namespaces |= {self.monitoring.namespace: "monitoring", self.chat_ui.namespace: "chat page"}
+            namespaces |= {entry.namespace: "entry point", entry.controller_namespace: "gateway controller"}
+            keys = self.secrets.get(entry.api_keys) if entry.api_keys is not None else None
+            # check_entry_point (above) has parsed them: a malformed key set never reaches this line.
+            known = keys.plaintext if keys is not None else None
+            key_clients = set(parse_api_keys(known)) if known is not None else None
+            models = [(model.name, model.api_model_name) for model in self.models]
+            check_quotas(entry, self, models, namespaces, key_clients)
+            for index, model in enumerate(self.models):
+                if model.scales_to_zero and entry.exposes(model.name):
+                    # The AI Gateway's route has no Host rewrite to the HTTP add-on's interceptor (docs/quotas.md).
+                    raise KeyPathError(
+                        ("models", index, "autoscaling", "scaleToZero", "enabled"),
+                        "a model behind entryPoint.quotas cannot scale to zero yet: its requests go through Envoy AI "
+                        "Gateway, not the HTTP add-on's interceptor; keep minReplicas >= 1 or remove quotas",
+                    )
         if entry.enabled and entry.exposure == "public" and self.environment == "prod":
             from policies.lib.finding import Finding
             from policies.rules.no_public_load_balancer import API, CHAT_PAGE
@@ -296,6 +316,8 @@ class StackConfig(ConfigModel):
         own = {self.monitoring.namespace: "monitoring", self.chat_ui.namespace: "chat page"}
         if entry.enabled:
             own |= {entry.namespace: "gateway", entry.controller_namespace: "gateway controller"}
+            if entry.quotas is not None:
+                own[entry.quotas.redis.namespace] = "rate-limit store"
         self.network.check_ingress_peers(own)
         return self
 

@@ -22,8 +22,9 @@ from policies.lib.k8s import is_gpu_resource
 #: The label every object of a model carries: its name in the stack.
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 MODEL_SERVER_COMPONENT = "model-server"
-#: Pods priced by what they request: the model servers and the endpoint pickers of InferencePools (CPU only).
-PRICED_COMPONENTS = frozenset({MODEL_SERVER_COMPONENT, "endpoint-picker"})
+#: Pods priced by what they request: the model servers, the endpoint pickers of InferencePools and the rate
+#: limit's Redis (docs/quotas.md) (CPU only).
+PRICED_COMPONENTS = frozenset({MODEL_SERVER_COMPONENT, "endpoint-picker", "rate-limit-store"})
 _INTERNAL_LB = "service.beta.kubernetes.io/azure-load-balancer-internal"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from infra.config.monitoring import MonitoringOptions
 from infra.monitoring.logs import ERROR_COUNTER, error_lines_logql
-from infra.monitoring.metrics import ENGINES, OUTPUT_TOKEN_COUNTERS, EngineName, series_for
+from infra.monitoring.metrics import CLIENT_LABEL, ENGINES, OUTPUT_TOKEN_COUNTERS, TOKEN_USAGE, EngineName, series_for
 from infra.monitoring.model import MonitoredModel, quote
 from infra.templating import render_template
 from infra.yamlio import load_yaml
@@ -60,7 +60,7 @@ def _deployments(models: Sequence[MonitoredModel]) -> str:
 
 
 def _context(
-    models: Sequence[MonitoredModel], engines: Sequence[EngineName], options: MonitoringOptions
+    models: Sequence[MonitoredModel], engines: Sequence[EngineName], options: MonitoringOptions, quotas: bool = False
 ) -> dict[str, Any]:
     available = frozenset().union(*(series_for(engine) for engine in engines))
     ns = 'namespace=~"$namespace"'
@@ -76,6 +76,10 @@ def _context(
         # The stable-versus-canary row, for models in a canary rollout (series labelled model_version).
         "any_canary": any(model.versions for model in models),
         "lbl": _legend,
+        # Per-client token panels, from Envoy AI Gateway's metrics, when the entry point has quotas.
+        "quotas": quotas,
+        "token_usage": TOKEN_USAGE,
+        "client_label": CLIENT_LABEL,
         "gpu": {"namespace": options.dcgm_namespace_label, "pod": options.dcgm_pod_label},
         # Label selectors, braces included, for each source of series.
         "vsel": '{%s,model_name=~"$model_name"}' % ns,  # noqa: UP031
@@ -241,16 +245,17 @@ def build_dashboard(spec: dict[str, Any], namespaces: Sequence[str]) -> dict[str
 
 
 def render_dashboard(
-    file_name: str, models: Sequence[MonitoredModel], options: MonitoringOptions | None = None
+    file_name: str, models: Sequence[MonitoredModel], options: MonitoringOptions | None = None, quotas: bool = False
 ) -> dict[str, Any]:
-    """One dashboard of ``DASHBOARDS`` for ``models`` (the models it covers are picked from them)."""
+    """One dashboard of ``DASHBOARDS`` for ``models`` (the models it covers are picked from them); ``quotas``: the
+    stack's entry point has per-client quotas (the overview shows tokens per client)."""
     options = options or MonitoringOptions()
     template, engine = DASHBOARDS[file_name]
     covered = [model for model in models if engine is None or model.engine == engine]
     if not covered:
         raise ValueError(f"{file_name}: no model of engine {engine}")
     engines = [engine] if engine else sorted({model.engine for model in covered}, key=ENGINES.index)
-    text = render_template(f"{DASHBOARD_TEMPLATE_DIR}/{template}", **_context(covered, engines, options))
+    text = render_template(f"{DASHBOARD_TEMPLATE_DIR}/{template}", **_context(covered, engines, options, quotas))
     return build_dashboard(load_yaml(text), [model.namespace for model in covered])
 
 
@@ -268,7 +273,7 @@ def render_logs_dashboard(models: Sequence[MonitoredModel]) -> dict[str, Any]:
 
 
 def render_dashboards(
-    models: Sequence[MonitoredModel], options: MonitoringOptions | None = None, logs: bool = False
+    models: Sequence[MonitoredModel], options: MonitoringOptions | None = None, logs: bool = False, quotas: bool = False
 ) -> dict[str, str]:
     """Dashboard file name → JSON text: the overview, one per engine the models use, and the logs one when the
     stack collects logs (``logs``).
@@ -279,7 +284,7 @@ def render_dashboards(
         return {}
     engines = {model.engine for model in models}
     rendered = {
-        file_name: render_dashboard(file_name, models, options)
+        file_name: render_dashboard(file_name, models, options, quotas)
         for file_name, (_, engine) in DASHBOARDS.items()
         if engine is None or engine in engines
     }

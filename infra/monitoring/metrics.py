@@ -18,6 +18,10 @@ Sources:
 - NVIDIA's DCGM exporter, for models with GPUs.
 - The log collector (Grafana Alloy, infra/monitoring/logs.py), which counts error lines of every model's
   container logs, whatever the engine, when the stack collects logs.
+- Envoy AI Gateway's filter (the ext_proc beside each gateway proxy, port 1064), with ``entryPoint.quotas``: the
+  OpenTelemetry GenAI histogram ``gen_ai.client.token.usage`` as Prometheus names it, whatever the engine behind
+  it; ``slm_client`` is the client id header mapped to the attribute ``slm.client`` by the AI Gateway controller's
+  ``metricsRequestHeaderAttributes`` (docs/quotas.md).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from infra.monitoring.logs import ERROR_COUNTER, LOG_LABELS
 EngineName = Literal["vllm", "ollama", "onnx", "llamacpp"]
 ENGINES: tuple[EngineName, ...] = ("vllm", "ollama", "onnx", "llamacpp")
 MetricKind = Literal["counter", "gauge", "histogram"]
-Source = Literal["engine", "prometheus", "kube-state-metrics", "cadvisor", "dcgm", "alloy", "recording-rule"]
+Source = Literal[
+    "engine", "prometheus", "kube-state-metrics", "cadvisor", "dcgm", "alloy", "recording-rule", "ai-gateway"
+]
 
 
 @dataclass(frozen=True)
@@ -238,6 +244,19 @@ OUTPUT_TOKEN_COUNTERS: dict[EngineName, str | None] = {
     "llamacpp": "llamacpp:tokens_predicted_total",
     "ollama": None,
 }
+#: Envoy AI Gateway's token usage per request, from each response's ``usage`` (docs/quotas.md).
+TOKEN_USAGE = "gen_ai_client_token_usage"
+#: The label of the API-key client (the ``x-slm-client`` header mapped to the metric attribute ``slm.client``).
+CLIENT_LABEL = "slm_client"
+GATEWAY_METRICS: tuple[Metric, ...] = (
+    Metric(
+        TOKEN_USAGE,
+        "histogram",
+        "ai-gateway",
+        "Tokens per request (OpenTelemetry GenAI gen_ai.client.token.usage), by token type (input, output).",
+        ("gen_ai_token_type", "gen_ai_request_model", CLIENT_LABEL),
+    ),
+)
 #: Recorded by the stack's own cost rules (infra/monitoring/cost_rules.py), for a model whose nodes the price table
 #: prices and whose engine counts its output tokens.
 COST_METRICS: tuple[Metric, ...] = (
@@ -295,6 +314,7 @@ def metrics_for(engine: EngineName, *, gpu: bool = True) -> tuple[Metric, ...]:
         metrics.extend(SCRAPE_METRICS)
     metrics.extend(PLATFORM_METRICS)
     metrics.extend(LOG_METRICS)
+    metrics.extend(GATEWAY_METRICS)
     if OUTPUT_TOKEN_COUNTERS[engine] is not None:
         metrics.extend(COST_METRICS)
     if gpu:

@@ -145,3 +145,15 @@ def test_every_query_parses_as_promql(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}), encoding="utf-8")
     result = subprocess.run([binary, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_with_quotas_the_overview_shows_tokens_per_client_from_the_ai_gateway() -> None:
+    models = list(MODELS.values())
+    plain = json.loads(render_dashboards(models)["slm-overview.json"])
+    quotas = json.loads(render_dashboards(models, quotas=True)["slm-overview.json"])
+    added = set(queries(quotas)) - set(queries(plain))
+    assert len(added) == 2
+    allowed = allowed_series("slm-overview.json", models)
+    for expr in added:
+        assert metric_names(expr) == {"gen_ai_client_token_usage_sum"} <= allowed
+        assert expr.startswith("sum by (slm_client)")

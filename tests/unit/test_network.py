@@ -72,6 +72,17 @@ def endpoint_picker(model: str, metrics_port: int = 8000) -> set[tuple[str, str,
 
 #: The KEDA HTTP add-on's interceptor, in KEDA's namespace.
 INTERCEPTOR = "keda/app.kubernetes.io/component=interceptor,app.kubernetes.io/part-of=keda-add-ons-http"
+#: The rate limit's Redis (entryPoint.quotas, staging) admits only Envoy Gateway's rate-limit service, and calls
+#: nothing.
+RATE_LIMIT_REDIS = {
+    (
+        "ingress",
+        "envoy-gateway-system/app.kubernetes.io/name=envoy-ratelimit",
+        "slm-ratelimit/app.kubernetes.io/instance=rate-limit-store",
+        "TCP/6379",
+    )
+}
+
 #: Loki (the log store) admits only pods of the monitoring namespace: the collector, Grafana, Prometheus.
 LOKI = {("ingress", "monitoring/*", "monitoring/app.kubernetes.io/instance=loki", "any")}
 
@@ -84,6 +95,7 @@ EXPECTED = {
     "staging": expected("phi4-mini", ("apps", "evaluation"), "none")
     | expected("qwen3-4b", ("apps", "evaluation"), "cidr")
     | endpoint_picker("qwen3-4b")
+    | RATE_LIMIT_REDIS
     | LOKI,
     "prod": expected("phi4-mini", ("apps",), "none")
     | expected("qwen3-8b", ("apps",), "fqdn")
@@ -103,5 +115,8 @@ def test_exactly_the_expected_flows_are_allowed(stack: str, plan_of: PlanOf) -> 
 
 @pytest.mark.parametrize("stack", REFERENCE_STACKS)
 def test_every_model_namespace_denies_by_default(stack: str, plan_of: PlanOf) -> None:
+    """Every model's namespace, and the rate limit's Redis's when the entry point has quotas."""
     plan = plan_of(stack, True)
-    assert default_deny_namespaces(plan.run.resources) == {m.k8s_namespace for m in plan.config.models}
+    quotas = plan.config.entry_point.quotas
+    redis = {quotas.redis.namespace} if quotas is not None else set()
+    assert default_deny_namespaces(plan.run.resources) == {m.k8s_namespace for m in plan.config.models} | redis

@@ -38,6 +38,10 @@ BUNDLED: frozenset[tuple[str, str]] = frozenset(
         ("inference.networking.k8s.io/v1", "InferencePool"),
         ("karpenter.sh/v1", "NodePool"),
         ("karpenter.azure.com/v1beta1", "AKSNodeClass"),
+        ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy"),
+        ("gateway.envoyproxy.io/v1alpha1", "Backend"),
+        ("aigateway.envoyproxy.io/v1beta1", "AIGatewayRoute"),
+        ("aigateway.envoyproxy.io/v1beta1", "AIServiceBackend"),
     }
 )
 

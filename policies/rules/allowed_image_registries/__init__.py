@@ -30,6 +30,8 @@ DEFAULT_REPOSITORIES = [
     "ghcr.io/open-webui/open-webui",
     # llm-d's router endpoint picker, for models routed through an InferencePool (docs/inference-pool.md).
     "ghcr.io/llm-d/llm-d-router-endpoint-picker",
+    # Redis of the entry point's global rate limit, for per-client token budgets (docs/quotas.md).
+    "docker.io/library/redis",
 ]
 
 
