@@ -72,8 +72,9 @@ def test_the_project_crds_are_served(cluster: Cluster, crds: list[str]) -> None:
 
 
 # The node auto-provisioning stack too (docs/node-auto-provisioning.md): cluster-scoped Karpenter NodePool and
-# AKSNodeClass. The canary stack is a reference stack (two revisions' objects, the weighted HTTPRoute).
-@pytest.mark.parametrize("stack", [*REFERENCE_STACKS, "nap"])
+# AKSNodeClass; and the quotas one (docs/quotas.md): AIGatewayRoute, AIServiceBackend, Backend, BackendTrafficPolicy,
+# the rate limit's Redis. The canary stack is a reference stack (two revisions' objects, the weighted HTTPRoute).
+@pytest.mark.parametrize("stack", [*REFERENCE_STACKS, "nap", "quotas"])
 def test_the_api_server_accepts_every_rendered_object(
     cluster: Cluster, crds: list[str], rendered: Callable[[str], Rendered], stack: str
 ) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from infra.cli import app
@@ -34,6 +33,8 @@ QUOTAS: dict[str, Any] = {
 
 
 def stack_data(environment: str = "dev", **entry: Any) -> dict[str, Any]:
+    # The servers do not check keys too: not yet possible behind the AI Gateway (see the test below).
+    entry = {"modelsCheckKeys": False, **entry}
     keyed = keyed_entry_point({"team-a": KEY_A, "ci": KEY_CI}, quotas=QUOTAS, installController=True, **entry)
     return {
         "environment": environment,
@@ -206,12 +207,9 @@ def test_no_secret_value_appears_in_recorded_inputs(run: PlanRun) -> None:
         assert secret not in text
 
 
-def test_staging_gives_every_client_a_model_list_and_a_budget() -> None:
-    from tests.conftest import ROOT
-
-    text = (ROOT / "stacks" / "Pulumi.staging.yaml").read_text()
-    quotas = yaml.safe_load(text)["config"]["slm-deploy:entryPoint"]["quotas"]
-    assert all(c.get("tokensPerMinute") and c["models"] != ["*"] for c in quotas["clients"].values())
+def test_servers_that_check_keys_too_are_refused_behind_quotas() -> None:
+    error = key_error(stack_data(modelsCheckKeys=True))
+    assert "slm-deploy:entryPoint.modelsCheckKeys: with quotas the model servers cannot check keys too yet" in error
 
 
 def level_report(data: dict[str, Any], level: str) -> set[tuple[str, str, str]]:

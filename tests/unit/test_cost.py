@@ -90,13 +90,11 @@ def test_existing_cluster_stacks_price_their_share(root: Path) -> None:
     assert staging["mode"] == "existing" and staging["region"] == "westeurope"
     # phi4-mini on costBasis.gpuVmSize NC24ads_A100_v4 (1 GPU a node): one node; qwen3-4b's two replicas on its
     # pool's NV36ads_A10_v5 (4.16 USD/h): two nodes; its endpoint picker's 250m CPU and 256Mi as a share of a
-    # D4ds_v5 (1/16 of 0.272 USD/h: its memory share is smaller); the rate limit's Redis's 50m CPU (1/80 of a
-    # D4ds_v5); the entry point's internal load balancer.
+    # D4ds_v5 (1/16 of 0.272 USD/h: its memory share is smaller); the entry point's internal load balancer.
     assert staging["models"]["phi4-mini"] == {"min": 3485.75, "max": 3485.75}
     assert staging["models"]["qwen3-4b"] == {"min": 6073.6, "max": 6073.6}
     assert staging["models"]["qwen3-4b-epp"] == {"min": 12.41, "max": 12.41}
-    assert staging["models"]["rate-limit-store"] == {"min": 2.48, "max": 2.48}
-    total = round(3485.75 + 6073.6 + 12.41 + 2.48 + 18.25, 2)
+    total = round(3485.75 + 6073.6 + 12.41 + 18.25, 2)
     assert staging["total"] == {"min": total, "max": total}
     dev = _cost(root, "dev")
     request = dev["requests"][0]

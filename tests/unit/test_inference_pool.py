@@ -104,19 +104,11 @@ def staging() -> StackPlan:
 
 
 def test_staging_routes_qwen_through_its_pool_and_phi_through_its_service(staging: StackPlan) -> None:
-    """Staging has per-client quotas: its routes are Envoy AI Gateway's (docs/quotas.md), which take the pool as
-    a backend directly, and reach phi4-mini's Service through an AIServiceBackend and an Envoy Gateway Backend."""
-    routes = {r.inputs["metadata"]["name"]: r.inputs for r in of_kind(staging.run.resources, "AIGatewayRoute")}
+    routes = {r.inputs["metadata"]["name"]: r.inputs for r in of_kind(staging.run.resources, "HTTPRoute")}
     assert routes["qwen3-4b"]["spec"]["rules"][0]["backendRefs"] == [
         {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "qwen3-4b"}
     ]
-    assert routes["phi4-mini"]["spec"]["rules"][0]["backendRefs"] == [{"name": "phi4-mini"}]
-    [backend] = [
-        r.inputs for r in of_kind(staging.run.resources, "Backend") if r.inputs["metadata"]["name"] == "phi4-mini"
-    ]
-    assert backend["spec"]["endpoints"] == [
-        {"fqdn": {"hostname": "phi4-mini.slm-phi4-mini.svc.cluster.local", "port": 8000}}
-    ]
+    assert routes["phi4-mini"]["spec"]["rules"][0]["backendRefs"][0]["kind"] == "Service"
     pool = _named(staging.run.resources, "InferencePool", "qwen3-4b")
     assert pool["metadata"]["namespace"] == "slm-qwen3-4b"
     assert pool["spec"]["selector"]["matchLabels"] == {

@@ -72,17 +72,6 @@ def endpoint_picker(model: str, metrics_port: int = 8000) -> set[tuple[str, str,
 
 #: The KEDA HTTP add-on's interceptor, in KEDA's namespace.
 INTERCEPTOR = "keda/app.kubernetes.io/component=interceptor,app.kubernetes.io/part-of=keda-add-ons-http"
-#: The rate limit's Redis (entryPoint.quotas, staging) admits only Envoy Gateway's rate-limit service, and calls
-#: nothing.
-RATE_LIMIT_REDIS = {
-    (
-        "ingress",
-        "envoy-gateway-system/app.kubernetes.io/name=envoy-ratelimit",
-        "slm-ratelimit/app.kubernetes.io/instance=rate-limit-store",
-        "TCP/6379",
-    )
-}
-
 #: Loki (the log store) admits only pods of the monitoring namespace: the collector, Grafana, Prometheus.
 LOKI = {("ingress", "monitoring/*", "monitoring/app.kubernetes.io/instance=loki", "any")}
 
@@ -95,7 +84,6 @@ EXPECTED = {
     "staging": expected("phi4-mini", ("apps", "evaluation"), "none")
     | expected("qwen3-4b", ("apps", "evaluation"), "cidr")
     | endpoint_picker("qwen3-4b")
-    | RATE_LIMIT_REDIS
     | LOKI,
     "prod": expected("phi4-mini", ("apps",), "none")
     | expected("qwen3-8b", ("apps",), "fqdn")
