@@ -263,8 +263,16 @@ def test_several_stacks_in_one_run_merge_their_reports(stack_dir: Path, tmp_path
 def test_all_stacks_and_bad_arguments(root: Path, stack_dir: Path) -> None:
     code, out, _ = check(root, "--all-stacks", "--format", "json")
     assert code == 0
-    # Deployment order: by level, then by name (the local stack is bound to dev, the canary and nap stacks to staging).
-    assert [s["stack"] for s in json.loads(out)["stacks"]] == ["dev", "local", "canary", "nap", "staging", "prod"]
+    # Deployment order: by level, then by name (the local stack is bound to dev; canary, nap, quotas to staging).
+    assert [s["stack"] for s in json.loads(out)["stacks"]] == [
+        "dev",
+        "local",
+        "canary",
+        "nap",
+        "quotas",
+        "staging",
+        "prod",
+    ]
     for args, message in (
         ([], "Give --stack NAME"),
         (["--all-stacks", "--stack", "dev"], "not both"),
