@@ -1,4 +1,4 @@
-"""SLM-NET-006: each API-key client's allow-list names its models (no client may call every model).
+"""SLM-NET-008: each API-key client's allow-list names its models (no client may call every model).
 
 With ``entryPoint.quotas`` the entry point's SecurityPolicy carries one Allow rule per client: the client id the
 gateway forwards after checking the key (``x-slm-client``) and the models it may call (``x-ai-eg-model``, filled by
@@ -40,7 +40,7 @@ def check(args: ResourceValidationArgs, config: Mapping[str, Any]) -> Iterator[s
 
 
 RULE = Rule(
-    id="SLM-NET-006",
+    id="SLM-NET-008",
     name="model-allow-list",
     title="Each API-key client must have an explicit list of the models it may call",
     severity="medium",
