@@ -32,6 +32,25 @@ def _fixed_today(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLM_DEPLOY_TODAY", REFERENCE_TODAY)
 
 
+@pytest.fixture(autouse=True)
+def _xdist_group_kept(request: pytest.FixtureRequest) -> None:
+    """A test of an ``xdist_group`` runs in its group's one worker, or fails saying why it would not.
+
+    The groups share one costly thing per session (the local control plane, llama-server, the ONNX server).
+    pytest-xdist marks a grouped test by a ``@group`` suffix on its node id; when a pytest release stops
+    carrying it (pytest 9.2: pytest-dev/pytest-xdist#1386), ``--dist loadgroup`` silently spreads a group over
+    every worker and each starts its own.
+    """
+    groups = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                     for mark in request.node.iter_markers("xdist_group")})  # fmt: skip
+    suffix = "@" + "_".join(groups)
+    if groups and getattr(request.config.option, "loadgroup", False) and not request.node.nodeid.endswith(suffix):
+        pytest.fail(
+            "pytest-xdist's --dist loadgroup lost this test's group (pytest-dev/pytest-xdist#1386): "
+            "install the test extra's pins (pyproject.toml)"
+        )
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT
