@@ -30,7 +30,7 @@ class PriorityClasses(pulumi.ComponentResource):
                 f"{name}-{tier.name}",
                 metadata=ObjectMetaArgs(name=tier.name, labels=dict(LABELS)),
                 value=tier.value,
-                global_default=False,
+                # globalDefault left unset (false): the stack never changes the priority of pods it does not render.
                 preemption_policy=tier.preemption_policy,
                 description=tier.description,
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),

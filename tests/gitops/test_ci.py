@@ -64,15 +64,15 @@ def _weakened(repo: Path) -> Path:
     """The prod stack file declaring dev, and a new stack no level file binds (a copy of dev)."""
     prod = repo / "stacks" / "Pulumi.prod.yaml"
     prod.write_text(prod.read_text().replace("slm-deploy:environment: prod", "slm-deploy:environment: dev"))
-    shutil.copy(repo / "stacks" / "Pulumi.dev.yaml", repo / "stacks" / "Pulumi.canary.yaml")
+    shutil.copy(repo / "stacks" / "Pulumi.dev.yaml", repo / "stacks" / "Pulumi.sandbox.yaml")
     return repo
 
 
 def test_levels_are_bound_by_stack_name_not_by_the_stack_file(repo: Path) -> None:
     levels = {s.name: s.level for s in stacks_of(_weakened(repo))}
-    assert levels == {"dev": "dev", "staging": "staging", "prod": "prod", "canary": "prod"}
+    assert levels == {"dev": "dev", "staging": "staging", "prod": "prod", "sandbox": "prod"}
     jobs = _github(repo)["jobs"]
-    for stack in ("prod", "canary"):
+    for stack in ("prod", "sandbox"):
         job = jobs[f"up-{stack}"]
         assert job["environment"] == "prod"  # the approvals of prod, whatever the stack file says
         pulumi = next(s for s in job["steps"] if s.get("uses") == GITHUB_ACTIONS["pulumi"])
@@ -83,7 +83,7 @@ def test_levels_are_bound_by_stack_name_not_by_the_stack_file(repo: Path) -> Non
     (path,) = init_ci(repo, "azure", force=False)
     (stages,) = _load(path)["stages"][1].values()
     for stage in stages:
-        if stage["stage"] in ("up_prod", "up_canary"):
+        if stage["stage"] in ("up_prod", "up_sandbox"):
             (deployment,) = stage["jobs"]
             assert deployment["environment"] == "slm-deploy-prod"
             steps = deployment["strategy"]["runOnce"]["deploy"]["steps"]
