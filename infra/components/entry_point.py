@@ -17,7 +17,13 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import ServicePortArgs, ServiceSpecArgs
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
-from infra.components.ai_gateway import (
+from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF, PUBLIC_EXPOSURE
+from infra.components.pod_security import restricted_namespace
+from infra.config import priority
+from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, IssuerRef, keys_of_secret
+from infra.config.objects import ENTRY_POINT_API_KEY_SECRET, SERVER_KEY_FILTER_SUFFIX
+from infra.config.quotas import REDIS_NAME, REDIS_PASSWORD_KEY
+from infra.gateway.ai_gateway import (
     AI_GATEWAY_API,
     ai_route_spec,
     authorization,
@@ -25,12 +31,6 @@ from infra.components.ai_gateway import (
     service_backend_spec,
     token_budget_rules,
 )
-from infra.components.labels import AZURE_INTERNAL_LB, MANAGED_BY, NAMESPACE_NAME_LABEL, PART_OF, PUBLIC_EXPOSURE
-from infra.components.pod_security import restricted_namespace
-from infra.config import priority
-from infra.config.entry_point import PROXY_CONFIG_CHILD, EntryPointConfig, IssuerRef, keys_of_secret
-from infra.config.objects import ENTRY_POINT_API_KEY_SECRET, SERVER_KEY_FILTER_SUFFIX
-from infra.config.quotas import REDIS_NAME, REDIS_PASSWORD_KEY
 
 #: The Envoy Gateway Helm chart (an OCI artifact), installed at ``EntryPointConfig.controller_version``.
 ENVOY_GATEWAY_CHART = "oci://docker.io/envoyproxy/gateway-helm"

@@ -10,12 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.cli import app
-from infra.components.ai_gateway import MODEL_HEADER, TOTAL_TOKENS_KEY
 from infra.components.entry_point import CLIENT_ID_HEADER
 from infra.config.loader import StackConfigError, validate_stack_config
 from infra.config.quotas import REDIS_NAME
 from infra.config.secrets import SecretValue
 from infra.config.stack import StackConfig
+from infra.gateway.ai_gateway import MODEL_HEADER, TOTAL_TOKENS_KEY
 from infra.plan.engine import PlanRun, run_program
 from infra.platform import deploy
 from tests.helpers import keyed_entry_point
@@ -251,8 +251,8 @@ def test_prod_refuses_a_client_allowed_every_model_or_without_a_budget() -> None
 
 
 def test_diff_names_the_client_whose_models_or_budget_changed() -> None:
-    from infra.components.ai_gateway import authorization, token_budget_rules
     from infra.config.quotas import QuotasConfig
+    from infra.gateway.ai_gateway import authorization, token_budget_rules
     from infra.gitops.diff import field_changes
 
     served = {"phi4-mini": "phi-4-mini", "qwen3": "qwen3-8b"}

@@ -122,7 +122,7 @@ def test_an_organisation_price_file_fills_and_overrides_and_says_so(root: Path, 
     data = json.loads(result.stdout)
     assert data["organisationPriceFile"] == "policies/config/prices.yaml"
     assert data["complete"] is True and data["unpriced"] == []
-    assert data["pools"]["a100"] == {"min": 2 * 4.0 * 730, "max": 3 * 4.0 * 730}
+    assert data["pools"]["a100"] == {"min": 2 * 4.0 * 730, "max": 4 * 4.0 * 730}
     cache = next(line for line in data["lines"] if line["item"].startswith("qwen3-8b-cache"))
     # 60 GiB asked, 100 GiB provisioned (the premium share minimum), at 0.2 a GiB-month.
     assert cache["priceOrigin"] == "organisation" and cache["monthly"] == {"min": 20.0, "max": 20.0}
@@ -149,8 +149,8 @@ def test_validate_warns_for_a_region_or_size_the_table_lacks(root: Path, tmp_pat
     result = CliRunner().invoke(app, ["validate", "-s", "prod", "--root", str(project)])
     assert result.exit_code == 0
     assert "warning: " in result.output and "slm-deploy:cluster.location: region 'brazilsouth'" in result.output
-    old = "{name: a100, vmSize: Standard_NC24ads_A100_v4,"
-    stack.write_text(original.replace(old, "{name: a100, vmSize: Standard_NC40ads_H100_v5,"))
+    old = "vmSize: Standard_NC24ads_A100_v4"  # the a100 pool's
+    stack.write_text(original.replace(old, "vmSize: Standard_NC40ads_H100_v5"))
     ((path, message),) = _warnings(project)
     assert path == ("cluster", "gpuPools", 1, "vmSize")
     assert message.startswith("the price table has no figure for Standard_NC40ads_H100_v5 in westeurope")
