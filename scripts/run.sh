@@ -108,30 +108,23 @@ setup_test() {
 }
 
 setup_test_tools() {
-  # promtool (Debian's prometheus package) checks and unit-tests the alert rules; redis-server (Debian's
-  # redis-server package) runs the rate limit's Redis with the configuration slm-deploy renders.
+  # Debian packages the tests run for real, installed in one apt-get call when root:
+  # - prometheus: promtool checks and unit-tests the alert rules;
+  # - redis-server: the rate limit's Redis with the configuration slm-deploy renders;
+  # - umoci, skopeo, docker-registry: the packed weights images (slm-deploy pack-weights) are read back by real
+  #   OCI tools and pushed to a real registry (the distribution registry; not started as a service).
   local missing=()
-  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
-    missing+=(prometheus)
-  fi
-  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-  if [ "${#missing[@]}" -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-      echo "note: ${missing[*]} not found; install these Debian packages to run the rule and Redis tests" >&2
-    fi
-  fi
-  # The packed weights images (slm-deploy pack-weights) are read back by real OCI tools and pushed to a real
-  # registry: umoci and skopeo, and the distribution registry (Debian's docker-registry; not started as a service).
-  if ! command -v umoci >/dev/null 2>&1 || ! command -v skopeo >/dev/null 2>&1 \
-    || ! command -v docker-registry >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        umoci skopeo docker-registry >/dev/null
-    else
-      echo "note: install Debian's umoci, skopeo and docker-registry packages to run the weights image tests" >&2
-    fi
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+  local tool
+  for tool in redis-server umoci skopeo docker-registry; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  else
+    echo "note: install Debian's ${missing[*]} package(s) to run the rule, Redis and weights image tests" >&2
   fi
 }
 
