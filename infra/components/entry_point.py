@@ -25,9 +25,12 @@ from infra.config.objects import ENTRY_POINT_API_KEY_SECRET, SERVER_KEY_FILTER_S
 from infra.config.quotas import REDIS_NAME, REDIS_PASSWORD_KEY
 from infra.gateway.ai_gateway import (
     AI_GATEWAY_API,
+    AI_GATEWAY_GROUP,
     ai_route_spec,
     authorization,
     backend_spec,
+    budget_exceeded_response,
+    server_key_policy_spec,
     service_backend_spec,
     token_budget_rules,
 )
@@ -176,8 +179,10 @@ class EntryPoint(pulumi.ComponentResource):
     routes: dict[str, k8s.apiextensions.CustomResource]
     #: ReferenceGrants by the interceptor's namespace (models that scale to zero).
     interceptor_grants: dict[str, k8s.apiextensions.CustomResource]
-    #: Per model whose server accepts one key: the HTTPRouteFilter that sends it.
+    #: Per model whose server accepts one key: the HTTPRouteFilter that sends it (without quotas), or the AI
+    #: Gateway's BackendSecurityPolicy that does (with quotas).
     credential_filters: dict[str, k8s.apiextensions.CustomResource]
+    server_key_policies: dict[str, k8s.apiextensions.CustomResource]
     #: With quotas: each model's Envoy Gateway Backend and AIServiceBackend (none for a model behind an
     #: InferencePool), and the Gateway's token-budget BackendTrafficPolicy (when any client has a budget).
     backends: dict[str, k8s.apiextensions.CustomResource]
@@ -383,8 +388,10 @@ class EntryPoint(pulumi.ComponentResource):
         self.backends = {}
         self.service_backends = {}
         self.token_budgets = None
+        self.server_key_policies = {}
         for route in args.routes:
-            if route.credential_secret is not None:
+            # Behind quotas the AI Gateway sends the model's key instead (a BackendSecurityPolicy, in _ai_route).
+            if route.credential_secret is not None and quotas is None:
                 self.credential_filters[route.model] = k8s.apiextensions.CustomResource(
                     f"{name}-server-key-{route.model}",
                     api_version=f"{ENVOY_GATEWAY_GROUP}/v1alpha1",
@@ -476,6 +483,8 @@ class EntryPoint(pulumi.ComponentResource):
                         }
                     ],
                     "rateLimit": {"type": "Global", "global": {"rules": budgets}},
+                    # The 429 names the client and the budget it spent (docs/quotas.md).
+                    "responseOverride": budget_exceeded_response(CLIENT_ID_HEADER),
                 },
                 opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[self.gateway])),
             )
@@ -544,6 +553,22 @@ class EntryPoint(pulumi.ComponentResource):
             )
             made.append(self.service_backends[service])
             refs.append({"name": service, **({"weight": weight} if weight is not None else {})})
+        if route.credential_secret is not None:
+            # A server checking a key of its own (vLLM) gets it from the AI Gateway, on every backend of the model.
+            targets = (
+                [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": route.inference_pool}]
+                if route.inference_pool is not None
+                else [{"group": AI_GATEWAY_GROUP, "kind": "AIServiceBackend", "name": ref["name"]} for ref in refs]
+            )
+            self.server_key_policies[route.model] = k8s.apiextensions.CustomResource(
+                f"{name}-server-key-{route.model}",
+                api_version=AI_GATEWAY_API,
+                kind="BackendSecurityPolicy",
+                metadata=meta(f"{route.model}{SERVER_KEY_FILTER_SUFFIX}", namespace=route.namespace),
+                spec=server_key_policy_spec(targets, route.credential_secret),
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=made)),
+            )
+            made.append(self.server_key_policies[route.model])
         self.routes[route.model] = k8s.apiextensions.CustomResource(
             f"{name}-route-{route.model}",
             api_version=AI_GATEWAY_API,

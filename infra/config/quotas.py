@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Literal, Protocol
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import ConfigModel, KeyPathError
 from infra.config.images import ImageRef
@@ -92,15 +93,28 @@ class ClientQuota(ConfigModel):
             raise ValueError("lists a model twice")
         return value
 
-    @property
-    def budgets(self) -> dict[str, int]:
-        """Envoy Gateway rate-limit unit → tokens, for the windows that have a budget."""
-        given = {
+    @model_validator(mode="after")
+    def _budgets_grow_with_the_window(self) -> ClientQuota:
+        # A longer window's budget at or below a shorter one's makes the shorter one dead, and two equal budgets
+        # could not be told apart in the 429, which names the spent budget by its tokens (docs/quotas.md).
+        given = [(key, tokens) for key, tokens in self._by_window().items() if tokens is not None]
+        for (short, fewer), (long, more) in pairwise(given):
+            if more <= fewer:
+                raise ValueError(f"{long} ({more}) must be more than {short} ({fewer}), or {short} never limits")
+        return self
+
+    def _by_window(self) -> dict[str, int | None]:
+        """Stack key → tokens, shortest window first."""
+        return {
             "tokensPerMinute": self.tokens_per_minute,
             "tokensPerDay": self.tokens_per_day,
             "tokensPerMonth": self.tokens_per_month,
         }
-        return {WINDOWS[key]: tokens for key, tokens in given.items() if tokens is not None}
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        """Envoy Gateway rate-limit unit → tokens, for the windows that have a budget."""
+        return {WINDOWS[key]: tokens for key, tokens in self._by_window().items() if tokens is not None}
 
     @property
     def all_models(self) -> bool:

@@ -276,14 +276,6 @@ class StackConfig(ConfigModel):
             key_clients = set(parse_api_keys(known)) if known is not None else None
             models = [(model.name, model.api_model_name) for model in self.models]
             check_quotas(entry, self, models, namespaces, key_clients)
-            if any(checks_api_keys(entry, model) for model in self.models):
-                # Envoy AI Gateway's route has no HTTPRouteFilter to send a server its own key (docs/quotas.md).
-                raise KeyPathError(
-                    ("entryPoint", "modelsCheckKeys"),
-                    "with quotas the model servers cannot check keys too yet (the AI Gateway's route does not send a "
-                    "server its own key): set modelsCheckKeys false, and keep other namespaces out of the models' "
-                    "network policy",
-                )
             for index, model in enumerate(self.models):
                 if model.scales_to_zero and entry.exposes(model.name):
                     # The AI Gateway's route has no Host rewrite to the HTTP add-on's interceptor (docs/quotas.md).

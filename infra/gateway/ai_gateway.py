@@ -10,15 +10,28 @@ from metadata, units up to Month) and ``internal/xds/translator/httpfilters.go``
 ext_proc 100+, rbac 301, ratelimit 303); ai-gateway's ``internal/extensionserver/post_translate_modify.go`` inserts
 its ext_proc before the first rbac/ratelimit filter, so the authorization rules and the rate limit both see the
 client id (set by api_key_auth) and the model header (set by the AI Gateway filter).
+
+A model server that checks a key of its own (vLLM) gets it from a ``BackendSecurityPolicy`` of type ``APIKey``
+(``api/v1beta1/backendsecurity_policy.go``, read at commit 0b0bfb29: targets are AIServiceBackends or InferencePools
+of its namespace, the Secret's data key is ``apiKey``; ``internal/backendauth/api_key.go`` sends it as
+``Authorization: Bearer <key>``; InferencePool targets since envoyproxy/ai-gateway#1745).
+
+A request over a budget is refused by Envoy's rate-limit filter with a 429 local reply carrying the draft-03
+``X-RateLimit-*`` headers (Envoy Gateway turns them on unless ``disableRateLimitHeaders``:
+``internal/xds/translator/ratelimit.go``). The policy's ``responseOverride`` rewrites that reply's body (Envoy's
+custom_response filter, first in Envoy Gateway's filter order so it sees local replies; its body is an Envoy
+format string, envoyproxy/gateway#6297) into an OpenAI-style error naming the client and the budget.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from infra.config.quotas import QuotasConfig
 
-AI_GATEWAY_API = "aigateway.envoyproxy.io/v1beta1"
+AI_GATEWAY_GROUP = "aigateway.envoyproxy.io"
+AI_GATEWAY_API = f"{AI_GATEWAY_GROUP}/v1beta1"
 #: The header the AI Gateway filter fills with the request body's ``model`` before routing.
 MODEL_HEADER = "x-ai-eg-model"
 #: Dynamic metadata namespace and key the AI Gateway filter writes each response's token count to.
@@ -103,6 +116,47 @@ def token_budget_rules(quotas: QuotasConfig, client_header: str) -> list[dict[st
                 }
             )
     return rules
+
+
+def server_key_policy_spec(targets: list[dict[str, str]], secret: str) -> dict[str, Any]:
+    """BackendSecurityPolicy: the AI Gateway sends the model's own key (the Secret's ``apiKey``) to ``targets``
+    (AIServiceBackends or an InferencePool of the model's namespace), in place of the client's, after the
+    gateway has checked the client's."""
+    return {"targetRefs": targets, "type": "APIKey", "apiKey": {"secretRef": {"name": secret}}}
+
+
+#: Envoy's draft-03 rate-limit headers on the 429 (``X-RateLimit-Limit``: the exhausted budget's tokens, then every
+#: budget of the client as ``<tokens>;w=<window seconds>``; ``X-RateLimit-Reset``: seconds until it refills).
+LIMIT_HEADER = "X-RATELIMIT-LIMIT"
+RESET_HEADER = "X-RATELIMIT-RESET"
+#: How the ``w=`` of each budget reads (window seconds, as Envoy writes them): named in the 429's message.
+WINDOW_LEGEND = "w=60 is tokensPerMinute, w=86400 tokensPerDay, a longer w tokensPerMonth"
+
+
+def budget_exceeded_response(client_header: str) -> list[dict[str, Any]]:
+    """``responseOverride`` of the token budgets: the 429 names the client and the budget it spent.
+
+    The spent budget is the first number of ``X-RateLimit-Limit``; a client's budgets differ (checked by the
+    config), so that number names one, and its window is among the ``<tokens>;w=<seconds>`` pairs that follow.
+    The body is OpenAI's error shape (``type: tokens``, ``code: rate_limit_exceeded``), so OpenAI clients back off
+    as they do for OpenAI. What is substituted is a client name (``[-._a-zA-Z0-9]``) and numbers: the JSON stays
+    valid.
+    """
+    message = (
+        f"Token budget exhausted for client %REQ({client_header})%; it refills in %RESP({RESET_HEADER})% s. "
+        f"X-RateLimit-Limit: %RESP({LIMIT_HEADER})% (the spent budget's tokens first, then each budget of the "
+        f"client as tokens;w=window seconds: {WINDOW_LEGEND})."
+    )
+    body = json.dumps(
+        {"error": {"message": message, "type": "tokens", "param": None, "code": "rate_limit_exceeded"}},
+        separators=(",", ":"),
+    )
+    return [
+        {
+            "match": {"statusCodes": [{"type": "Value", "value": 429}]},
+            "response": {"contentType": "application/json", "body": {"type": "Inline", "inline": body}},
+        }
+    ]
 
 
 def _rule_name(client: str) -> str:

@@ -33,8 +33,7 @@ QUOTAS: dict[str, Any] = {
 
 
 def stack_data(environment: str = "dev", **entry: Any) -> dict[str, Any]:
-    # The servers do not check keys too: not yet possible behind the AI Gateway (see the test below).
-    entry = {"modelsCheckKeys": False, **entry}
+    # modelsCheckKeys keeps its default: each vLLM server checks a key of its own, which the AI Gateway sends.
     keyed = keyed_entry_point({"team-a": KEY_A, "ci": KEY_CI}, quotas=QUOTAS, installController=True, **entry)
     return {
         "environment": environment,
@@ -207,9 +206,65 @@ def test_no_secret_value_appears_in_recorded_inputs(run: PlanRun) -> None:
         assert secret not in text
 
 
-def test_servers_that_check_keys_too_are_refused_behind_quotas() -> None:
-    error = key_error(stack_data(modelsCheckKeys=True))
-    assert "slm-deploy:entryPoint.modelsCheckKeys: with quotas the model servers cannot check keys too yet" in error
+def test_each_vllm_server_gets_its_own_key_from_the_ai_gateway(run: PlanRun) -> None:
+    """Behind quotas the servers check keys too: the AI Gateway sends each vLLM model its own key (a
+    BackendSecurityPolicy on the model's AIServiceBackend, from the Secret's apiKey), not the HTTPRouteFilter."""
+    policies = {p["metadata"]["namespace"]: p["spec"] for p in by_kind(run, "BackendSecurityPolicy")}
+    assert policies["slm-qwen3"] == {
+        "targetRefs": [{"group": "aigateway.envoyproxy.io", "kind": "AIServiceBackend", "name": "qwen3"}],
+        "type": "APIKey",
+        "apiKey": {"secretRef": {"name": "qwen3-api-keys"}},
+    }
+    assert set(policies) == {"slm-phi4-mini", "slm-qwen3"}
+    assert by_kind(run, "HTTPRouteFilter") == []
+    [deployment] = [d for d in by_kind(run, "Deployment") if d["metadata"]["name"] == "qwen3"]
+    [server] = deployment["spec"]["template"]["spec"]["containers"]
+    [key] = [v for v in server["env"] if v["name"] == "VLLM_API_KEY"]
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "qwen3-api-keys", "key": "server-key"}
+    # Only one-key servers here: the gateway checks the client's key and need not forward it.
+    [security] = by_kind(run, "SecurityPolicy")
+    assert security["spec"]["apiKeyAuth"]["sanitize"] is True
+
+
+def test_a_model_behind_an_inference_pool_gets_its_key_on_the_pool() -> None:
+    data = stack_data()
+    data["models"][1] |= {"replicas": 2, "inferencePool": {"enabled": True}, "cache": {"accessMode": "ReadWriteMany"}}
+    config = validate_stack_config(data, "test")
+    run = run_program(lambda: deploy(config), "test", True)
+    [policy] = [p for p in by_kind(run, "BackendSecurityPolicy") if p["metadata"]["namespace"] == "slm-qwen3"]
+    assert policy["spec"]["targetRefs"] == [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "qwen3"}
+    ]
+
+
+def test_a_429_names_the_client_and_the_budget_it_spent(run: PlanRun) -> None:
+    """Envoy's rate-limit reply is rewritten into OpenAI's error shape; what Envoy substitutes (the client's name,
+    the draft-03 X-RateLimit headers) keeps it valid JSON."""
+    [policy] = by_kind(run, "BackendTrafficPolicy")
+    [override] = policy["spec"]["responseOverride"]
+    assert override["match"] == {"statusCodes": [{"type": "Value", "value": 429}]}
+    body = override["response"]["body"]["inline"]
+    substituted = (
+        body.replace(f"%REQ({CLIENT_ID_HEADER})%", "team-a")
+        .replace("%RESP(X-RATELIMIT-LIMIT)%", "1000, 1000;w=60, 50000;w=86400")
+        .replace("%RESP(X-RATELIMIT-RESET)%", "37")
+    )
+    error = json.loads(substituted)["error"]
+    assert (error["type"], error["code"]) == ("tokens", "rate_limit_exceeded")
+    assert "client team-a" in error["message"] and "1000, 1000;w=60" in error["message"]
+    assert "w=60 is tokensPerMinute" in error["message"] and "refills in 37 s" in error["message"]
+    assert override["response"]["contentType"] == "application/json"
+
+
+def test_a_longer_windows_budget_must_be_larger() -> None:
+    """The 429 names the spent budget by its tokens, so one client's budgets differ; a longer window's budget at or
+    below a shorter one's would also make the shorter one dead."""
+    clients = {"team-a": {"models": ["qwen3"], "tokensPerMinute": 5000, "tokensPerMonth": 5000}}
+    error = key_error(with_quotas({**QUOTAS, "clients": clients}))
+    assert (
+        "slm-deploy:entryPoint.quotas.clients.team-a: tokensPerMonth (5000) must be more than tokensPerMinute "
+        "(5000), or tokensPerMinute never limits" in error
+    )
 
 
 def level_report(data: dict[str, Any], level: str) -> set[tuple[str, str, str]]:

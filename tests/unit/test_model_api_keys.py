@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from infra.components.model_server.api_keys import (
+    AI_GATEWAY_KEY,
     CREDENTIAL_KEY,
     JSON_FILE,
     LINES_FILE,
@@ -311,6 +312,8 @@ def test_vllm_checks_a_key_of_its_own_from_a_secret_which_the_gateway_sends() ->
 def test_each_model_key_is_its_own_and_no_client_key() -> None:
     data = server_key_data(json.dumps(KEYS), "big")
     assert data[CREDENTIAL_KEY] == f"Bearer {data[SERVER_KEY]}"
+    # What Envoy AI Gateway's BackendSecurityPolicy sends (behind entryPoint.quotas), under the data key it reads.
+    assert data[AI_GATEWAY_KEY] == data[SERVER_KEY]
     assert data[SERVER_KEY] not in KEYS.values()
     assert server_key(KEYS, "big") != server_key(KEYS, "small")
     assert server_key(KEYS, "big") != server_key({**KEYS, "ci": KEYS["ci"] + "x"}, "big")

@@ -43,6 +43,10 @@ METRICS_KEY = "metrics-key"
 #: httproutefilter_types.go, ``InjectedCredentialKey``).
 SERVER_KEY = "server-key"
 CREDENTIAL_KEY = "credential"
+#: The same key again under the data key Envoy AI Gateway's ``BackendSecurityPolicy`` (type ``APIKey``) reads and
+#: sends as ``Authorization: Bearer <key>`` (api/v1beta1/backendsecurity_policy.go, internal/backendauth/api_key.go):
+#: with ``entryPoint.quotas`` the model is routed by the AI Gateway, which sends it instead of the HTTPRouteFilter.
+AI_GATEWAY_KEY = "apiKey"
 VOLUME = "api-keys"
 MOUNT_PATH = "/var/run/secrets/slm-deploy/api-keys"
 #: Read-only for the owner and the pod's fsGroup (the non-root server reads it through the group).
@@ -88,7 +92,7 @@ def server_key(keys: Mapping[str, str], model: str) -> str:
 def server_key_data(text: str, model: str) -> dict[str, str]:
     """The Secret's data for a one-key server: its key, and the header the entry point sends; in a secret Output."""
     key = server_key(keys_of_secret(text), model)
-    return {SERVER_KEY: key, CREDENTIAL_KEY: f"Bearer {key}"}
+    return {SERVER_KEY: key, CREDENTIAL_KEY: f"Bearer {key}", AI_GATEWAY_KEY: key}
 
 
 def secret_data(text: str, check: ApiKeyFile) -> dict[str, str]:

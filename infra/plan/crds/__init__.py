@@ -42,6 +42,7 @@ BUNDLED: frozenset[tuple[str, str]] = frozenset(
         ("gateway.envoyproxy.io/v1alpha1", "Backend"),
         ("aigateway.envoyproxy.io/v1beta1", "AIGatewayRoute"),
         ("aigateway.envoyproxy.io/v1beta1", "AIServiceBackend"),
+        ("aigateway.envoyproxy.io/v1beta1", "BackendSecurityPolicy"),
     }
 )
 

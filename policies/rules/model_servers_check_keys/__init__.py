@@ -2,7 +2,8 @@
 
 The gateway's ``SecurityPolicy`` (``apiKeyAuth``) guards requests that come through the gateway; the pods the
 network policy lets call a model directly skip it. llama.cpp's ``llama-server`` and the project's ONNX server can
-check the same keys from a mounted file, so in every namespace an ``HTTPRoute`` routes to, such a server must be
+check the same keys from a mounted file, so in every namespace an ``HTTPRoute`` (or Envoy AI Gateway's
+``AIGatewayRoute``, behind per-client quotas) routes to, such a server must be
 pointed at a key file on a mounted Secret:
 
 - ``llama-server`` (its command or first argument ends in ``llama-server``): ``--api-key-file <path>``;
@@ -51,6 +52,9 @@ from ...lib.rule import NSA, SLM, Rule
 
 SECURITY_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:SecurityPolicy"
 HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+#: Behind per-client quotas a model is routed by Envoy AI Gateway's route (it becomes an HTTPRoute in the cluster).
+AI_GATEWAY_ROUTE = "kubernetes:aigateway.envoyproxy.io/v1beta1:AIGatewayRoute"
+ROUTE_TYPES = frozenset({HTTP_ROUTE, AI_GATEWAY_ROUTE})
 LLAMA_SERVER_FLAG = "--api-key-file"
 ONNX_MARKER = "SLM_ONNX_MODEL_PATH"
 ONNX_KEY_VARIABLES = ("SLM_ONNX_API_KEYS_FILE", "SLM_ONNX_API_KEY_FILE")
@@ -184,7 +188,7 @@ def check(args: StackValidationArgs, config: Mapping[str, Any]) -> Iterator[tupl
     policies = [
         r for r in args.resources if r.resource_type == SECURITY_POLICY and is_map(get(r.props, "spec", "apiKeyAuth"))
     ]
-    routed = {namespace_of(r.props) for r in args.resources if r.resource_type == HTTP_ROUTE}
+    routed = {namespace_of(r.props) for r in args.resources if r.resource_type in ROUTE_TYPES}
     reachable: dict[str, list[str]] = {}
     for resource in args.resources:
         for name in _others_let_in(resource.resource_type, resource.props):
@@ -286,6 +290,6 @@ RULE = Rule(
         SLM: ("Serving engine configuration",),
     },
     kind="stack",
-    resource_types=WORKLOAD_TYPES | {SECURITY_POLICY, HTTP_ROUTE, NETWORK_POLICY},
+    resource_types=WORKLOAD_TYPES | ROUTE_TYPES | {SECURITY_POLICY, NETWORK_POLICY},
     check=check,
 )
