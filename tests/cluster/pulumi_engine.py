@@ -120,6 +120,41 @@ def project_copy(directory: Path, stacks: Mapping[str, Mapping[str, Any]]) -> Pa
     return directory
 
 
+#: What the engine tests store for a stack secret (a stack file's ``secure:`` values are stand-in ciphertexts).
+TEST_SECRET = "slm-deploy-engine-test-secret-value"
+
+
+def with_real_secrets(pulumi: Pulumi, project: Path, stack: str, config: dict[str, Any]) -> None:
+    """Store each ``slm-deploy:secrets`` entry the stack file gives as ``secure:`` with the real CLI.
+
+    An example stack's ciphertext is a stand-in (the offline plan uses a placeholder for it); the engine decrypts
+    with the stack's own passphrase salt, so the test sets the secret the way a user does:
+    ``pulumi config set --secret --path 'slm-deploy:secrets.<name>'``. ``config`` is the map ``project`` was
+    written from, without those entries.
+    """
+    names = [name for name, value in (config.get("slm-deploy:secrets") or {}).items() if isinstance(value, dict)]
+    if not names:
+        return
+    created = pulumi.run("stack", "init", stack, project=project)
+    assert created.returncode == 0, created.output
+    for name in names:
+        stored = pulumi.run(
+            "config", "set", "--secret", "--path", f"slm-deploy:secrets.{name}", TEST_SECRET, "--stack", stack,
+            project=project,
+        )  # fmt: skip
+        assert stored.returncode == 0, stored.output
+
+
+def without_stand_in_secrets(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the ``secure:`` stand-ins of ``slm-deploy:secrets`` (:func:`with_real_secrets` sets them)."""
+    secrets = config.get("slm-deploy:secrets") or {}
+    plain = {name: value for name, value in secrets.items() if not isinstance(value, dict)}
+    return {
+        **{k: v for k, v in config.items() if k != "slm-deploy:secrets"},
+        **({"slm-deploy:secrets": plain} if plain else {}),
+    }
+
+
 def stack_config(stack: str) -> dict[str, Any]:
     config: dict[str, Any] = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
     return config

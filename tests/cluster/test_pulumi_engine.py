@@ -41,6 +41,8 @@ from tests.cluster.pulumi_engine import (
     level_file,
     project_copy,
     stack_config,
+    with_real_secrets,
+    without_stand_in_secrets,
 )
 from tests.cluster.renders import Rendered
 from tests.conftest import ROOT
@@ -111,7 +113,9 @@ def test_the_local_stack_goes_up_and_is_destroyed(pulumi: Pulumi, cluster: Clust
 
 # --- CrossGuard parity ------------------------------------------------------------------------------------
 
-REFERENCE_STACKS = ("dev", "staging", "prod", "local", "canary")
+# The example stacks too: nap (Karpenter pools, run here as on an existing cluster) and quotas (the AI Gateway
+# objects, Redis, the servers' key policies).
+REFERENCE_STACKS = ("dev", "staging", "prod", "local", "canary", "nap", "quotas")
 #: Rules judging the cost estimate that ``slm-deploy check`` computes and hands the pack (stack config
 #: ``costEstimate``): the CLI prices nothing, so under the engine they are not applicable by design.
 ESTIMATE_RULES = frozenset({"cost-unpriced", "monthly-budget"})
@@ -168,8 +172,9 @@ def test_crossguard_and_slm_deploy_check_agree(
         config["slm-deploy:cluster"] = {"mode": "existing"}
     if charts == "without-charts":
         _without_charts(config)
-    project = project_copy(tmp_path / "project", {stack: config})
+    project = project_copy(tmp_path / "project", {stack: without_stand_in_secrets(config)})
     engine = dataclasses.replace(pulumi, state=tmp_path / "state")
+    with_real_secrets(engine, project, stack, config)
     run = engine.run(
         "preview", "--stack", stack, "--policy-pack", str(PACK), "--policy-pack-config", str(level_file(stack)),
         project=project, event_log=tmp_path / "events.json",
