@@ -6,7 +6,8 @@
 #   bash scripts/cluster-tools.sh [--print-bin-dir] [--prune] [cluster|pulumi|all|TOOL...]
 #
 #   cluster (default)  kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl),
-#                      etcd, kwok
+#                      etcd, kwok, crds (published CRDs of the pinned Gateway API, Envoy Gateway and
+#                      Inference Extension releases, copied from their modules: bin/published-crds/)
 #   pulumi             python-host (Pulumi's Python language host and pulumi-language-python-exec),
 #                      pulumi-language-python (lets the CLI use that older host), pulumi (CLI),
 #                      pulumi-kubernetes (provider)
@@ -36,13 +37,13 @@ log() { printf 'cluster-tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
 # The groups, each in the order their users need them: the two small Python language pieces before the
 # CLI and the provider (about 18 minutes each cold on two cores).
-CLUSTER_TOOLS=(kubernetes etcd kwok)
+CLUSTER_TOOLS=(kubernetes etcd kwok crds)
 PULUMI_TOOLS=(python-host pulumi-language-python pulumi pulumi-kubernetes)
 
 targets=()
@@ -52,10 +53,10 @@ for arg in "$@"; do
     --print-bin-dir) echo "$BIN"; exit 0 ;;
     --prune) prune=1 ;;
     -h|--help) usage ;;
-    cluster) targets+=(kubernetes etcd kwok) ;;
+    cluster) targets+=("${CLUSTER_TOOLS[@]}") ;;
     pulumi) targets+=("${PULUMI_TOOLS[@]}") ;;
     all) targets+=("${CLUSTER_TOOLS[@]}" "${PULUMI_TOOLS[@]}") ;;
-    kubernetes|etcd|kwok|python-host|pulumi-language-python|pulumi|pulumi-kubernetes) targets+=("$arg") ;;
+    kubernetes|etcd|kwok|crds|python-host|pulumi-language-python|pulumi|pulumi-kubernetes) targets+=("$arg") ;;
     *) log "unknown argument: $arg"; usage ;;
   esac
 done
@@ -264,6 +265,51 @@ with open(f"{src}/terraform-mapping.json", encoding="utf-8") as f:
 with open(f"{dst}/terraform-mapping-embed.json", "w", encoding="utf-8") as f:
     json.dump(mapping, f, separators=(",", ":"))
 PY
+}
+
+# The published CRDs: "module@version path" of each file, for the kinds slm-deploy renders.
+PUBLISHED_CRDS=(
+  "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION config/crd/standard/gateway.networking.k8s.io_gatewayclasses.yaml"
+  "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION config/crd/standard/gateway.networking.k8s.io_gateways.yaml"
+  "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
+  "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION config/crd/standard/gateway.networking.k8s.io_referencegrants.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_backends.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_backendtrafficpolicies.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_envoyproxies.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_httproutefilters.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_securitypolicies.yaml"
+  "sigs.k8s.io/gateway-api-inference-extension@$INFERENCE_EXTENSION_VERSION config/crd/bases/inference.networking.k8s.io_inferencepools.yaml"
+)
+
+build_crds() {
+  local key out spec module file dir
+  key="crds-$(printf '%s\n' "${PUBLISHED_CRDS[@]}" | sha256sum | cut -c1-12)"
+  out="$CACHE/builds/$key"
+  if [ ! -f "$out/.complete" ]; then
+    build_lock
+  fi
+  if [ -f "$out/.complete" ]; then
+    log "crds: cached"
+    link_bins "$out" published-crds
+    return 0
+  fi
+  local tool_start=$SECONDS
+  rm -rf "$out.partial"
+  mkdir -p "$out.partial/published-crds"
+  for spec in "${PUBLISHED_CRDS[@]}"; do
+    module="${spec%% *}"
+    file="${spec#* }"
+    dir="$(module_dir "$module")"
+    [ -f "$dir/$file" ] || die "$file not found in $module"
+    # Envoy Gateway's copies are Helm templates whose only template lines are the {{ if }} and {{ end }}
+    # around the document.
+    grep -v '^{{' "$dir/$file" > "$out.partial/published-crds/$(basename "$file")"
+  done
+  touch "$out.partial/.complete"
+  rm -rf "$out"
+  mv "$out.partial" "$out"
+  link_bins "$out" published-crds
+  log "crds: copied in $((SECONDS - tool_start)) s"
 }
 
 build_pulumi_kubernetes() {

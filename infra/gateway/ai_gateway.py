@@ -154,6 +154,8 @@ def budget_exceeded_response(client_header: str) -> list[dict[str, Any]]:
     return [
         {
             "match": {"statusCodes": [{"type": "Value", "value": 429}]},
+            # Envoy's own replies only (the rate limit's): a model server's 429 passes unchanged.
+            "source": "Local",
             "response": {"contentType": "application/json", "body": {"type": "Inline", "inline": body}},
         }
     ]

@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 
 from infra import gpu
-from infra.localcluster.crds import project_crds
+from infra.localcluster.crds import PUBLISHED_CRDS, cluster_crds
 
 #: Binaries run from the bin folder of scripts/cluster-tools.sh.
 TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
@@ -336,7 +336,7 @@ def storage_class() -> dict[str, Any]:
 
 
 def _install_cluster_objects(cluster: LocalCluster) -> None:
-    crds = project_crds()
+    crds = cluster_crds(cluster.bin_dir)
     cluster.apply(
         [
             *crds,
@@ -465,7 +465,7 @@ def _start_components(cluster: LocalCluster, api_port: int) -> None:
 
 
 def missing_tools(bin_dir: Path) -> list[str]:
-    missing = [tool for tool in (*TOOLS, KWOK_STAGES) if not (bin_dir / tool).exists()]
+    missing = [tool for tool in (*TOOLS, KWOK_STAGES, PUBLISHED_CRDS) if not (bin_dir / tool).exists()]
     if shutil.which("openssl") is None:
         missing.append("openssl (Debian package 'openssl')")
     return missing

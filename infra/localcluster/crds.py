@@ -1,9 +1,13 @@
-"""CustomResourceDefinitions made from the project's own strict JSON schemas (infra/plan/crds/*.json).
+"""The CustomResourceDefinitions the local cluster installs: published ones where the module proxy serves them,
+else made from the project's own strict JSON schemas (infra/plan/crds/*.json).
 
 The local cluster (scripts/local-cluster.sh, and the cluster tests through it) installs these so that
-the API server can take the custom resources slm-deploy renders (Gateway API, Envoy Gateway,
-cert-manager, Secrets Store CSI, Cilium, Prometheus Operator, KEDA, Karpenter). They are not the projects'
-published CRDs: they carry the structure the project's schemas describe, turned into Kubernetes
+the API server can take the custom resources slm-deploy renders. For Gateway API, Envoy Gateway and the
+Inference Extension's InferencePool it installs the releases' own CRDs (``scripts/cluster-tools.sh crds`` copies
+them from the pinned modules into ``<bin>/published-crds``, versions in tools/versions.env): renders meet the
+upstream validation, CEL rules included. For the other kinds (cert-manager, Secrets Store CSI, Cilium,
+Prometheus Operator, KEDA, Karpenter, Envoy AI Gateway: no module of theirs is served with its CRDs) the CRDs
+are made from the project's schemas, which carry the structure they describe, turned into Kubernetes
 structural schemas:
 
 * ``$ref`` is inlined, ``const`` becomes a one-value ``enum``, an ``enum`` without a ``type`` gets the
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 CRD_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "plan" / "crds"
+KIND = "CustomResourceDefinition"
 #: Kinds that are cluster-scoped; every other bundled kind is namespaced.
 CLUSTER_SCOPED = frozenset(
     {
@@ -228,6 +233,31 @@ def crd_for(schema: dict[str, Any]) -> dict[str, Any]:
             ],
         },
     }
+
+
+#: Where ``scripts/cluster-tools.sh crds`` puts the published CRDs, in the tools' bin directory.
+PUBLISHED_CRDS = "published-crds"
+
+
+def published_crds(bin_dir: Path) -> list[dict[str, Any]]:
+    """The published CRDs copied into ``bin_dir`` (every YAML document of kind CustomResourceDefinition)."""
+    import yaml
+
+    directory = bin_dir / PUBLISHED_CRDS
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is missing (scripts/cluster-tools.sh crds copies it)")
+    crds = []
+    for path in sorted(directory.glob("*.yaml")):
+        crds += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d and d.get("kind") == KIND]
+    return crds
+
+
+def cluster_crds(bin_dir: Path) -> list[dict[str, Any]]:
+    """The published CRDs, and the project's own for every other bundled kind, sorted by name."""
+    published = published_crds(bin_dir)
+    names = {crd["metadata"]["name"] for crd in published}
+    own = [crd for crd in project_crds() if crd["metadata"]["name"] not in names]
+    return sorted([*published, *own], key=lambda crd: str(crd["metadata"]["name"]))
 
 
 def project_crds(directory: Path = CRD_SCHEMA_DIR) -> list[dict[str, Any]]:

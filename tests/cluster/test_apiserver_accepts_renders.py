@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from infra import gpu
-from infra.localcluster.crds import project_crds
+from infra.localcluster.crds import cluster_crds
 from tests.cluster.conftest import CPU_NODE, GPU_NODE, GPU_POOL, Cluster
 from tests.cluster.renders import Rendered
 from tests.conftest import REFERENCE_STACKS, ROOT
@@ -33,7 +33,7 @@ def _pinned(name: str) -> str:
 @pytest.fixture(scope="module")
 def crds(cluster: Cluster) -> list[str]:
     """The project's CRDs, installed for real and established."""
-    definitions = project_crds()
+    definitions = cluster_crds(cluster.bin_dir)
     cluster.apply(definitions)
     names = [crd["metadata"]["name"] for crd in definitions]
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{name}" for name in names))
@@ -69,6 +69,38 @@ def test_the_project_crds_are_served(cluster: Cluster, crds: list[str]) -> None:
         if any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"]["conditions"])
     }
     assert set(crds) <= established
+
+
+def test_the_published_crds_of_the_pinned_releases_are_served(cluster: Cluster, crds: list[str]) -> None:
+    """Gateway API, Envoy Gateway and the InferencePool come from their releases (tools/versions.env), not from
+    the project's schemas: renders meet the releases' own validation."""
+    served = {c["metadata"]["name"]: c for c in json.loads(cluster.kubectl("get", "crd", "-o", "json").stdout)["items"]}
+    bundles = {
+        "httproutes.gateway.networking.k8s.io": ("gateway.networking.k8s.io", "GATEWAY_API_VERSION"),
+        "referencegrants.gateway.networking.k8s.io": ("gateway.networking.k8s.io", "GATEWAY_API_VERSION"),
+        "inferencepools.inference.networking.k8s.io": ("inference.networking.k8s.io", "INFERENCE_EXTENSION_VERSION"),
+    }
+    for name, (group, pin) in bundles.items():
+        annotations = served[name]["metadata"].get("annotations") or {}
+        assert annotations.get(f"{group}/bundle-version") == _pinned(pin), name
+    assert "controller-gen.kubebuilder.io/version" in served["backendtrafficpolicies.gateway.envoyproxy.io"][
+        "metadata"
+    ].get("annotations", {})
+
+
+def test_the_published_crds_apply_their_cel_rules(
+    cluster: Cluster, crds: list[str], rendered: Callable[[str], Rendered]
+) -> None:
+    """The quotas render's token budgets pass Envoy Gateway's own CRD; the same policy with an Inline body that
+    has no text is refused by its CEL rule, which the project's schema does not have."""
+    documents = rendered("quotas")
+    cluster.apply([document for _, document in documents if document["kind"] == "Namespace"])
+    [budgets] = [d for _, d in documents if d["kind"] == "BackendTrafficPolicy"]
+    assert cluster.apply([budgets], "--dry-run=server", check=False).returncode == 0
+    broken = copy.deepcopy(budgets)
+    del broken["spec"]["responseOverride"][0]["response"]["body"]["inline"]
+    result = cluster.apply([broken], "--dry-run=server", check=False)
+    assert result.returncode != 0 and "inline must be set for type Inline" in result.stderr, result.stderr
 
 
 # The node auto-provisioning stack too (docs/node-auto-provisioning.md): cluster-scoped Karpenter NodePool and

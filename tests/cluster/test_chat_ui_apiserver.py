@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.localcluster.crds import project_crds
+from infra.localcluster.crds import cluster_crds
 from tests.chat_ui.chat_ui_cases import stack_text
 from tests.cluster.conftest import Cluster
 from tests.cluster.renders import render
@@ -27,7 +27,7 @@ def test_the_api_server_accepts_the_chat_ui_objects(cluster: Cluster, tmp_path: 
     chat = [document for _, document in documents if document["metadata"].get("namespace") == "slm-chat"]
     assert {document["kind"] for document in chat} >= {"Deployment", "NetworkPolicy", "PersistentVolumeClaim"}
 
-    definitions = project_crds()
+    definitions = cluster_crds(cluster.bin_dir)
     cluster.apply(definitions)
     names = [crd["metadata"]["name"] for crd in definitions]
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{name}" for name in names))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.localcluster.crds import project_crds
+from infra.localcluster.crds import cluster_crds
 from tests.cluster.conftest import Cluster
 from tests.cluster.renders import render
 from tests.conftest import ROOT
@@ -42,7 +42,7 @@ def test_the_api_server_accepts_the_route_through_the_interceptor(cluster: Clust
     route = next(d for d in documents if d["kind"] == "HTTPRoute")
     assert route["spec"]["rules"][0]["backendRefs"][0]["namespace"] == "keda"
 
-    definitions = project_crds()
+    definitions = cluster_crds(cluster.bin_dir)
     cluster.apply(definitions)
     names = [crd["metadata"]["name"] for crd in definitions]
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{name}" for name in names))

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from infra.localcluster.crds import project_crds
+from infra.localcluster.crds import cluster_crds
 from infra.verify.runner import suite_check_names
 from tests.cluster.conftest import CPU_NODE, Cluster
 from tests.cluster.renders import SLM_DEPLOY, Rendered
@@ -81,7 +81,7 @@ def _wait_for_ready_endpoints(cluster: Cluster, service: str, timeout: float = 6
 @pytest.fixture(scope="module")
 def deployed(cluster: Cluster, rendered: Callable[[str], Rendered]) -> Deployed:
     """Every Kubernetes object of the dev render, server-side applied for real, rolled out on the kwok nodes."""
-    crds = project_crds()
+    crds = cluster_crds(cluster.bin_dir)
     cluster.apply(crds)
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c['metadata']['name']}" for c in crds)

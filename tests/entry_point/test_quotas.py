@@ -243,6 +243,7 @@ def test_a_429_names_the_client_and_the_budget_it_spent(run: PlanRun) -> None:
     [policy] = by_kind(run, "BackendTrafficPolicy")
     [override] = policy["spec"]["responseOverride"]
     assert override["match"] == {"statusCodes": [{"type": "Value", "value": 429}]}
+    assert override["source"] == "Local"  # the rate limit's reply, not a model server's
     body = override["response"]["body"]["inline"]
     substituted = (
         body.replace(f"%REQ({CLIENT_ID_HEADER})%", "team-a")
