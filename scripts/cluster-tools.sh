@@ -3,7 +3,7 @@
 # pieces), from Go modules at the versions pinned in tools/versions.env, into a cache outside the
 # repository. A second run finds everything cached and takes a second or two.
 #
-#   bash scripts/cluster-tools.sh [--print-bin-dir] [--prune] [cluster|pulumi|all|TOOL...]
+#   bash scripts/cluster-tools.sh [--print-bin-dir] [--prune] [cluster|pulumi|gateway|all|TOOL...]
 #
 #   cluster (default)  kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl),
 #                      etcd, kwok, crds (published CRDs of the pinned Gateway API, Envoy Gateway and
@@ -11,7 +11,8 @@
 #   pulumi             python-host (Pulumi's Python language host and pulumi-language-python-exec),
 #                      pulumi-language-python (lets the CLI use that older host), pulumi (CLI),
 #                      pulumi-kubernetes (provider)
-#   all                both groups
+#   gateway            egctl (Envoy Gateway's CLI, for its offline translator)
+#   all                the three groups
 #   TOOL               one of the tools above alone
 #   --print-bin-dir    print the bin directory and exit, building nothing
 #   --prune            after building, delete the cached builds that bin/ no longer links to
@@ -37,7 +38,7 @@ log() { printf 'cluster-tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -45,6 +46,7 @@ usage() {
 # CLI and the provider (about 18 minutes each cold on two cores).
 CLUSTER_TOOLS=(kubernetes etcd kwok crds)
 PULUMI_TOOLS=(python-host pulumi-language-python pulumi pulumi-kubernetes)
+GATEWAY_TOOLS=(egctl)
 
 targets=()
 prune=""
@@ -55,8 +57,9 @@ for arg in "$@"; do
     -h|--help) usage ;;
     cluster) targets+=("${CLUSTER_TOOLS[@]}") ;;
     pulumi) targets+=("${PULUMI_TOOLS[@]}") ;;
-    all) targets+=("${CLUSTER_TOOLS[@]}" "${PULUMI_TOOLS[@]}") ;;
-    kubernetes|etcd|kwok|crds|python-host|pulumi-language-python|pulumi|pulumi-kubernetes) targets+=("$arg") ;;
+    gateway) targets+=("${GATEWAY_TOOLS[@]}") ;;
+    all) targets+=("${CLUSTER_TOOLS[@]}" "${PULUMI_TOOLS[@]}" "${GATEWAY_TOOLS[@]}") ;;
+    kubernetes|etcd|kwok|crds|python-host|pulumi-language-python|pulumi|pulumi-kubernetes|egctl) targets+=("$arg") ;;
     *) log "unknown argument: $arg"; usage ;;
   esac
 done
@@ -273,11 +276,11 @@ PUBLISHED_CRDS=(
   "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION config/crd/standard/gateway.networking.k8s.io_gateways.yaml"
   "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
   "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION config/crd/standard/gateway.networking.k8s.io_referencegrants.yaml"
-  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_backends.yaml"
-  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_backendtrafficpolicies.yaml"
-  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_envoyproxies.yaml"
-  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_httproutefilters.yaml"
-  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_CRDS_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_securitypolicies.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_backends.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_backendtrafficpolicies.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_envoyproxies.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_httproutefilters.yaml"
+  "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION charts/gateway-crds-helm/templates/generated/gateway.envoyproxy.io_securitypolicies.yaml"
   "sigs.k8s.io/gateway-api-inference-extension@$INFERENCE_EXTENSION_VERSION config/crd/bases/inference.networking.k8s.io_inferencepools.yaml"
 )
 
@@ -318,6 +321,11 @@ build_pulumi_kubernetes() {
   build pulumi-kubernetes "$v" \
     "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=${v#v}" \
     prepare_pulumi_kubernetes "pulumi-resource-kubernetes=."
+}
+
+build_egctl() {
+  check_pin egctl github.com/envoyproxy/gateway "$ENVOY_GATEWAY_VERSION"
+  build egctl "$ENVOY_GATEWAY_VERSION" "-s -w" - "egctl=github.com/envoyproxy/gateway/cmd/egctl"
 }
 
 total_start=$SECONDS

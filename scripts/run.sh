@@ -139,15 +139,16 @@ setup_cluster_tools() {
   # Built from their Go modules into a cache outside the repository (seconds when cached), in the background from
   # the start of the set-up: the Go builds are the longest part of a cold run (CPU), and the other set-up steps
   # are mostly downloads, so they overlap. Order: first the control plane of tests/cluster (kube-apiserver,
-  # controller manager, scheduler, etcd, kwok), then the Pulumi CLI, its Python language host and the Kubernetes
-  # provider for tests/cluster/test_pulumi_engine.py. A test that needs a tool still being built waits for it
+  # controller manager, scheduler, etcd, kwok, the published CRDs), then the Pulumi CLI, its Python language host
+  # and the Kubernetes provider for tests/cluster/test_pulumi_engine.py, last Envoy Gateway's egctl for
+  # tests/cluster/test_envoy_gateway_translation.py. A test that needs a tool still being built waits for it
   # (the script's build lock) and finds it cached; a failed build is reported by the tests that need it.
   if command -v go >/dev/null 2>&1; then
     local log
     log="$(dirname "$(bash scripts/cluster-tools.sh --print-bin-dir)")/build.log"
     mkdir -p "$(dirname "$log")"
     say "Go builds log to $log"
-    nohup bash scripts/cluster-tools.sh cluster pulumi >"$log" 2>&1 &
+    nohup bash scripts/cluster-tools.sh cluster pulumi gateway >"$log" 2>&1 &
   else
     echo "note: Go is not installed; tests/cluster needs it to build the control plane" >&2
   fi
