@@ -601,10 +601,12 @@ def _controller_values(redis_url: str | None) -> dict[str, Any]:
             "valueFrom": {"secretKeyRef": {"name": REDIS_NAME, "key": REDIS_PASSWORD_KEY}},
         }
         kubernetes["rateLimitDeployment"] = {
+            # The budgets are enforced by this service: it keeps running beside the proxies on a full node.
+            "pod": {"priorityClassName": priority.SYSTEM.name},
             "patch": {
                 "type": "StrategicMerge",
                 "value": {"spec": {"template": {"spec": {"containers": [{"name": "envoy-ratelimit", "env": [auth]}]}}}},
-            }
+            },
         }
         gateway["extensionApis"] = {"enableBackend": True}
         gateway["extensionManager"] = {
@@ -612,7 +614,9 @@ def _controller_values(redis_url: str | None) -> dict[str, Any]:
             "service": {"fqdn": {"hostname": AI_GATEWAY_CONTROLLER_HOST, "port": AI_GATEWAY_CONTROLLER_PORT}},
         }
         gateway["rateLimit"] = {"backend": {"type": "Redis", "redis": {"url": redis_url}}}
-    return {"config": {"envoyGateway": gateway}}
+    # The controller at the system priority, like the proxies it programs (infra/config/priority.py): the chart's
+    # deployment.priorityClassName (charts/gateway-helm, envoy-gateway-deployment.yaml).
+    return {"deployment": {"priorityClassName": priority.SYSTEM.name}, "config": {"envoyGateway": gateway}}
 
 
 def _service(config: EntryPointConfig) -> dict[str, Any]:

@@ -198,6 +198,10 @@ def test_the_controller_values_point_the_rate_limit_at_redis_with_its_password(r
     patch = gateway["provider"]["kubernetes"]["rateLimitDeployment"]["patch"]["value"]
     [env] = patch["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env["name"] == "REDIS_AUTH" and env["valueFrom"]["secretKeyRef"]["name"] == REDIS_NAME
+    # The controller and the rate-limit service run at the system priority, like the proxies.
+    rate_limit = gateway["provider"]["kubernetes"]["rateLimitDeployment"]
+    assert rate_limit["pod"]["priorityClassName"] == release["values"]["deployment"]["priorityClassName"]
+    assert release["values"]["deployment"]["priorityClassName"] == "slm-deploy-system"
 
 
 def test_no_secret_value_appears_in_recorded_inputs(run: PlanRun) -> None:
