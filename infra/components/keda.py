@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_kubernetes.helm.v3 import Release, RepositoryOptsArgs
 
+from infra.config import priority
 from infra.config.http_add_on import (
     HTTP_ADD_ON_CHART,
     HTTP_ADD_ON_RELEASE,
@@ -48,8 +49,13 @@ class Keda(pulumi.ComponentResource):
             namespace=args.namespace,
             create_namespace=True,
             atomic=True,
-            # Hardened like everything else; KEDA's chart runs non-root with a read-only root filesystem.
-            values={"podLabels": {"keda": args.labels}} if args.labels else {},
+            # Hardened like everything else; KEDA's chart runs non-root with a read-only root filesystem. Its pods
+            # scale the model servers, so they run at the system priority (the chart's top-level
+            # priorityClassName applies to all KEDA components).
+            values={
+                "priorityClassName": priority.SYSTEM.name,
+                **({"podLabels": {"keda": args.labels}} if args.labels else {}),
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.http_add_on = None

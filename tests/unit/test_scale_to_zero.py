@@ -81,6 +81,8 @@ def test_one_scaler_per_deployment_with_both_triggers() -> None:
         "0.13.0",
         "keda",
     )
+    # KEDA itself scales the model servers: its pods run at the system priority (infra/config/priority.py).
+    assert one(resources, "Release", "keda-release").inputs["values"]["priorityClassName"] == "slm-deploy-system"
 
 
 def test_the_interceptor_may_reach_the_model_and_nothing_else_changes() -> None:
