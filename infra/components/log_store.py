@@ -28,6 +28,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 
 from infra.components.pod_security import restricted_container_values, restricted_pod_values
+from infra.config import priority
 from infra.config.monitoring import LogsConfig
 from infra.monitoring.logs import ALLOY_METRICS_PORT_NAME, ALLOY_RELEASE, LOKI_RELEASE, alloy_config
 
@@ -98,6 +99,8 @@ def loki_values(config: LogsConfig) -> dict[str, Any]:
         },
         "singleBinary": {
             "replicas": 1,
+            # Monitoring outlives the model servers on a full node, like Prometheus (infra/config/priority.py).
+            "priorityClassName": priority.SYSTEM.name,
             "persistence": persistence,
             "resources": config.resources.as_kubernetes(),
         },
@@ -141,6 +144,7 @@ def alloy_values(config: LogsConfig, namespaces: Sequence[str], loki_namespace: 
         "controller": {
             "type": "deployment",
             "replicas": 1,
+            "priorityClassName": priority.SYSTEM.name,
             "hostNetwork": False,
             "hostPID": False,
             "volumes": {"extra": [{"name": ALLOY_STORAGE_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}}]},

@@ -91,6 +91,8 @@ def test_every_pod_the_releases_run_is_restricted(stack: str, plan_of: PlanOf) -
     for component in ("gateway", "lokiCanary", "test", "minio", "chunksCache", "resultsCache"):
         assert loki[component]["enabled"] is False, component
     assert loki["serviceAccount"]["automountServiceAccountToken"] is False
+    # Monitoring runs at the system priority, like Prometheus (the charts' singleBinary / controller values).
+    assert loki["singleBinary"]["priorityClassName"] == alloy["controller"]["priorityClassName"] == "slm-deploy-system"
 
 
 def test_the_collector_reads_the_models_and_the_gateway_proxies(plan_of: PlanOf) -> None:
