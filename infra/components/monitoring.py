@@ -247,6 +247,7 @@ def chart_values(config: MonitoringConfig) -> dict[str, Any]:
         },
         "grafana": {
             "enabled": config.grafana,
+            "priorityClassName": priority.SYSTEM.name,
             # The chart's own default is a published password: the login comes from a Secret instead.
             "admin": {
                 "existingSecret": config.grafana_admin_secret,
@@ -264,6 +265,9 @@ def chart_values(config: MonitoringConfig) -> dict[str, Any]:
         },
         # Node metrics come from the cloud's own agent; the exporter needs host namespaces.
         "nodeExporter": {"enabled": False},
+        # The operator that runs Prometheus and the metrics of the model servers' objects, at the same priority.
+        "prometheusOperator": {"priorityClassName": priority.SYSTEM.name},
+        "kube-state-metrics": {"priorityClassName": priority.SYSTEM.name},
     }
     if config.collects_logs:
         # Logs next to metrics: the log store (infra/components/log_store.py) as a second data source.

@@ -39,6 +39,16 @@ def test_prod_reference_stack_monitoring(plan_of: PlanOf) -> None:
         assert spec[f"{selector}SelectorNilUsesHelmValues"] is False
     sidecar = release.inputs["values"]["grafana"]["sidecar"]["dashboards"]
     assert (sidecar["label"], sidecar["labelValue"]) == ("grafana_dashboard", "1")
+    # Every pod of the chart runs at the system priority (docs/scheduling.md).
+    values = release.inputs["values"]
+    classes = {
+        values["prometheus"]["prometheusSpec"]["priorityClassName"],
+        values["alertmanager"]["alertmanagerSpec"]["priorityClassName"],
+        values["grafana"]["priorityClassName"],
+        values["prometheusOperator"]["priorityClassName"],
+        values["kube-state-metrics"]["priorityClassName"],
+    }
+    assert classes == {"slm-deploy-system"}
     # One per model, and the log collector's (its error counter) in the monitoring namespace.
     monitors = [m for m in of_kind(plan.run.resources, "ServiceMonitor") if m.name != "logs-collector-scrape"]
     assert sorted(m.inputs["metadata"]["namespace"] for m in monitors) == sorted(
