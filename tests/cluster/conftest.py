@@ -132,23 +132,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         assert stopped.returncode == 0, stopped.stderr
 
 
-@pytest.fixture(scope="session")
-def pulumi(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Pulumi:
-    """``scripts/pulumi.sh`` against the session's cluster, its state in a temporary folder."""
+def built_tools(target: str) -> Path:
+    """``scripts/cluster-tools.sh TARGET`` (a group or one tool; cached after the first build): the bin directory.
+
+    A build that fails or does not finish calls :func:`tests.helpers.unavailable` (a failure in CI).
+    """
     started = time.monotonic()
     try:
         result = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "cluster-tools.sh"), "pulumi"],
+            ["bash", str(ROOT / "scripts" / "cluster-tools.sh"), target],
             capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        unavailable(f"scripts/cluster-tools.sh pulumi did not finish within {BUILD_TIMEOUT} s")
+        unavailable(f"scripts/cluster-tools.sh {target} did not finish within {BUILD_TIMEOUT} s")
     if result.returncode != 0:
         tail = "\n".join(result.stderr.splitlines()[-20:])
-        unavailable(f"scripts/cluster-tools.sh pulumi exited {result.returncode}:\n{tail}")
+        unavailable(f"scripts/cluster-tools.sh {target} exited {result.returncode}:\n{tail}")
     if time.monotonic() - started > 60:
-        sys.stderr.write(f"\nPulumi tools built in {time.monotonic() - started:.0f} s\n")
-    bin_dir = Path(result.stdout.strip().splitlines()[-1])
+        sys.stderr.write(f"\n{target} built in {time.monotonic() - started:.0f} s\n")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def pulumi(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Pulumi:
+    """``scripts/pulumi.sh`` against the session's cluster, its state in a temporary folder."""
+    bin_dir = built_tools("pulumi")
     return Pulumi(state=tmp_path_factory.mktemp("pulumi"), bin_dir=bin_dir, kubeconfig=cluster.kubeconfig)
 
 

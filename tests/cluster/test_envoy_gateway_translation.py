@@ -23,8 +23,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,10 +32,8 @@ import yaml
 
 from infra.components.entry_point import CLIENT_ID_HEADER
 from infra.gateway.ai_gateway import COST_NAMESPACE, MODEL_HEADER, TOTAL_TOKENS_KEY, budget_exceeded_response
-from tests.cluster.conftest import BUILD_TIMEOUT
+from tests.cluster.conftest import built_tools
 from tests.cluster.renders import Rendered
-from tests.conftest import ROOT
-from tests.helpers import unavailable
 
 #: The kinds Envoy Gateway reads (the rest of a render is not its business).
 GATEWAY_KINDS = frozenset(
@@ -62,20 +58,7 @@ MODEL_CREDENTIAL = "Bearer model-key-0123456789abcdef"  # what the models' Secre
 @pytest.fixture(scope="session")
 def egctl() -> Path:
     """egctl of the pinned Envoy Gateway release (``scripts/cluster-tools.sh egctl``)."""
-    started = time.monotonic()
-    try:
-        result = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "cluster-tools.sh"), "egctl"],
-            capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        unavailable(f"scripts/cluster-tools.sh egctl did not finish within {BUILD_TIMEOUT} s")
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.splitlines()[-20:])
-        unavailable(f"scripts/cluster-tools.sh egctl exited {result.returncode}:\n{tail}")
-    if time.monotonic() - started > 60:
-        sys.stderr.write(f"\negctl built in {time.monotonic() - started:.0f} s\n")
-    return Path(result.stdout.strip().splitlines()[-1]) / "egctl"
+    return built_tools("egctl") / "egctl"
 
 
 @pytest.fixture(scope="module")
