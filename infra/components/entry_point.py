@@ -330,6 +330,16 @@ class EntryPoint(pulumi.ComponentResource):
             ),
         )
 
+        # The policies of the API (key check, token budgets) attach to the Gateway: every model route on it is
+        # covered. With a chat UI, to the API listener only: the UI's listener serves browsers, which log in to the UI.
+        api_listener = [
+            {
+                "group": GATEWAY_API_GROUP,
+                "kind": "Gateway",
+                "name": GATEWAY_NAME,
+                **({"sectionName": LISTENER} if ui is not None else {}),
+            }
+        ]
         self.api_key_secret = None
         self.security_policy = None
         key_secret_name = config.existing_api_key_secret or ENTRY_POINT_API_KEY_SECRET
@@ -350,16 +360,7 @@ class EntryPoint(pulumi.ComponentResource):
                 kind="SecurityPolicy",
                 metadata=meta("api-key-auth"),
                 spec={
-                    # On the Gateway: every model route attached to it is covered. With a chat UI, on the API
-                    # listener only: the UI's listener serves browsers, which log in to the UI instead.
-                    "targetRefs": [
-                        {
-                            "group": GATEWAY_API_GROUP,
-                            "kind": "Gateway",
-                            "name": GATEWAY_NAME,
-                            **({"sectionName": LISTENER} if ui is not None else {}),
-                        }
-                    ],
+                    "targetRefs": api_listener,
                     "apiKeyAuth": {
                         "credentialRefs": [{"group": "", "kind": "Secret", "name": key_secret_name}],
                         "extractFrom": [{"headers": [API_KEY_HEADER]}],
@@ -474,14 +475,7 @@ class EntryPoint(pulumi.ComponentResource):
                 kind="BackendTrafficPolicy",
                 metadata=meta("token-budgets"),
                 spec={
-                    "targetRefs": [
-                        {
-                            "group": GATEWAY_API_GROUP,
-                            "kind": "Gateway",
-                            "name": GATEWAY_NAME,
-                            **({"sectionName": LISTENER} if ui is not None else {}),
-                        }
-                    ],
+                    "targetRefs": api_listener,
                     "rateLimit": {"type": "Global", "global": {"rules": budgets}},
                     # The 429 names the client and the budget it spent (docs/quotas.md).
                     "responseOverride": budget_exceeded_response(CLIENT_ID_HEADER),
